@@ -1,0 +1,226 @@
+"""The Book-Crossing datasets: registry, loading of the shipped files, checksums.
+
+Book-Crossing (Ziegler et al., 2005) has 1,149,780 ratings of 271,379 books by 278,858 users.
+Every rating (explicit 1-10 or implicit 0) is one implicit interaction. A task is a
+:class:`DatasetSpec` in :data:`DATASETS`; its prepared arrays ship inside the package as
+``nasenv/datasets/<slug>.npz`` (interactions, split, metadata) and ``<slug>-text.npz`` (item text
+features), both listed in ``nasenv/datasets/SHA256SUMS`` and verified on every load.
+
+Preparation from the raw CSVs lives in :mod:`nasenv.prepare` (``scripts/prepare_data.py``).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+DATA_DIR = Path(__file__).resolve().parent / "datasets"
+CHECKSUM_FILE = "SHA256SUMS"
+
+CITATION = (
+    "Cai-Nicolas Ziegler, Sean M. McNee, Joseph A. Konstan, Georg Lausen. Improving Recommendation "
+    "Lists Through Topic Diversification. Proceedings of the 14th International World Wide Web "
+    "Conference (WWW '05), 2005."
+)
+
+
+class ChecksumError(RuntimeError):
+    """A data file does not match the SHA-256 recorded for it."""
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One book task: which interactions are kept and how they are split.
+
+    Args:
+        name: registry key, e.g. ``"Books-20core"``.
+        k: iterative k-core threshold; every user and every item keeps at least ``k`` interactions.
+        countries: if given, only users whose location's last field is one of these (lower case).
+        split_seed: seed of the per-user train/validation/test split; fixed per task.
+        split: fractions of each user's interactions in train, validation and test.
+        text_dim: number of principal components kept of the 384-d MiniLM item embeddings.
+        description: one line for listings.
+    """
+
+    name: str
+    k: int
+    countries: tuple[str, ...] | None = None
+    split_seed: int = 0
+    split: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    text_dim: int = 64
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise ValueError(f"k must be >= 1, got {self.k}")
+        if len(self.split) != 3 or abs(sum(self.split) - 1.0) > 1e-9 or min(self.split) <= 0:
+            raise ValueError(f"split must be three positive fractions summing to 1, got {self.split}")
+
+    @property
+    def slug(self) -> str:
+        """File stem of the shipped arrays, e.g. ``books-20core``."""
+        return self.name.lower()
+
+    @property
+    def files(self) -> tuple[str, str]:
+        """Names of the interactions file and of the text-features file."""
+        return f"{self.slug}.npz", f"{self.slug}-text.npz"
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    spec.name: spec
+    for spec in (
+        DatasetSpec("Books-20core", k=20, description="all users, 20-core (benchmark default)"),
+        DatasetSpec("Books-10core", k=10, description="all users, 10-core"),
+    )
+}
+DEFAULT_DATASET = "Books-20core"
+
+
+def get_spec(name: str) -> DatasetSpec:
+    """The registry entry called ``name``; unknown names raise ``ValueError`` listing the known ones."""
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise ValueError(f"unknown dataset {name!r}; known datasets: {sorted(DATASETS)}") from None
+
+
+@dataclass(frozen=True, eq=False)
+class BooksDataset:
+    """A prepared book task: interactions split per user, item metadata and item text features.
+
+    Interaction arrays are ``int64`` of shape ``(n, 2)`` holding ``(user, item)`` indices, sorted.
+    """
+
+    name: str
+    n_users: int
+    n_items: int
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    item_text: np.ndarray
+    item_isbn: np.ndarray
+    item_title: np.ndarray
+    item_author: np.ndarray
+    user_country: np.ndarray
+    sha256: str = field(default="")
+
+    @property
+    def n_interactions(self) -> int:
+        return len(self.train) + len(self.val) + len(self.test)
+
+    def summary(self) -> str:
+        density = self.n_interactions / (self.n_users * self.n_items)
+        return (
+            f"{self.name}: {self.n_users:,} users, {self.n_items:,} items, "
+            f"{self.n_interactions:,} interactions (density {density:.4f}; "
+            f"train/val/test {len(self.train):,}/{len(self.val):,}/{len(self.test):,})"
+        )
+
+
+def sha256_of(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_checksums(directory: Path) -> dict[str, str]:
+    """Parse a ``sha256sum``-format file (``<hex>  <name>`` per line) into ``{name: hex}``."""
+    path = directory / CHECKSUM_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"no {CHECKSUM_FILE} in {directory}; run scripts/prepare_data.py")
+    sums = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            digest, name = line.split(maxsplit=1)
+            sums[name.lstrip("*")] = digest
+    return sums
+
+
+def verify_file(path: Path, expected: str) -> None:
+    """Raise :class:`ChecksumError` naming the file and both hashes unless they match."""
+    actual = sha256_of(path)
+    if actual != expected:
+        raise ChecksumError(
+            f"{path} is corrupt or was modified: expected SHA-256 {expected}, got {actual}. "
+            "Reinstall the package or re-run scripts/prepare_data.py."
+        )
+
+
+def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write an ``.npz`` whose bytes depend only on the arrays (fixed names order and timestamps).
+
+    ``numpy.savez_compressed`` stamps the current time into the zip, which would make every
+    preparation run produce different bytes; this writer does not.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with zipfile.ZipFile(tmp, "w") as archive:
+        for key in sorted(arrays):
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, np.ascontiguousarray(arrays[key]), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, buffer.getvalue(), compresslevel=9)
+    tmp.replace(path)
+
+
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Read every array of an ``.npz`` with pickle disabled."""
+    with np.load(path, allow_pickle=False) as archive:
+        return {key: archive[key] for key in archive.files}
+
+
+def load_dataset(name: str = DEFAULT_DATASET, directory: str | Path | None = None) -> BooksDataset:
+    """Load a registered task, verifying both files against ``SHA256SUMS``.
+
+    Args:
+        name: a key of :data:`DATASETS`.
+        directory: where the files are; defaults to the package's shipped ``nasenv/datasets``.
+
+    Raises:
+        ValueError: unknown ``name``.
+        FileNotFoundError: the files were never prepared in ``directory``.
+        ChecksumError: a file's SHA-256 differs from the recorded one.
+    """
+    spec = get_spec(name)
+    return _load_cached(spec, Path(directory) if directory is not None else DATA_DIR)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_cached(spec: DatasetSpec, directory: Path) -> BooksDataset:
+    sums = read_checksums(directory)
+    for filename in spec.files:
+        if filename not in sums:
+            raise FileNotFoundError(
+                f"{filename} is not listed in {directory / CHECKSUM_FILE}; "
+                f"prepare it with: python scripts/prepare_data.py --dataset {spec.name}"
+            )
+        verify_file(directory / filename, sums[filename])
+    main_file, text_file = spec.files
+    arrays = read_npz(directory / main_file)
+    text = read_npz(directory / text_file)
+    return BooksDataset(
+        name=spec.name,
+        n_users=len(arrays["user_country"]),
+        n_items=len(arrays["item_isbn"]),
+        train=arrays["train"].astype(np.int64),
+        val=arrays["val"].astype(np.int64),
+        test=arrays["test"].astype(np.int64),
+        item_text=text["item_text"].astype(np.float32),
+        item_isbn=arrays["item_isbn"],
+        item_title=arrays["item_title"],
+        item_author=arrays["item_author"],
+        user_country=arrays["user_country"],
+        sha256=sums[main_file],
+    )
