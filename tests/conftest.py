@@ -1,0 +1,50 @@
+"""Shared fixtures: a tiny synthetic books dataset with planted structure."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nasenv.data import BooksDataset
+from nasenv.prepare import split_per_user
+from nasenv.train import TrainingContext
+
+
+def make_tiny_dataset(n_users: int = 40, n_items: int = 30, seed: int = 0) -> BooksDataset:
+    """Two user groups, each interacting mostly with its own half of the items."""
+    rng = np.random.default_rng(seed)
+    pairs = set()
+    for user in range(n_users):
+        group = user % 2
+        own = np.arange(group, n_items, 2)
+        for item in rng.choice(own, size=8, replace=False):
+            pairs.add((user, int(item)))
+        pairs.add((user, int(rng.integers(n_items))))
+    pairs_array = np.array(sorted(pairs), dtype=np.int64)
+    train, val, test = split_per_user(pairs_array, n_users, (0.6, 0.2, 0.2), seed)
+    text = rng.standard_normal((n_items, 8)).astype(np.float32)
+    text[:, 0] += np.where(np.arange(n_items) % 2 == 0, 2.0, -2.0)
+    return BooksDataset(
+        name="tiny",
+        n_users=n_users,
+        n_items=n_items,
+        train=train,
+        val=val,
+        test=test,
+        item_text=text,
+        item_isbn=np.array([f"{i:010d}" for i in range(n_items)]),
+        item_title=np.array([f"Book {i}" for i in range(n_items)]),
+        item_author=np.array(["Anon"] * n_items),
+        user_country=np.array(["usa"] * n_users),
+        sha256="0" * 64,
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset() -> BooksDataset:
+    return make_tiny_dataset()
+
+
+@pytest.fixture(scope="session")
+def tiny_context(tiny_dataset: BooksDataset) -> TrainingContext:
+    return TrainingContext(tiny_dataset, k=5)
