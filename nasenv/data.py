@@ -60,7 +60,9 @@ class DatasetSpec:
         if self.k < 1:
             raise ValueError(f"k must be >= 1, got {self.k}")
         if len(self.split) != 3 or abs(sum(self.split) - 1.0) > 1e-9 or min(self.split) <= 0:
-            raise ValueError(f"split must be three positive fractions summing to 1, got {self.split}")
+            raise ValueError(
+                f"split must be three positive fractions summing to 1, got {self.split}"
+            )
 
     @property
     def slug(self) -> str:
@@ -84,7 +86,7 @@ DEFAULT_DATASET = "Books-20core"
 
 
 def get_spec(name: str) -> DatasetSpec:
-    """The registry entry called ``name``; unknown names raise ``ValueError`` listing the known ones."""
+    """The registry entry ``name``; an unknown name raises ``ValueError`` listing known ones."""
     try:
         return DATASETS[name]
     except KeyError:

@@ -63,7 +63,12 @@ class FullRankingEvaluator:
     """
 
     def __init__(
-        self, n_users: int, n_items: int, seen: Tensor, truth: Tensor, k: int = 20,
+        self,
+        n_users: int,
+        n_items: int,
+        seen: Tensor,
+        truth: Tensor,
+        k: int = 20,
         chunk: int = 4096,
     ) -> None:
         if k < 1 or k > n_items:

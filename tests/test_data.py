@@ -123,7 +123,7 @@ def test_raw_reading_counts_bad_rows_and_builds_a_task(tmp_path):
 
 
 def test_missing_raw_files_are_named(tmp_path):
-    with pytest.raises(RawDataError, match="BX-Books.csv"):
+    with pytest.raises(RawDataError, match=r"BX-Books\.csv"):
         read_raw(tmp_path)
     with pytest.raises(RawDataError, match="neither a directory"):
         read_raw(tmp_path / "nothing.zip")

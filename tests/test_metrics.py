@@ -28,7 +28,9 @@ def test_users_without_truth_are_nan_and_skipped_by_evaluator():
     truth[0, 1] = True
     recall, _ = ranking_metrics(torch.tensor([[1, 0], [0, 1]]), truth)
     assert recall[0] == 1.0 and math.isnan(recall[1])
-    evaluator = FullRankingEvaluator(2, 4, seen=torch.tensor([[0, 0]]), truth=torch.tensor([[0, 1]]), k=2)
+    evaluator = FullRankingEvaluator(
+        2, 4, seen=torch.tensor([[0, 0]]), truth=torch.tensor([[0, 1]]), k=2
+    )
     assert evaluator.users.tolist() == [0]
 
 
@@ -36,11 +38,14 @@ def test_evaluator_hides_seen_items():
     # item 0 scores highest but is seen in training, so item 2 (the truth) must rank first
     users = torch.tensor([[1.0]])
     items = torch.tensor([[10.0], [1.0], [5.0], [0.0]])
-    evaluator = FullRankingEvaluator(1, 4, seen=torch.tensor([[0, 0]]), truth=torch.tensor([[0, 2]]), k=1)
+    evaluator = FullRankingEvaluator(
+        1, 4, seen=torch.tensor([[0, 0]]), truth=torch.tensor([[0, 2]]), k=1
+    )
     score = evaluator(users, items)
     assert score.recall == 1.0 and score.ndcg == 1.0
-    blind = FullRankingEvaluator(1, 4, seen=torch.zeros(0, 2, dtype=torch.long),
-                                 truth=torch.tensor([[0, 2]]), k=1)
+    blind = FullRankingEvaluator(
+        1, 4, seen=torch.zeros(0, 2, dtype=torch.long), truth=torch.tensor([[0, 2]]), k=1
+    )
     assert blind(users, items).recall == 0.0
 
 
