@@ -66,7 +66,7 @@ SLOTS: tuple[Slot, ...] = (
         "item input: ID embedding, projected MiniLM text features, or their sum",
     ),
     Slot("loss", ("bpr", "bce"), "pairwise BPR or pointwise binary cross-entropy, 1 negative"),
-    Slot("lr", (0.001, 0.003, 0.01, 0.03), "Adam learning rate"),
+    Slot("lr", (0.005, 0.01, 0.02, 0.05), "Adam learning rate (for batches of 16,384)"),
     Slot("reg", (0.0, 1e-5, 1e-4, 1e-3), "L2 penalty on the batch's input embeddings"),
 )
 SLOT_INDEX: dict[str, int] = {slot.name: i for i, slot in enumerate(SLOTS)}
@@ -318,7 +318,7 @@ CORE = SearchSpace(
         **{f"aggr{d}": (NO_AGGR, "mean", "max") for d in range(1, MAX_LAYERS + 1)},
         "combine": ("last", "mean", "concat"),
         "dim": (64,),
-        "lr": (0.01,),
+        "lr": (0.02,),
         "reg": (1e-4,),
     },
 )

@@ -16,6 +16,7 @@ import dataclasses
 import math
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -42,7 +43,7 @@ class TrainConfig:
 
     max_epochs: int = 40
     patience: int = 5
-    batch_size: int = 8192
+    batch_size: int = 16384
     threads: int | None = None
 
     def __post_init__(self) -> None:
@@ -69,7 +70,7 @@ class TrainResult:
     val_ndcg: tuple[float, ...]
     test_recall_at_best: tuple[float, ...]
     test_ndcg_at_best: tuple[float, ...]
-    epoch_seconds: tuple[float, ...]  # cumulative training seconds after each epoch
+    epoch_seconds: tuple[float, ...]  # cumulative wall seconds (train + validate) per epoch
     n_params: int
     inference_ms: float
     train_seconds: float = field(default=0.0)
@@ -101,6 +102,29 @@ class TrainResult:
     def test_ndcg(self) -> float:
         return self.test_ndcg_at_best[-1] if self.test_ndcg_at_best else float("nan")
 
+    def at_fidelity(self, max_epochs: int, patience: int) -> TrainResult:
+        """This run as if it had been trained with a smaller ``max_epochs`` and ``patience``.
+
+        Exact, because training never depends on the stopping rule: the shorter run is a prefix
+        of this one, ending where its own early-stopping rule fires.
+        """
+        if max_epochs > self.config.max_epochs or patience > self.config.patience:
+            raise ValueError(
+                f"fidelity (max_epochs={max_epochs}, patience={patience}) exceeds the run's "
+                f"(max_epochs={self.config.max_epochs}, patience={self.config.patience})"
+            )
+        epochs = stopping_epoch(self.val_recall[:max_epochs], patience)
+        return dataclasses.replace(
+            self,
+            config=dataclasses.replace(self.config, max_epochs=max_epochs, patience=patience),
+            val_recall=self.val_recall[:epochs],
+            val_ndcg=self.val_ndcg[:epochs],
+            test_recall_at_best=self.test_recall_at_best[:epochs],
+            test_ndcg_at_best=self.test_ndcg_at_best[:epochs],
+            epoch_seconds=self.epoch_seconds[:epochs],
+            train_seconds=self.train_seconds * epochs / max(1, len(self.val_recall)),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary (inverse: :meth:`from_dict`)."""
         return dataclasses.asdict(self)
@@ -118,6 +142,19 @@ class TrainResult:
         ):
             data[key] = tuple(data[key])
         return cls(**data)
+
+
+def stopping_epoch(curve: tuple[float, ...], patience: int) -> int:
+    """Number of epochs early stopping with ``patience`` runs on a validation ``curve``."""
+    best, since_best = -math.inf, 0
+    for epoch, value in enumerate(curve, start=1):
+        if value > best:
+            best, since_best = value, 0
+        else:
+            since_best += 1
+        if since_best >= patience:
+            return epoch
+    return len(curve)
 
 
 class _GatherRows(torch.autograd.Function):
@@ -194,8 +231,17 @@ def train_architecture(
     context: TrainingContext,
     seed: int = 0,
     config: TrainConfig | None = None,
+    on_epoch: Callable[[int, float], None] | None = None,
 ) -> TrainResult:
-    """Train ``arch`` on ``context.dataset`` with ``seed``; deterministic on CPU for a seed."""
+    """Train ``arch`` on ``context.dataset`` with ``seed``; deterministic on CPU for a seed.
+
+    Args:
+        arch: the design to train.
+        context: the dataset's shared tensors (:class:`TrainingContext`).
+        seed: seeds initialisation, batch order and negative sampling.
+        config: budget and protocol; default :class:`TrainConfig()`.
+        on_epoch: called after every epoch with ``(epoch, validation Recall@K)``.
+    """
     config = config or TrainConfig()
     previous_threads = torch.get_num_threads()
     if config.threads is not None:
@@ -203,18 +249,25 @@ def train_architecture(
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            return _train(arch, context, seed, config)
+            return _train(arch, context, seed, config, on_epoch)
     finally:
         torch.set_num_threads(previous_threads)
 
 
-def _train(arch: Architecture, ctx: TrainingContext, seed: int, config: TrainConfig) -> TrainResult:
+def _train(
+    arch: Architecture,
+    ctx: TrainingContext,
+    seed: int,
+    config: TrainConfig,
+    on_epoch: Callable[[int, float], None] | None,
+) -> TrainResult:
     model = GraphRecommender(arch, ctx.graph, ctx.item_text)
     optimizer = torch.optim.Adam(model.parameters(), lr=arch.lr)
     generator = torch.Generator().manual_seed(seed)
     n_users = ctx.graph.n_users
     curves: dict[str, list[float]] = {k: [] for k in ("vr", "vn", "tr", "tn", "sec")}
-    best, since_best, elapsed, reason = -math.inf, 0, 0.0, ""
+    best, since_best, training, reason = -math.inf, 0, 0.0, ""
+    run_start = time.perf_counter()
 
     for epoch in range(1, config.max_epochs + 1):
         start = time.perf_counter()
@@ -236,7 +289,7 @@ def _train(arch: Architecture, ctx: TrainingContext, seed: int, config: TrainCon
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-        elapsed += time.perf_counter() - start
+        training += time.perf_counter() - start
         if reason:
             break
         model.eval()
@@ -248,7 +301,7 @@ def _train(arch: Architecture, ctx: TrainingContext, seed: int, config: TrainCon
         val = ctx.val_eval(user_repr, item_repr)
         curves["vr"].append(val.recall)
         curves["vn"].append(val.ndcg)
-        curves["sec"].append(elapsed)
+        curves["sec"].append(time.perf_counter() - run_start)
         if val.recall > best:
             best, since_best = val.recall, 0
             test = ctx.test_eval(user_repr, item_repr)
@@ -256,6 +309,8 @@ def _train(arch: Architecture, ctx: TrainingContext, seed: int, config: TrainCon
             since_best += 1
         curves["tr"].append(test.recall)
         curves["tn"].append(test.ndcg)
+        if on_epoch is not None:
+            on_epoch(epoch, val.recall)
         if since_best >= config.patience:
             break
 
@@ -273,7 +328,7 @@ def _train(arch: Architecture, ctx: TrainingContext, seed: int, config: TrainCon
         epoch_seconds=tuple(curves["sec"]),
         n_params=count_parameters(model),
         inference_ms=_inference_ms(model, ctx) if not reason else float("nan"),
-        train_seconds=elapsed,
+        train_seconds=training,
     )
 
 

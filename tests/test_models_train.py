@@ -137,7 +137,7 @@ def test_training_learns_the_planted_structure(tiny_context):
         / 20
     )
     config = TrainConfig(max_epochs=30, patience=30, batch_size=32)
-    mf = Architecture.from_string("layers=none,combine=last,dim=16,items=id,loss=bpr,lr=0.03,reg=0")
+    mf = Architecture.from_string("layers=none,combine=last,dim=16,items=id,loss=bpr,lr=0.05,reg=0")
     result = train_architecture(mf, tiny_context, seed=0, config=config)
     assert result.val_recall_best > 1.8 * chance
     assert result.val_recall[-1] > result.val_recall[0] + 0.1
@@ -200,3 +200,15 @@ def test_text_items_need_features(tiny_context):
     arch = Architecture.from_string(BASE.replace("items=id", "items=text"))
     with pytest.raises(ValueError, match="item_text"):
         GraphRecommender(arch, tiny_context.graph, None)
+
+
+def test_lower_fidelity_is_an_exact_prefix_of_a_longer_run(tiny_context):
+    arch = Architecture.from_string(BASE)
+    long = train_architecture(arch, tiny_context, 3, TrainConfig(12, patience=12, batch_size=32))
+    short = train_architecture(arch, tiny_context, 3, TrainConfig(6, patience=2, batch_size=32))
+    derived = long.at_fidelity(max_epochs=6, patience=2)
+    assert derived.val_recall == short.val_recall
+    assert derived.test_recall_at_best == short.test_recall_at_best
+    assert derived.config == short.config
+    with pytest.raises(ValueError, match="exceeds"):
+        short.at_fidelity(max_epochs=12, patience=2)

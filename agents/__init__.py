@@ -1,0 +1,1 @@
+"""Search agents and baselines that run against the RecNAS-Books environments."""
