@@ -52,6 +52,15 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
 
+FIDELITIES: dict[str, TrainConfig] = {
+    "low": TrainConfig(max_epochs=5, patience=2),
+    "tabulation": TrainConfig(max_epochs=20, patience=3),
+    "converged": TrainConfig(max_epochs=100, patience=10),
+}
+"""Named training budgets. ``tabulation`` is the benchmark table's (chosen and measured in
+``benchmarks/eval_speed.py``); ``converged`` is the reference it is checked against."""
+
+
 @dataclass(frozen=True)
 class TrainResult:
     """Outcome of one training run. Curves have one entry per completed epoch.

@@ -1,0 +1,260 @@
+"""The Gymnasium environment: build a GNN book recommender one decision at a time."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, SupportsFloat
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from nasenv.data import DEFAULT_DATASET
+from nasenv.evaluators import FAILED_SCORE, METRICS, Evaluator, LiveEvaluator
+from nasenv.space import FULL, SLOTS, SPACES, Architecture, Choice, SearchSpace
+from nasenv.train import FIDELITIES
+
+BACKENDS = ("live",)
+SEED_POLICIES = ("fixed", "random")
+INVALID_ACTIONS = ("penalize", "raise")
+N_ACTIONS = max(len(slot.choices) for slot in SLOTS)
+_OFFSETS = np.cumsum([0] + [len(slot.choices) for slot in SLOTS])
+
+
+def _check(name: str, value: object, allowed: tuple | list) -> None:
+    if value not in allowed:
+        raise ValueError(f"unknown {name} {value!r}; allowed: {list(allowed)}")
+
+
+class RecNASEnv(gym.Env[np.ndarray, int]):
+    """
+    ## Description
+
+    Neural architecture search for graph-neural-network book recommenders. An episode builds one
+    recommender by fixing its design decisions in a fixed order (``nasenv.space.SLOTS``): up to
+    three message-passing layers from PyTorch Geometric (``lgconv``, ``gcn``, ``sage``, ``gin``,
+    ``gat``, or ``stop``) with GraphSAGE aggregators, how layer outputs are combined, embedding
+    size, item input (ID embedding, MiniLM text features, or both), loss, learning rate and L2
+    regularisation. When the last decision is made the recommender is trained and its validation
+    quality on Book-Crossing is the reward.
+
+    ## Action Space
+
+    ``Discrete(6)``: the index of a choice of the current slot (slots have 2 to 6 choices). The
+    valid actions of the current slot are ``info["action_mask"]`` (``np.int8``) and
+    ``action_masks()`` (bool, for sb3-contrib's ``MaskablePPO``). Validity depends on earlier
+    decisions (after ``stop`` only ``stop``; an aggregator only for ``sage``; ``combine=last``
+    without layers) and on the search space (``space="core"`` or ``"full"``).
+
+    ## Observation Space
+
+    ``Box(0, 1, (n,), float32)``, flat: for every slot a one-hot block of its choices (zeros while
+    undecided), then a one-hot of the current slot (last entry: episode finished).
+    ``n = sum of choices over slots + number of slots + 1`` (= 57).
+
+    ## Starting State
+
+    No decision made; the current slot is ``layer1``. Resetting draws nothing random unless the
+    seed policy is ``random``.
+
+    ## Rewards
+
+    0 for every decision but the last. The last returns the validation Recall@20 (``metric=
+    "recall"``) or NDCG@20 (``metric="ndcg"``) of the trained architecture, in [0, 1]; a training
+    that diverged scores 0. An invalid action, with ``invalid_action="penalize"``, ends the episode
+    with reward ``invalid_reward`` (default -1). Test metrics never enter the reward: they are
+    available through :meth:`test_metrics` for a finished architecture.
+
+    ## Episode End
+
+    Terminates after the 12th decision, or at an invalid action (``"penalize"``). Never truncates.
+
+    ## Information
+
+    Every step: ``action_mask``, ``slot`` (name of the current slot, ``None`` when done),
+    ``total_cost_seconds`` and ``evaluations`` of this env instance. On termination by an
+    architecture also: ``arch`` (canonical string), ``arch_index`` (index in the full space),
+    ``hash``, ``seed`` (training seed), ``status`` (``ok``/``failed``), ``val_recall``,
+    ``val_ndcg``, ``cost_seconds`` (training seconds of this evaluation) and ``n_params``. On an
+    invalid action: ``invalid_action=True``.
+
+    ## Arguments
+
+    ```python
+    gym.make("RecNAS-Books-v0", dataset="Books-20core", backend="live", metric="recall",
+             fidelity="tabulation", seed_policy="fixed", space="core")
+    ```
+
+    * ``dataset``: a registered task (``nasenv.data.DATASETS``). Default ``"Books-20core"``.
+    * ``backend``: ``"live"`` (train for real, cached on disk). Default ``"live"``.
+    * ``metric``: ``"recall"`` or ``"ndcg"``. Default ``"recall"``.
+    * ``fidelity``: a key of ``nasenv.train.FIDELITIES``. Default ``"tabulation"``.
+    * ``seed_policy``: ``"fixed"`` (always ``eval_seed``) or ``"random"`` (one of ``n_seeds``
+      seeds drawn from ``np_random`` per evaluation). Default ``"fixed"``.
+    * ``space``: ``"core"`` or ``"full"``. Default ``"core"``.
+    * ``eval_seed``: seed of the ``fixed`` policy. Default 0.
+    * ``n_seeds``: seeds the ``random`` policy draws from. Default 3.
+    * ``invalid_action``: ``"penalize"`` or ``"raise"`` (``ValueError``). Default ``"penalize"``.
+    * ``invalid_reward``: reward of an invalid action. Default -1.0.
+    * ``evaluator``: any ``nasenv.evaluators.Evaluator``; overrides ``dataset``, ``backend`` and
+      ``fidelity`` (used by tests with tiny data). Default ``None``.
+    * ``cache``: SQLite path of the live back end's cache (``None``: no cache). Default: see
+      ``nasenv.evaluators.default_cache_path``.
+
+    ## Version History
+
+    * v0: initial version.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"]}
+
+    def __init__(
+        self,
+        dataset: str = DEFAULT_DATASET,
+        backend: str = "live",
+        metric: str = "recall",
+        fidelity: str = "tabulation",
+        seed_policy: str = "fixed",
+        space: str = "core",
+        eval_seed: int = 0,
+        n_seeds: int = 3,
+        invalid_action: str = "penalize",
+        invalid_reward: float = -1.0,
+        evaluator: Evaluator | None = None,
+        cache: str | None = "default",
+        render_mode: str | None = None,
+    ) -> None:
+        _check("backend", backend, BACKENDS)
+        _check("metric", metric, METRICS)
+        _check("fidelity", fidelity, sorted(FIDELITIES))
+        _check("seed_policy", seed_policy, SEED_POLICIES)
+        _check("space", space, sorted(SPACES))
+        _check("invalid_action", invalid_action, INVALID_ACTIONS)
+        _check("render_mode", render_mode, [None, *self.metadata["render_modes"]])
+        if n_seeds < 1:
+            raise ValueError(f"n_seeds must be >= 1, got {n_seeds}")
+        if evaluator is None:
+            evaluator = LiveEvaluator(dataset, fidelity, cache)
+        self.evaluator = evaluator
+        self.metric, self.seed_policy, self.space = metric, seed_policy, SPACES[space]
+        self.eval_seed, self.n_seeds = eval_seed, n_seeds
+        self.invalid_action, self.invalid_reward = invalid_action, float(invalid_reward)
+        self.render_mode = render_mode
+
+        self.action_space = spaces.Discrete(N_ACTIONS)
+        size = int(_OFFSETS[-1]) + len(SLOTS) + 1
+        self.observation_space = spaces.Box(0.0, 1.0, (size,), dtype=np.float32)
+        self.decisions: list[Choice] = []
+        self.done = True
+        self._reset_called = False
+        self.total_cost_seconds = 0.0
+        self.evaluations = 0
+        self.last_arch: Architecture | None = None
+        self.last_seed: int | None = None
+
+    @property
+    def search_space(self) -> SearchSpace:
+        return self.space
+
+    def _mask(self) -> np.ndarray:
+        mask = np.zeros(N_ACTIONS, dtype=bool)
+        if not self.done:
+            valid = self.space.mask(self.decisions)
+            mask[: len(valid)] = valid
+        return mask
+
+    def action_masks(self) -> np.ndarray:
+        """Valid actions of the current slot as booleans (all ``False`` once the episode ended)."""
+        return self._mask()
+
+    def _observation(self) -> np.ndarray:
+        obs = np.zeros(self.observation_space.shape, dtype=np.float32)
+        for slot, value in enumerate(self.decisions):
+            obs[_OFFSETS[slot] + SLOTS[slot].choices.index(value)] = 1.0
+        current = len(SLOTS) if self.done else len(self.decisions)
+        obs[_OFFSETS[-1] + current] = 1.0
+        return obs
+
+    def _info(self) -> dict[str, Any]:
+        return {
+            "action_mask": self._mask().astype(np.int8),
+            "slot": None if self.done else SLOTS[len(self.decisions)].name,
+            "total_cost_seconds": self.total_cost_seconds,
+            "evaluations": self.evaluations,
+        }
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        self.decisions, self.done, self._reset_called = [], False, True
+        return self._observation(), self._info()
+
+    def step(self, action: int) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
+        if not self._reset_called:
+            raise RuntimeError("step() called before reset(); call env.reset() first")
+        if self.done:
+            raise RuntimeError("step() called after the episode ended; call env.reset() first")
+        slot = SLOTS[len(self.decisions)]
+        mask = self._mask()
+        valid = isinstance(action, (int, np.integer)) and 0 <= int(action) < N_ACTIONS
+        if not (valid and mask[int(action)]):
+            allowed = [i for i in range(N_ACTIONS) if mask[i]]
+            message = (
+                f"action {action!r} is invalid for slot {slot.name!r} after {self.decisions}; "
+                f"valid actions: {allowed} (= {[slot.choices[i] for i in allowed]})"
+            )
+            if self.invalid_action == "raise":
+                raise ValueError(message)
+            self.done = True
+            info = {**self._info(), "invalid_action": True, "reason": message}
+            return self._observation(), self.invalid_reward, True, False, info
+        self.decisions.append(slot.choices[int(action)])
+        if len(self.decisions) < len(SLOTS):
+            return self._observation(), 0.0, False, False, self._info()
+        return self._finish()
+
+    def _finish(self) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        arch = Architecture.from_decisions(self.decisions)
+        seed = (
+            self.eval_seed
+            if self.seed_policy == "fixed"
+            else int(self.np_random.integers(self.n_seeds))
+        )
+        evaluation = self.evaluator.evaluate(arch, seed)
+        self.done = True
+        self.total_cost_seconds += evaluation.cost_seconds
+        self.evaluations += 1
+        self.last_arch, self.last_seed = arch, seed
+        reward = evaluation.score(self.metric) if evaluation.status == "ok" else FAILED_SCORE
+        info = {
+            **self._info(),
+            "arch": arch.to_string(),
+            "arch_index": FULL.index(arch),
+            "hash": arch.hash,
+            "seed": seed,
+            "status": evaluation.status,
+            "val_recall": evaluation.val_recall,
+            "val_ndcg": evaluation.val_ndcg,
+            "cost_seconds": evaluation.cost_seconds,
+            "n_params": evaluation.n_params,
+        }
+        return self._observation(), float(reward), True, False, info
+
+    def test_metrics(self, arch: Architecture | str | None = None, seed: int | None = None) -> dict:
+        """Test Recall@20 and NDCG@20 of a finished architecture (default: the last one).
+
+        Never used for rewards; meant for reporting the architecture a search selected.
+        """
+        if arch is None:
+            if self.last_arch is None:
+                raise RuntimeError("no architecture has been evaluated yet")
+            arch, seed = self.last_arch, self.last_seed if seed is None else seed
+        if isinstance(arch, str):
+            arch = Architecture.from_string(arch)
+        return self.evaluator.test_metrics(arch, self.eval_seed if seed is None else seed)
+
+    def render(self) -> str | None:
+        if self.render_mode == "ansi":
+            names = [f"{s.name}={v}" for s, v in zip(SLOTS, self.decisions)]
+            return " ".join(names) or "(no decision yet)"
+        return None

@@ -1,0 +1,189 @@
+"""Evaluation back ends: one :class:`Evaluator` protocol, answered by live training (here) and,
+as they arrive, by the benchmark table and a surrogate.
+
+:class:`LiveEvaluator` trains through :func:`nasenv.train.train_architecture` and caches every
+result in SQLite keyed by (dataset SHA-256, architecture, seed, fidelity), so that several env
+instances and processes share work. A cache entry that cannot be decoded is recomputed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sqlite3
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol, runtime_checkable
+
+from nasenv.data import DEFAULT_DATASET, BooksDataset, load_dataset
+from nasenv.space import Architecture
+from nasenv.train import FIDELITIES, TrainConfig, TrainingContext, TrainResult, train_architecture
+
+METRICS = ("recall", "ndcg")
+FAILED_SCORE = 0.0
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What an agent may know about one evaluated architecture (validation only).
+
+    Args:
+        arch: canonical architecture string.
+        seed: training seed of this evaluation.
+        status: ``"ok"`` or ``"failed"`` (diverged; scores are then :data:`FAILED_SCORE`).
+        reason: why it failed, else empty.
+        val_recall: best validation Recall@20.
+        val_ndcg: validation NDCG@20 at that epoch.
+        cost_seconds: training cost of the evaluation in (measured) wall seconds.
+        n_params: trainable parameters.
+    """
+
+    arch: str
+    seed: int
+    status: Literal["ok", "failed"]
+    reason: str
+    val_recall: float
+    val_ndcg: float
+    cost_seconds: float
+    n_params: int
+
+    def score(self, metric: str) -> float:
+        """The validation metric ``"recall"`` or ``"ndcg"``."""
+        if metric not in METRICS:
+            raise ValueError(f"unknown metric {metric!r}; allowed: {list(METRICS)}")
+        return self.val_recall if metric == "recall" else self.val_ndcg
+
+    @classmethod
+    def from_result(cls, result: TrainResult) -> Evaluation:
+        ok = result.ok and bool(result.val_recall)
+        return cls(
+            arch=result.arch,
+            seed=result.seed,
+            status="ok" if ok else "failed",
+            reason=result.reason,
+            val_recall=result.val_recall_best if ok else FAILED_SCORE,
+            val_ndcg=result.val_ndcg_best if ok else FAILED_SCORE,
+            cost_seconds=result.epoch_seconds[-1] if result.epoch_seconds else 0.0,
+            n_params=result.n_params,
+        )
+
+
+@runtime_checkable
+class Evaluator(Protocol):
+    """Anything that scores architectures on validation and, separately, reports test metrics."""
+
+    @property
+    def dataset_name(self) -> str: ...
+
+    def evaluate(self, arch: Architecture, seed: int) -> Evaluation: ...
+
+    def test_metrics(self, arch: Architecture, seed: int) -> dict[str, float]: ...
+
+
+def default_cache_path() -> Path:
+    """``$RECNAS_CACHE`` if set, else ``~/.cache/recnas/live.sqlite``."""
+    env = os.environ.get("RECNAS_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "recnas" / "live.sqlite"
+
+
+class ResultCache:
+    """A SQLite store of :class:`TrainResult` values, safe for concurrent processes (WAL mode)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS results (dataset TEXT, arch TEXT, seed INTEGER, "
+                "fidelity TEXT, result TEXT NOT NULL, PRIMARY KEY (dataset, arch, seed, fidelity))"
+            )
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=60)
+        db.execute("PRAGMA journal_mode=WAL")
+        return db
+
+    @staticmethod
+    def _key(dataset: str, arch: str, seed: int, config: TrainConfig) -> tuple:
+        fidelity = {k: v for k, v in dataclasses.asdict(config).items() if k != "threads"}
+        return dataset, arch, seed, json.dumps(fidelity, sort_keys=True)
+
+    def get(self, dataset: str, arch: str, seed: int, config: TrainConfig) -> TrainResult | None:
+        """The stored result, or ``None`` if absent or unreadable (then it is recomputed)."""
+        with self._connect() as db:
+            row = db.execute(
+                "SELECT result FROM results WHERE dataset=? AND arch=? AND seed=? AND fidelity=?",
+                self._key(dataset, arch, seed, config),
+            ).fetchone()
+        if row is None:
+            return None
+        try:
+            return TrainResult.from_dict(json.loads(row[0]))
+        except (ValueError, TypeError, KeyError) as error:
+            warnings.warn(
+                f"corrupt cache entry for {arch} seed {seed} ({error}); recomputing", stacklevel=2
+            )
+            return None
+
+    def put(self, dataset: str, result: TrainResult) -> None:
+        key = self._key(dataset, result.arch, result.seed, result.config)
+        with self._connect() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?)",
+                (*key, json.dumps(result.to_dict())),
+            )
+
+
+class LiveEvaluator:
+    """Trains architectures for real (through :mod:`nasenv.train`), with a persistent cache.
+
+    Args:
+        dataset: a registered task name or a loaded :class:`~nasenv.data.BooksDataset`.
+        fidelity: a key of :data:`nasenv.train.FIDELITIES` or a :class:`TrainConfig`.
+        cache: SQLite file (default :func:`default_cache_path`); ``None`` disables caching.
+    """
+
+    def __init__(
+        self,
+        dataset: str | BooksDataset = DEFAULT_DATASET,
+        fidelity: str | TrainConfig = "tabulation",
+        cache: str | Path | None = "default",
+    ) -> None:
+        self.dataset = load_dataset(dataset) if isinstance(dataset, str) else dataset
+        if isinstance(fidelity, str):
+            if fidelity not in FIDELITIES:
+                raise ValueError(f"unknown fidelity {fidelity!r}; allowed: {sorted(FIDELITIES)}")
+            fidelity = FIDELITIES[fidelity]
+        self.config = fidelity
+        path = default_cache_path() if cache == "default" else cache
+        self.cache = ResultCache(path) if path is not None else None
+        self._context: TrainingContext | None = None
+
+    @property
+    def dataset_name(self) -> str:
+        return self.dataset.name
+
+    def result(self, arch: Architecture, seed: int) -> TrainResult:
+        """The full training result, from the cache or by training now."""
+        key = self.dataset.sha256 or self.dataset.name
+        arch_string = arch.to_string()
+        if self.cache is not None:
+            cached = self.cache.get(key, arch_string, seed, self.config)
+            if cached is not None:
+                return cached
+        if self._context is None:
+            self._context = TrainingContext(self.dataset)
+        result = train_architecture(arch, self._context, seed, self.config)
+        if self.cache is not None:
+            self.cache.put(key, result)
+        return result
+
+    def evaluate(self, arch: Architecture, seed: int) -> Evaluation:
+        return Evaluation.from_result(self.result(arch, seed))
+
+    def test_metrics(self, arch: Architecture, seed: int) -> dict[str, float]:
+        """Test Recall@20 and NDCG@20 at the best validation epoch of that run."""
+        result = self.result(arch, seed)
+        return {"test_recall": result.test_recall, "test_ndcg": result.test_ndcg}
