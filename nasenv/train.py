@@ -54,7 +54,7 @@ class TrainConfig:
 
 FIDELITIES: dict[str, TrainConfig] = {
     "low": TrainConfig(max_epochs=5, patience=2),
-    "tabulation": TrainConfig(max_epochs=20, patience=3),
+    "tabulation": TrainConfig(max_epochs=30, patience=5),
     "converged": TrainConfig(max_epochs=100, patience=10),
 }
 """Named training budgets. ``tabulation`` is the benchmark table's (chosen and measured in

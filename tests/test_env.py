@@ -200,3 +200,17 @@ def test_live_evaluation_on_books_is_cached(tmp_path):
         assert terminated and info["status"] == "ok"
     assert rewards[0] == rewards[1] and 0.01 < rewards[0] < 0.2
     assert seconds[1] < 0.5 < seconds[0]
+
+
+def test_make_with_module_prefix_in_a_fresh_interpreter(tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "import gymnasium as gym\n"
+        "env = gym.make('nasenv:RecNAS-Books-v0', cache=None)\n"
+        "obs, info = env.reset(seed=0)\n"
+        "print(obs.shape, info['slot'])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "(57,) layer1"
