@@ -49,7 +49,7 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
 
     ``Box(0, 1, (n,), float32)``, flat: for every slot a one-hot block of its choices (zeros while
     undecided), then a one-hot of the current slot (last entry: episode finished).
-    ``n = sum of choices over slots + number of slots + 1`` (= 57).
+    ``n = sum of choices over slots + number of slots + 1`` (= 65).
 
     ## Starting State
 

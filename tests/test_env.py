@@ -213,4 +213,4 @@ def test_make_with_module_prefix_in_a_fresh_interpreter(tmp_path):
         "print(obs.shape, info['slot'])\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "(57,) layer1"
+    assert done.stdout.strip() == "(65,) layer1"
