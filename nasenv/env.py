@@ -10,7 +10,7 @@ from gymnasium import spaces
 
 from nasenv.data import DEFAULT_DATASET
 from nasenv.evaluators import FAILED_SCORE, METRICS, Evaluator, LiveEvaluator
-from nasenv.space import FULL, SLOTS, SPACES, Architecture, Choice, SearchSpace
+from nasenv.space import FULL, SLOTS, SPACES, Architecture, Choice
 from nasenv.train import FIDELITIES
 
 BACKENDS = ("live",)
@@ -150,10 +150,6 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
         self.evaluations = 0
         self.last_arch: Architecture | None = None
         self.last_seed: int | None = None
-
-    @property
-    def search_space(self) -> SearchSpace:
-        return self.space
 
     def _mask(self) -> np.ndarray:
         mask = np.zeros(N_ACTIONS, dtype=bool)
