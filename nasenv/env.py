@@ -9,7 +9,7 @@ import numpy as np
 from gymnasium import spaces
 
 from nasenv.data import DEFAULT_DATASET
-from nasenv.evaluators import FAILED_SCORE, METRICS, Evaluator, LiveEvaluator
+from nasenv.evaluators import METRICS, Evaluator, LiveEvaluator
 from nasenv.space import FULL, SLOTS, SPACES, Architecture, Choice
 from nasenv.train import FIDELITIES
 
@@ -221,7 +221,7 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
         self.total_cost_seconds += evaluation.cost_seconds
         self.evaluations += 1
         self.last_arch, self.last_seed = arch, seed
-        reward = evaluation.score(self.metric) if evaluation.status == "ok" else FAILED_SCORE
+        reward = evaluation.score(self.metric)  # FAILED_SCORE for a diverged training
         info = {
             **self._info(),
             "arch": arch.to_string(),
