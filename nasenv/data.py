@@ -135,6 +135,12 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def write_checksums(directory: Path) -> None:
+    """Write ``SHA256SUMS`` (``sha256sum`` format) for every ``.npz`` in ``directory``."""
+    lines = [f"{sha256_of(p)}  {p.name}\n" for p in sorted(directory.glob("*.npz"))]
+    (directory / CHECKSUM_FILE).write_text("".join(lines))
+
+
 def read_checksums(directory: Path) -> dict[str, str]:
     """Parse a ``sha256sum``-format file (``<hex>  <name>`` per line) into ``{name: hex}``."""
     path = directory / CHECKSUM_FILE
@@ -148,13 +154,16 @@ def read_checksums(directory: Path) -> dict[str, str]:
     return sums
 
 
-def verify_file(path: Path, expected: str) -> None:
+def verify_file(
+    path: Path,
+    expected: str,
+    hint: str = "Reinstall the package or re-run scripts/prepare_data.py.",
+) -> None:
     """Raise :class:`ChecksumError` naming the file and both hashes unless they match."""
     actual = sha256_of(path)
     if actual != expected:
         raise ChecksumError(
-            f"{path} is corrupt or was modified: expected SHA-256 {expected}, got {actual}. "
-            "Reinstall the package or re-run scripts/prepare_data.py."
+            f"{path} is corrupt or was modified: expected SHA-256 {expected}, got {actual}. {hint}"
         )
 
 
@@ -169,7 +178,8 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     with zipfile.ZipFile(tmp, "w") as archive:
         for key in sorted(arrays):
             buffer = io.BytesIO()
-            np.lib.format.write_array(buffer, np.ascontiguousarray(arrays[key]), allow_pickle=False)
+            array = np.asarray(arrays[key], order="C")  # (ascontiguousarray makes 0-d 1-d)
+            np.lib.format.write_array(buffer, array, allow_pickle=False)
             info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16

@@ -9,12 +9,12 @@ import numpy as np
 from gymnasium import spaces
 
 from nasenv.data import DEFAULT_DATASET
-from nasenv.evaluators import METRICS, Evaluator, LiveEvaluator
-from nasenv.space import FULL, SLOTS, SPACES, Architecture, Choice
+from nasenv.evaluators import METRICS, Evaluation, Evaluator, LiveEvaluator, TableEvaluator
+from nasenv.space import FULL, SLOTS, SPACES, Architecture, Choice, SearchSpace
 from nasenv.train import FIDELITIES
 
-BACKENDS = ("live",)
-SEED_POLICIES = ("fixed", "random")
+BACKENDS = ("table", "live")
+SEED_POLICIES = ("fixed", "random", "mean")
 INVALID_ACTIONS = ("penalize", "raise")
 N_ACTIONS = max(len(slot.choices) for slot in SLOTS)
 _OFFSETS = np.cumsum([0] + [len(slot.choices) for slot in SLOTS])
@@ -35,7 +35,9 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
     ``gat``, or ``stop``) with GraphSAGE aggregators, how layer outputs are combined, embedding
     size, item input (ID embedding, MiniLM text features, or both), loss, learning rate and L2
     regularisation. When the last decision is made the recommender is trained and its validation
-    quality on Book-Crossing is the reward.
+    quality on Book-Crossing is the reward: looked up in the benchmark table (``backend="table"``,
+    every architecture of the core space trained for real beforehand) or trained now
+    (``backend="live"``).
 
     ## Action Space
 
@@ -73,7 +75,8 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
     Every step: ``action_mask``, ``slot`` (name of the current slot, ``None`` when done),
     ``total_cost_seconds`` and ``evaluations`` of this env instance. On termination by an
     architecture also: ``arch`` (canonical string), ``arch_index`` (index in the full space),
-    ``hash``, ``seed`` (training seed), ``status`` (``ok``/``failed``), ``val_recall``,
+    ``hash``, ``seed`` (training seed; ``None`` under the ``mean`` policy), ``status``
+    (``ok``/``failed``), ``val_recall``,
     ``val_ndcg``, ``cost_seconds`` (training seconds of this evaluation) and ``n_params``. On an
     invalid action: ``invalid_action=True``.
 
@@ -85,14 +88,18 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
     ```
 
     * ``dataset``: a registered task (``nasenv.data.DATASETS``). Default ``"Books-20core"``.
-    * ``backend``: ``"live"`` (train for real, cached on disk). Default ``"live"``.
+    * ``backend``: ``"table"`` (the shipped benchmark table; core space only) or ``"live"``
+      (train for real, cached on disk). Default ``"table"``.
     * ``metric``: ``"recall"`` or ``"ndcg"``. Default ``"recall"``.
-    * ``fidelity``: a key of ``nasenv.train.FIDELITIES``. Default ``"tabulation"``.
-    * ``seed_policy``: ``"fixed"`` (always ``eval_seed``) or ``"random"`` (one of ``n_seeds``
-      seeds drawn from ``np_random`` per evaluation). Default ``"fixed"``.
-    * ``space``: ``"core"`` or ``"full"``. Default ``"core"``.
+    * ``fidelity``: a key of ``nasenv.train.FIDELITIES`` (the table answers budgets up to its
+      own, ``"tabulation"``). Default ``"tabulation"``.
+    * ``seed_policy``: ``"fixed"`` (always ``eval_seed``), ``"random"`` (one of the seeds drawn
+      from ``np_random`` per evaluation) or ``"mean"`` (the mean over the seeds; the cost is that
+      of every seed's training). Default ``"fixed"``.
+    * ``space``: ``"core"`` or ``"full"`` (or a ``SearchSpace``). Default ``"core"``.
     * ``eval_seed``: seed of the ``fixed`` policy. Default 0.
-    * ``n_seeds``: seeds the ``random`` policy draws from. Default 3.
+    * ``n_seeds``: the seeds ``0 .. n_seeds - 1`` of the ``random`` and ``mean`` policies.
+      Default: every seed of the table, 3 for live training.
     * ``invalid_action``: ``"penalize"`` or ``"raise"`` (``ValueError``). Default ``"penalize"``.
     * ``invalid_reward``: reward of an invalid action. Default -1.0.
     * ``evaluator``: any ``nasenv.evaluators.Evaluator``; overrides ``dataset``, ``backend`` and
@@ -110,13 +117,13 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
     def __init__(
         self,
         dataset: str = DEFAULT_DATASET,
-        backend: str = "live",
+        backend: str = "table",
         metric: str = "recall",
         fidelity: str = "tabulation",
         seed_policy: str = "fixed",
-        space: str = "core",
+        space: str | SearchSpace = "core",
         eval_seed: int = 0,
-        n_seeds: int = 3,
+        n_seeds: int | None = None,
         invalid_action: str = "penalize",
         invalid_reward: float = -1.0,
         evaluator: Evaluator | None = None,
@@ -127,15 +134,33 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
         _check("metric", metric, METRICS)
         _check("fidelity", fidelity, sorted(FIDELITIES))
         _check("seed_policy", seed_policy, SEED_POLICIES)
-        _check("space", space, sorted(SPACES))
+        if not isinstance(space, SearchSpace):
+            _check("space", space, sorted(SPACES))
+            space = SPACES[space]
         _check("invalid_action", invalid_action, INVALID_ACTIONS)
         _check("render_mode", render_mode, [None, *self.metadata["render_modes"]])
+        if evaluator is None:
+            if backend == "table":
+                evaluator = TableEvaluator(dataset, fidelity)
+            else:
+                evaluator = LiveEvaluator(dataset, fidelity, cache)
+        if isinstance(evaluator, TableEvaluator) and evaluator.table.space_name != space.name:
+            raise ValueError(
+                f"the {evaluator.dataset_name} table holds the {evaluator.table.space_name!r} "
+                f"space, not {space.name!r}; use backend='live' for it"
+            )
+        stored_seeds = getattr(evaluator, "seeds", None)
+        if n_seeds is None:
+            n_seeds = len(stored_seeds) if stored_seeds else 3
         if n_seeds < 1:
             raise ValueError(f"n_seeds must be >= 1, got {n_seeds}")
-        if evaluator is None:
-            evaluator = LiveEvaluator(dataset, fidelity, cache)
+        self.seeds = tuple(range(n_seeds)) if seed_policy != "fixed" else (eval_seed,)
+        if stored_seeds is not None and not set(self.seeds) <= set(stored_seeds):
+            raise ValueError(
+                f"seeds {list(self.seeds)} are not all in the table; it holds {list(stored_seeds)}"
+            )
         self.evaluator = evaluator
-        self.metric, self.seed_policy, self.space = metric, seed_policy, SPACES[space]
+        self.metric, self.seed_policy, self.space = metric, seed_policy, space
         self.eval_seed, self.n_seeds = eval_seed, n_seeds
         self.invalid_action, self.invalid_reward = invalid_action, float(invalid_reward)
         self.render_mode = render_mode
@@ -209,14 +234,29 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
             return self._observation(), 0.0, False, False, self._info()
         return self._finish()
 
+    def _evaluate(self, arch: Architecture) -> Evaluation:
+        """One evaluation under the seed policy (``mean``: averaged scores, summed cost)."""
+        if self.seed_policy == "fixed":
+            return self.evaluator.evaluate(arch, self.eval_seed)
+        if self.seed_policy == "random":
+            return self.evaluator.evaluate(arch, int(self.np_random.integers(self.n_seeds)))
+        runs = [self.evaluator.evaluate(arch, seed) for seed in self.seeds]
+        failed = [run for run in runs if run.status != "ok"]
+        return Evaluation(
+            arch=runs[0].arch,
+            seed=None,
+            status="failed" if failed else "ok",
+            reason="; ".join(run.reason for run in failed),
+            val_recall=float(np.mean([run.val_recall for run in runs])),
+            val_ndcg=float(np.mean([run.val_ndcg for run in runs])),
+            cost_seconds=float(sum(run.cost_seconds for run in runs)),
+            n_params=runs[0].n_params,
+        )
+
     def _finish(self) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         arch = Architecture.from_decisions(self.decisions)
-        seed = (
-            self.eval_seed
-            if self.seed_policy == "fixed"
-            else int(self.np_random.integers(self.n_seeds))
-        )
-        evaluation = self.evaluator.evaluate(arch, seed)
+        evaluation = self._evaluate(arch)
+        seed = evaluation.seed
         self.done = True
         self.total_cost_seconds += evaluation.cost_seconds
         self.evaluations += 1
@@ -237,7 +277,8 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
         return self._observation(), float(reward), True, False, info
 
     def test_metrics(self, arch: Architecture | str | None = None, seed: int | None = None) -> dict:
-        """Test Recall@20 and NDCG@20 of a finished architecture (default: the last one).
+        """Test Recall@20 and NDCG@20 of a finished architecture (default: the last one), for
+        ``seed`` or, by default, the seed of its evaluation (the mean over seeds under ``mean``).
 
         Never used for rewards; meant for reporting the architecture a search selected.
         """
@@ -247,7 +288,9 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
             arch, seed = self.last_arch, self.last_seed if seed is None else seed
         if isinstance(arch, str):
             arch = Architecture.from_string(arch)
-        return self.evaluator.test_metrics(arch, self.eval_seed if seed is None else seed)
+        seeds = [seed] if seed is not None else list(self.seeds)
+        metrics = [self.evaluator.test_metrics(arch, s) for s in seeds]
+        return {key: float(np.mean([m[key] for m in metrics])) for key in metrics[0]}
 
     def render(self) -> str | None:
         if self.render_mode == "ansi":

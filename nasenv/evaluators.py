@@ -1,5 +1,5 @@
-"""Evaluation back ends: one :class:`Evaluator` protocol, answered by live training (here) and,
-as they arrive, by the benchmark table and a surrogate.
+"""Evaluation back ends: one :class:`Evaluator` protocol, answered by live training
+(:class:`LiveEvaluator`) and by the benchmark table (:class:`TableEvaluator`).
 
 :class:`LiveEvaluator` trains through :func:`nasenv.train.train_architecture` and caches every
 result in SQLite keyed by (dataset SHA-256, architecture, seed, fidelity), so that several env
@@ -19,10 +19,17 @@ from typing import Literal, Protocol, runtime_checkable
 
 from nasenv.data import DEFAULT_DATASET, BooksDataset, load_dataset
 from nasenv.space import Architecture
-from nasenv.train import FIDELITIES, TrainConfig, TrainingContext, TrainResult, train_architecture
+from nasenv.table import BenchmarkTable, load_table
+from nasenv.train import (
+    FAILED_SCORE,
+    FIDELITIES,
+    TrainConfig,
+    TrainingContext,
+    TrainResult,
+    train_architecture,
+)
 
 METRICS = ("recall", "ndcg")
-FAILED_SCORE = 0.0
 
 
 @dataclass(frozen=True)
@@ -31,7 +38,7 @@ class Evaluation:
 
     Args:
         arch: canonical architecture string.
-        seed: training seed of this evaluation.
+        seed: training seed of this evaluation (``None``: a mean over seeds).
         status: ``"ok"`` or ``"failed"`` (diverged; scores are then :data:`FAILED_SCORE`).
         reason: why it failed, else empty.
         val_recall: best validation Recall@20.
@@ -41,7 +48,7 @@ class Evaluation:
     """
 
     arch: str
-    seed: int
+    seed: int | None
     status: Literal["ok", "failed"]
     reason: str
     val_recall: float
@@ -187,3 +194,46 @@ class LiveEvaluator:
         """Test Recall@20 and NDCG@20 at the best validation epoch of that run."""
         result = self.result(arch, seed)
         return {"test_recall": result.test_recall, "test_ndcg": result.test_ndcg}
+
+
+class TableEvaluator:
+    """Answers from the benchmark table: instant, and exactly what the trainings measured.
+
+    Args:
+        table: a :class:`~nasenv.table.BenchmarkTable` or the dataset whose shipped table to load.
+        fidelity: a key of :data:`nasenv.train.FIDELITIES` or ``(max_epochs, patience)``, no
+            larger than the table's budget; ``None``: the table's own budget.
+    """
+
+    def __init__(
+        self,
+        table: BenchmarkTable | str = DEFAULT_DATASET,
+        fidelity: str | tuple[int, int] | None = None,
+    ) -> None:
+        self.table = load_table(table) if isinstance(table, str) else table
+        self.fidelity = fidelity
+        self.table.budget(fidelity)  # refuse an unanswerable budget now, not at the first query
+
+    @property
+    def dataset_name(self) -> str:
+        return self.table.dataset
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        return self.table.seeds
+
+    def evaluate(self, arch: Architecture, seed: int) -> Evaluation:
+        record = self.table.query(arch, seed, self.fidelity)
+        return Evaluation(
+            arch=record.arch,
+            seed=seed,
+            status=record.status,
+            reason="" if record.status == "ok" else "diverged during tabulation",
+            val_recall=record.val_recall,
+            val_ndcg=record.val_ndcg,
+            cost_seconds=record.cost_seconds,
+            n_params=record.n_params,
+        )
+
+    def test_metrics(self, arch: Architecture, seed: int) -> dict[str, float]:
+        return self.table.test_metrics(arch, seed, self.fidelity)

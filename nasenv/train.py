@@ -52,6 +52,9 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
 
+FAILED_SCORE = 0.0
+"""Validation (and reward) score of a training that diverged."""
+
 FIDELITIES: dict[str, TrainConfig] = {
     "low": TrainConfig(max_epochs=5, patience=2),
     "tabulation": TrainConfig(max_epochs=30, patience=5),

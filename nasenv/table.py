@@ -1,0 +1,391 @@
+"""The benchmark table: stored trainings of every architecture of a space, and its query API.
+
+File format (version 1): one ``.npz`` (zip of ``.npy`` arrays, read with pickle disabled) per
+task, ``nasenv/tables/<dataset slug>.npz``, listed with its SHA-256 in ``nasenv/tables/SHA256SUMS``
+and verified on load. With ``A`` architectures, ``S`` seeds and ``E`` = the tabulation budget's
+``max_epochs``:
+
+==========================  ===========  ==========================================================
+array                       shape/dtype  meaning
+==========================  ===========  ==========================================================
+``format_version``          () int64     1
+``meta``                    () str       JSON: dataset, dataset_sha256, space, fidelity, k, build
+``arch``                    (A,) str     canonical architecture strings, in the space's order
+``seed``                    (S,) int64   training seeds
+``ok``                      (A, S) bool  the training finished without diverging
+``n_epochs``                (A, S) int16 epochs trained before early stopping
+``val_recall``, ``val_ndcg``  (A, S, E)  validation Recall@K / NDCG@K after each epoch
+``test_recall_at_best``,    (A, S, E)    test metric of the best validation epoch so far
+``test_ndcg_at_best``
+``epoch_seconds``           (A, S, E)    cumulative wall seconds (training + validation)
+``n_params``                (A,) int64   trainable parameters
+``inference_ms``            (A, S) f32   milliseconds to score every user against every item
+==========================  ===========  ==========================================================
+
+Curves are float32 and NaN after ``n_epochs``. Because the budget's early stopping can be replayed
+on a stored curve, every smaller budget ``(max_epochs, patience)`` is answered exactly.
+
+Test arrays are only read by :meth:`BenchmarkTable.test_metrics`; no score, ranking or top-k of
+this module looks at them.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from nasenv.data import (
+    DATA_DIR,
+    DEFAULT_DATASET,
+    get_spec,
+    read_checksums,
+    read_npz,
+    verify_file,
+    write_npz,
+)
+from nasenv.space import Architecture
+from nasenv.train import FAILED_SCORE, FIDELITIES, TrainConfig, TrainResult, stopping_epoch
+
+FORMAT_VERSION = 1
+TABLE_DIR = DATA_DIR.parent / "tables"
+CURVES = ("val_recall", "val_ndcg", "test_recall_at_best", "test_ndcg_at_best", "epoch_seconds")
+
+ArchLike = Architecture | str | int
+SeedLike = int | Literal["mean"]
+FidelityLike = str | tuple[int, int] | None
+
+
+class UnknownArchitectureError(ValueError):
+    """An architecture that the table does not hold."""
+
+
+def table_filename(dataset: str) -> str:
+    """``Books-20core`` -> ``books-20core.npz``."""
+    return f"{get_spec(dataset).slug}.npz"
+
+
+@dataclass(frozen=True)
+class TableRecord:
+    """Validation-side facts of one stored architecture, for one seed or averaged over seeds.
+
+    ``status`` is ``"failed"`` if the (or any averaged) training diverged; a failed seed counts
+    as :data:`FAILED_SCORE` in the scores and its epochs still count in the cost.
+    """
+
+    arch: str
+    seed: SeedLike
+    status: Literal["ok", "failed"]
+    val_recall: float
+    val_ndcg: float
+    epochs: float
+    cost_seconds: float
+    n_params: int
+    inference_ms: float
+
+
+class BenchmarkTable:
+    """Query API over one table file (see the module docstring for the format).
+
+    Architectures can be given as :class:`~nasenv.space.Architecture`, canonical string or row
+    index; seeds as one of :attr:`seeds` or ``"mean"``; fidelities as a name of
+    :data:`nasenv.train.FIDELITIES`, a ``(max_epochs, patience)`` pair no larger than the stored
+    budget, or ``None`` for the stored budget.
+    """
+
+    def __init__(self, arrays: dict[str, np.ndarray], source: str = "<memory>") -> None:
+        version = int(arrays["format_version"])
+        if version != FORMAT_VERSION:
+            raise ValueError(
+                f"{source}: table format {version}, this package reads {FORMAT_VERSION}"
+            )
+        self.source = source
+        self.meta: dict[str, Any] = json.loads(str(arrays["meta"]))
+        self.arrays = arrays
+        self.arch_strings: tuple[str, ...] = tuple(str(a) for a in arrays["arch"])
+        self.seeds: tuple[int, ...] = tuple(int(s) for s in arrays["seed"])
+        self._row = {arch: i for i, arch in enumerate(self.arch_strings)}
+        stored = self.meta["fidelity"]
+        self.max_epochs, self.patience = int(stored["max_epochs"]), int(stored["patience"])
+        self._cache: dict[tuple[str, tuple[int, int]], np.ndarray] = {}
+
+    @functools.cached_property
+    def _by_hash(self) -> dict[str, int]:
+        return {Architecture.from_string(a).hash: i for i, a in enumerate(self.arch_strings)}
+
+    # -- files ---------------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, path: str | Path, sha256: str | None = None) -> BenchmarkTable:
+        """Read a table file, refusing it if ``sha256`` is given and differs."""
+        path = Path(path)
+        if sha256 is not None:
+            verify_file(path, sha256, hint="Reinstall the package or rebuild the table.")
+        return cls(read_npz(path), source=str(path))
+
+    def save(self, path: str | Path) -> None:
+        """Write the table; the bytes depend only on its content."""
+        write_npz(Path(path), self.arrays)
+
+    @classmethod
+    def from_results(
+        cls,
+        results: Iterable[TrainResult],
+        archs: Sequence[str],
+        seeds: Sequence[int],
+        meta: dict[str, Any],
+    ) -> BenchmarkTable:
+        """Assemble a table from one :class:`TrainResult` per (architecture, seed).
+
+        ``meta`` must hold ``fidelity`` (``max_epochs``, ``patience``); missing trainings raise.
+        """
+        row = {arch: i for i, arch in enumerate(archs)}
+        column = {seed: j for j, seed in enumerate(seeds)}
+        shape = (len(archs), len(seeds))
+        epochs = int(meta["fidelity"]["max_epochs"])
+        curves = {name: np.full((*shape, epochs), np.nan, np.float32) for name in CURVES}
+        arrays: dict[str, np.ndarray] = {
+            "format_version": np.array(FORMAT_VERSION),
+            "meta": np.array(json.dumps(meta, sort_keys=True)),
+            "arch": np.array(list(archs)),
+            "seed": np.array(list(seeds), dtype=np.int64),
+            "ok": np.zeros(shape, bool),
+            "n_epochs": np.zeros(shape, np.int16),
+            "n_params": np.zeros(len(archs), np.int64),
+            "inference_ms": np.full(shape, np.nan, np.float32),
+            **curves,
+        }
+        filled = np.zeros(shape, bool)
+        for result in results:
+            i, j = row[result.arch], column[result.seed]
+            n = len(result.val_recall)
+            filled[i, j] = True
+            arrays["ok"][i, j] = result.ok and n > 0
+            arrays["n_epochs"][i, j] = n
+            arrays["n_params"][i] = result.n_params
+            arrays["inference_ms"][i, j] = result.inference_ms
+            for name in CURVES:
+                curves[name][i, j, :n] = getattr(result, name)
+        if not filled.all():
+            i, j = np.argwhere(~filled)[0]
+            raise ValueError(
+                f"{int((~filled).sum())} (architecture, seed) trainings are missing, "
+                f"e.g. {archs[i]!r} with seed {seeds[j]}; a table never fills gaps"
+            )
+        return cls(arrays)
+
+    # -- identity ------------------------------------------------------------------------------
+
+    @property
+    def dataset(self) -> str:
+        return str(self.meta["dataset"])
+
+    @property
+    def space_name(self) -> str:
+        return str(self.meta["space"])
+
+    def __len__(self) -> int:
+        return len(self.arch_strings)
+
+    def __contains__(self, arch: object) -> bool:
+        if isinstance(arch, Architecture):
+            arch = arch.to_string()
+        return isinstance(arch, str) and arch in self._row
+
+    def index(self, arch: ArchLike) -> int:
+        """Row of ``arch``; :class:`UnknownArchitectureError` if the table does not hold it."""
+        if isinstance(arch, (int, np.integer)) and not isinstance(arch, bool):
+            if not 0 <= arch < len(self):
+                message = f"index {arch} outside the table's 0..{len(self) - 1}"
+                raise UnknownArchitectureError(message)
+            return int(arch)
+        key = arch.to_string() if isinstance(arch, Architecture) else arch
+        if not isinstance(key, str):
+            raise TypeError(f"expected an Architecture, string or index, got {type(arch).__name__}")
+        if key not in self._row:
+            key = Architecture.from_string(key).to_string()  # validates, names bad values
+        if key not in self._row:
+            raise UnknownArchitectureError(
+                f"{key!r} is not in the {self.dataset} table of the {self.space_name!r} space "
+                f"({len(self)} architectures); use the surrogate or live back end outside it"
+            )
+        return self._row[key]
+
+    def arch(self, index: int) -> Architecture:
+        return Architecture.from_string(self.arch_strings[self.index(index)])
+
+    def hash(self, arch: ArchLike) -> str:
+        return self.arch(self.index(arch)).hash
+
+    def by_hash(self, digest: str) -> Architecture:
+        if digest not in self._by_hash:
+            raise UnknownArchitectureError(f"no architecture with hash {digest!r} in the table")
+        return self.arch(self._by_hash[digest])
+
+    # -- budgets -------------------------------------------------------------------------------
+
+    def budget(self, fidelity: FidelityLike = None) -> tuple[int, int]:
+        """``(max_epochs, patience)`` of ``fidelity``; refuses budgets beyond the stored one."""
+        if fidelity is None:
+            return self.max_epochs, self.patience
+        if isinstance(fidelity, str):
+            if fidelity not in FIDELITIES:
+                raise ValueError(f"unknown fidelity {fidelity!r}; allowed: {sorted(FIDELITIES)}")
+            config: TrainConfig = FIDELITIES[fidelity]
+            fidelity = (config.max_epochs, config.patience)
+        max_epochs, patience = (int(v) for v in fidelity)
+        if not (1 <= max_epochs <= self.max_epochs and 1 <= patience <= self.patience):
+            raise ValueError(
+                f"fidelity (max_epochs={max_epochs}, patience={patience}) is not answerable: the "
+                f"table stores max_epochs={self.max_epochs}, patience={self.patience}"
+            )
+        return max_epochs, patience
+
+    def epochs(self, fidelity: FidelityLike = None) -> np.ndarray:
+        """``(A, S)`` epochs each training runs under ``fidelity`` (its early stopping replayed)."""
+        budget = self.budget(fidelity)
+        key = ("epochs", budget)
+        if key not in self._cache:
+            max_epochs, patience = budget
+            stored, curve = self.arrays["n_epochs"], self.arrays["val_recall"]
+            out = np.empty(stored.shape, np.int64)
+            for i, j in np.ndindex(stored.shape):
+                n = min(int(stored[i, j]), max_epochs)
+                out[i, j] = stopping_epoch(tuple(curve[i, j, :n].tolist()), patience)
+            self._cache[key] = out
+        return self._cache[key]
+
+    def _columns(self, seed: SeedLike) -> list[int]:
+        if seed == "mean":
+            return list(range(len(self.seeds)))
+        if isinstance(seed, (int, np.integer)) and int(seed) in self.seeds:
+            return [self.seeds.index(int(seed))]
+        raise ValueError(f"seed {seed!r} is not in the table; allowed: {[*self.seeds, 'mean']}")
+
+    def _at_best(self, name: str, fidelity: FidelityLike) -> np.ndarray:
+        """``(A, S)`` value of curve ``name`` at each training's best epoch under ``fidelity``
+        (:data:`FAILED_SCORE` for a diverged training)."""
+        key = (name, self.budget(fidelity))
+        if key not in self._cache:
+            epochs = self.epochs(fidelity)
+            val = self.arrays["val_recall"]
+            mask = np.arange(val.shape[2]) < epochs[..., None]
+            best = np.where(mask, np.nan_to_num(val, nan=-np.inf), -np.inf).argmax(axis=2)
+            values = np.take_along_axis(self.arrays[name], best[..., None], axis=2)[..., 0]
+            self._cache[key] = np.where(self.arrays["ok"], values, FAILED_SCORE).astype(np.float64)
+        return self._cache[key]
+
+    def _last(self, name: str, fidelity: FidelityLike) -> np.ndarray:
+        """``(A, S)`` value of curve ``name`` at each training's last epoch under ``fidelity``."""
+        key = (f"last:{name}", self.budget(fidelity))
+        if key not in self._cache:
+            epochs = np.maximum(self.epochs(fidelity), 1)
+            values = np.take_along_axis(self.arrays[name], epochs[..., None] - 1, axis=2)[..., 0]
+            self._cache[key] = np.nan_to_num(values.astype(np.float64), nan=0.0)
+        return self._cache[key]
+
+    # -- queries -------------------------------------------------------------------------------
+
+    def scores(
+        self, metric: str = "recall", seed: SeedLike = "mean", fidelity: FidelityLike = None
+    ) -> np.ndarray:
+        """``(A,)`` best validation ``metric`` of every architecture (failed seeds count 0)."""
+        if metric not in ("recall", "ndcg"):
+            raise ValueError(f"unknown metric {metric!r}; allowed: ['recall', 'ndcg']")
+        values = self._at_best(f"val_{metric}", fidelity)
+        return values[:, self._columns(seed)].mean(axis=1)
+
+    def costs(self, seed: SeedLike = "mean", fidelity: FidelityLike = None) -> np.ndarray:
+        """``(A,)`` training seconds under ``fidelity`` (per seed, or the mean over seeds)."""
+        return self._last("epoch_seconds", fidelity)[:, self._columns(seed)].mean(axis=1)
+
+    def query(
+        self, arch: ArchLike, seed: SeedLike = "mean", fidelity: FidelityLike = None
+    ) -> TableRecord:
+        """Validation metrics, epochs and cost of one architecture."""
+        i, columns = self.index(arch), self._columns(seed)
+        pick = lambda values: float(values[i, columns].mean())  # noqa: E731
+        return TableRecord(
+            arch=self.arch_strings[i],
+            seed=seed if seed == "mean" else int(seed),
+            status="ok" if self.arrays["ok"][i, columns].all() else "failed",
+            val_recall=pick(self._at_best("val_recall", fidelity)),
+            val_ndcg=pick(self._at_best("val_ndcg", fidelity)),
+            epochs=pick(self.epochs(fidelity)),
+            cost_seconds=pick(self._last("epoch_seconds", fidelity)),
+            n_params=int(self.arrays["n_params"][i]),
+            inference_ms=pick(self.arrays["inference_ms"]),
+        )
+
+    def test_metrics(
+        self, arch: ArchLike, seed: SeedLike = "mean", fidelity: FidelityLike = None
+    ) -> dict[str, float]:
+        """Test Recall@K and NDCG@K at the best validation epoch. For reporting only."""
+        i, columns = self.index(arch), self._columns(seed)
+        recall = self._at_best("test_recall_at_best", fidelity)[i, columns].mean()
+        ndcg = self._at_best("test_ndcg_at_best", fidelity)[i, columns].mean()
+        return {"test_recall": float(recall), "test_ndcg": float(ndcg)}
+
+    def top_k(
+        self,
+        k: int = 10,
+        metric: str = "recall",
+        seed: SeedLike = "mean",
+        fidelity: FidelityLike = None,
+    ) -> list[tuple[Architecture, float]]:
+        """The ``k`` best architectures by validation ``metric``, best first (ties: row order)."""
+        scores = self.scores(metric, seed, fidelity)
+        order = np.argsort(-scores, kind="stable")[:k]
+        return [(self.arch(int(i)), float(scores[i])) for i in order]
+
+    def result(self, arch: ArchLike, seed: int) -> TrainResult:
+        """The stored training of ``(arch, seed)`` as a :class:`TrainResult`."""
+        i, (j,) = self.index(arch), self._columns(seed)
+        n = int(self.arrays["n_epochs"][i, j])
+        budget = {k: self.meta["fidelity"][k] for k in ("max_epochs", "patience", "batch_size")}
+        return TrainResult(
+            arch=self.arch_strings[i],
+            dataset=self.dataset,
+            seed=int(seed),
+            config=TrainConfig(**budget),
+            status="ok" if self.arrays["ok"][i, j] else "failed",
+            reason="" if self.arrays["ok"][i, j] else "diverged (see the build journal)",
+            **{name: tuple(float(v) for v in self.arrays[name][i, j, :n]) for name in CURVES},
+            n_params=int(self.arrays["n_params"][i]),
+            inference_ms=float(self.arrays["inference_ms"][i, j]),
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"BenchmarkTable({self.dataset!r}, space={self.space_name!r}, {len(self)} "
+            f"architectures x seeds {list(self.seeds)}, budget {self.max_epochs}/{self.patience})"
+        )
+
+
+def load_table(
+    dataset: str = DEFAULT_DATASET, directory: str | Path | None = None
+) -> BenchmarkTable:
+    """Load the shipped table of ``dataset``, verified against ``SHA256SUMS``.
+
+    Raises:
+        ValueError: unknown dataset.
+        FileNotFoundError: no table was built for it.
+        ChecksumError: the file's SHA-256 differs from the recorded one.
+    """
+    return _load_table(table_filename(dataset), Path(directory) if directory else TABLE_DIR)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_table(filename: str, directory: Path) -> BenchmarkTable:
+    sums = read_checksums(directory) if (directory / "SHA256SUMS").exists() else {}
+    if filename not in sums:
+        raise FileNotFoundError(
+            f"no table {filename} listed in {directory / 'SHA256SUMS'}; build one with "
+            "scripts/build_table.py and scripts/assemble_table.py"
+        )
+    return BenchmarkTable.load(directory / filename, sums[filename])

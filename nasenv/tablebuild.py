@@ -1,0 +1,271 @@
+"""Building a benchmark table: a plan of (architecture, seed) trainings, run in resumable shards.
+
+A :class:`BuildPlan` fixes what is trained (dataset, space, fidelity, seeds) and cuts the
+trainings into shards in seed-major order, so that a half-finished build already holds one seed of
+every architecture. A :class:`ShardStore` keeps the results on disk:
+
+* ``plan.json`` - the plan; a store refuses to continue a build under another plan;
+* ``shard-NNNN.partial.jsonl`` - journal of a shard in progress: one JSON
+  :class:`~nasenv.train.TrainResult` per line, appended and ``fsync``-ed as each training
+  finishes (a line cut short by a crash is dropped when the journal is read back);
+* ``shard-NNNN.jsonl`` - a finished shard, written atomically (temporary file, ``fsync``,
+  rename) in plan order once all its trainings are done; its journal is then removed.
+
+Killing a build therefore loses at most the trainings that were running; re-running it skips
+everything on disk. Only the process that owns the store writes to it: workers (local processes
+or Ray tasks) return results and the driver records them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nasenv.space import SPACES, Architecture
+from nasenv.train import FIDELITIES, TrainResult
+
+Task = tuple[str, int]  # (canonical architecture string, seed)
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """What a table build trains.
+
+    Args:
+        dataset: dataset registry name.
+        space: name of the search space to tabulate (``nasenv.space.SPACES``).
+        fidelity: name of the training budget (``nasenv.train.FIDELITIES``).
+        seeds: training seeds; every architecture is trained once per seed.
+        shard_size: trainings per shard.
+    """
+
+    dataset: str = "Books-20core"
+    space: str = "core"
+    fidelity: str = "tabulation"
+    seeds: tuple[int, ...] = (0, 1, 2)
+    shard_size: int = 24
+
+    def __post_init__(self) -> None:
+        if self.space not in SPACES:
+            raise ValueError(f"unknown space {self.space!r}; allowed: {sorted(SPACES)}")
+        if self.fidelity not in FIDELITIES:
+            raise ValueError(f"unknown fidelity {self.fidelity!r}; allowed: {sorted(FIDELITIES)}")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be distinct and non-empty, got {self.seeds}")
+        if self.shard_size < 1:
+            raise ValueError(f"shard_size must be >= 1, got {self.shard_size}")
+
+    def architectures(self) -> list[Architecture]:
+        return list(SPACES[self.space])
+
+    def tasks(self) -> list[Task]:
+        """Every training, seed-major: all architectures with the first seed, then the next."""
+        archs = [a.to_string() for a in self.architectures()]
+        return [(arch, seed) for seed in self.seeds for arch in archs]
+
+    def shards(self) -> list[list[Task]]:
+        tasks = self.tasks()
+        return [tasks[i : i + self.shard_size] for i in range(0, len(tasks), self.shard_size)]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["seeds"] = list(self.seeds)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BuildPlan:
+        return cls(**{**data, "seeds": tuple(data["seeds"])})
+
+
+class PlanMismatchError(RuntimeError):
+    """A build directory holds results of a different plan."""
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` so that readers see the old or the new file, never a mix."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _task_of(record: dict[str, Any]) -> Task:
+    return record["arch"], int(record["seed"])
+
+
+class ShardStore:
+    """The on-disk state of one build (see the module docstring for the layout).
+
+    Args:
+        directory: where the plan and shards live; created if missing.
+        plan: the plan to build; must equal the stored one if the directory has one.
+    """
+
+    PLAN_FILE = "plan.json"
+
+    def __init__(self, directory: Path | str, plan: BuildPlan) -> None:
+        self.directory = Path(directory)
+        self.plan = plan
+        self.directory.mkdir(parents=True, exist_ok=True)
+        plan_file = self.directory / self.PLAN_FILE
+        if plan_file.exists():
+            stored = BuildPlan.from_dict(json.loads(plan_file.read_text()))
+            if stored != plan:
+                raise PlanMismatchError(
+                    f"{plan_file} holds another plan ({stored}); build into a new directory "
+                    f"or rebuild with that plan"
+                )
+        else:
+            write_atomic(plan_file, json.dumps(plan.to_dict(), indent=2) + "\n")
+        self._shards = plan.shards()
+        self._shard_of = {task: i for i, shard in enumerate(self._shards) for task in shard}
+
+    def sealed_path(self, shard: int) -> Path:
+        return self.directory / f"shard-{shard:04d}.jsonl"
+
+    def journal_path(self, shard: int) -> Path:
+        return self.directory / f"shard-{shard:04d}.partial.jsonl"
+
+    @property
+    def n_shards(self) -> int:
+        return len(self._shards)
+
+    def shard_of(self, task: Task) -> int:
+        return self._shard_of[task]
+
+    def is_sealed(self, shard: int) -> bool:
+        return self.sealed_path(shard).exists()
+
+    def records(self, shard: int) -> dict[Task, dict[str, Any]]:
+        """Finished trainings of ``shard``, from its sealed file or its journal."""
+        path = self.sealed_path(shard)
+        if path.exists():
+            lines = path.read_text(encoding="utf-8").splitlines()
+            return {_task_of(r): r for r in map(json.loads, lines)}
+        return self._read_journal(shard)
+
+    def _read_journal(self, shard: int) -> dict[Task, dict[str, Any]]:
+        path = self.journal_path(shard)
+        if not path.exists():
+            return {}
+        data = path.read_bytes()
+        complete = data[: data.rfind(b"\n") + 1]
+        if len(complete) != len(data):  # a crash cut the last line: drop it for good
+            with open(path, "r+b") as f:
+                f.truncate(len(complete))
+                os.fsync(f.fileno())
+        wanted = set(self._shards[shard])
+        out: dict[Task, dict[str, Any]] = {}
+        for line in complete.decode("utf-8").splitlines():
+            record = json.loads(line)
+            if _task_of(record) in wanted:
+                out[_task_of(record)] = record
+        return out
+
+    def done(self) -> dict[Task, dict[str, Any]]:
+        """Every finished training on disk."""
+        out: dict[Task, dict[str, Any]] = {}
+        for shard in range(self.n_shards):
+            out.update(self.records(shard))
+        return out
+
+    def pending(self) -> list[Task]:
+        """Trainings still to run, in plan order."""
+        done = self.done()
+        return [task for task in self.plan.tasks() if task not in done]
+
+    def record(self, result: TrainResult | dict[str, Any]) -> bool:
+        """Journal one finished training; seal its shard when complete. True if it sealed."""
+        record = result.to_dict() if isinstance(result, TrainResult) else result
+        shard = self.shard_of(_task_of(record))
+        if self.is_sealed(shard):
+            return False
+        with open(self.journal_path(shard), "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        return self._seal_if_complete(shard)
+
+    def _seal_if_complete(self, shard: int) -> bool:
+        records = self._read_journal(shard)
+        if len(records) < len(self._shards[shard]):
+            return False
+        lines = [json.dumps(records[task]) for task in self._shards[shard]]
+        write_atomic(self.sealed_path(shard), "\n".join(lines) + "\n")
+        self.journal_path(shard).unlink()
+        return True
+
+    def results(self) -> Iterator[TrainResult]:
+        """Every finished training as a :class:`TrainResult`, in plan order."""
+        done = self.done()
+        for task in self.plan.tasks():
+            if task in done:
+                yield TrainResult.from_dict(done[task])
+
+
+_CONTEXTS: dict[str, Any] = {}
+
+
+def run_task(dataset: str, fidelity: str, arch: str, seed: int, threads: int = 1) -> dict[str, Any]:
+    """Train one (architecture, seed) of a plan in this process; the worker side of a build.
+
+    The dataset's :class:`~nasenv.train.TrainingContext` is built once per process and reused.
+    """
+    from nasenv.data import load_dataset
+    from nasenv.train import TrainingContext, train_architecture
+
+    if dataset not in _CONTEXTS:
+        _CONTEXTS[dataset] = TrainingContext(load_dataset(dataset))
+    config = dataclasses.replace(FIDELITIES[fidelity], threads=threads)
+    result = train_architecture(Architecture.from_string(arch), _CONTEXTS[dataset], seed, config)
+    return result.to_dict()
+
+
+def assemble(store: ShardStore, seeds: tuple[int, ...] | None = None, **build: Any) -> Any:
+    """The :class:`~nasenv.table.BenchmarkTable` of a build's finished trainings.
+
+    Args:
+        store: the build.
+        seeds: the seeds to include (default: the plan's); each must be finished for every
+            architecture, because a table never fills gaps.
+        build: facts about how it was built, stored in the table's ``meta["build"]``.
+    """
+    from nasenv.data import load_dataset
+    from nasenv.table import BenchmarkTable
+
+    plan = store.plan
+    seeds = plan.seeds if seeds is None else seeds
+    unknown = sorted(set(seeds) - set(plan.seeds))
+    if unknown:
+        raise ValueError(f"seeds {unknown} are not in the build plan's {list(plan.seeds)}")
+    config = FIDELITIES[plan.fidelity]
+    meta = {
+        "dataset": plan.dataset,
+        "dataset_sha256": load_dataset(plan.dataset).sha256,
+        "space": plan.space,
+        "fidelity": {
+            "name": plan.fidelity,
+            **{k: v for k, v in dataclasses.asdict(config).items() if k != "threads"},
+        },
+        "k": 20,
+        "build": build,
+    }
+    archs = [a.to_string() for a in plan.architectures()]
+    results = (r for r in store.results() if r.seed in seeds)
+    return BenchmarkTable.from_results(results, archs, list(seeds), meta)

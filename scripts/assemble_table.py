@@ -1,0 +1,57 @@
+"""Turn a finished table build into the shipped table file and record its SHA-256.
+
+    python scripts/assemble_table.py                    # benchmarks/table-build/Books-20core
+    python scripts/assemble_table.py --seeds 0          # only seeds finished for every architecture
+
+Writes ``nasenv/tables/<slug>.npz`` and updates ``nasenv/tables/SHA256SUMS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+from pathlib import Path
+
+import torch
+
+from nasenv.data import read_checksums, write_checksums
+from nasenv.table import TABLE_DIR, table_filename
+from nasenv.tablebuild import BuildPlan, ShardStore, assemble
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--build", type=Path, default=ROOT / "benchmarks/table-build/Books-20core")
+    parser.add_argument("--seeds", type=int, nargs="+", help="default: every seed of the plan")
+    parser.add_argument("--out", type=Path, default=TABLE_DIR)
+    parser.add_argument(
+        "--machine",
+        default=f"{platform.machine()} CPU, {os.cpu_count()} cores",
+        help="where the trainings ran, for the table's metadata",
+    )
+    args = parser.parse_args(argv)
+
+    plan = BuildPlan.from_dict(json.loads((args.build / ShardStore.PLAN_FILE).read_text()))
+    store = ShardStore(args.build, plan)
+    table = assemble(
+        store,
+        tuple(args.seeds) if args.seeds else None,
+        machine=args.machine,
+        torch=torch.__version__.split("+")[0],
+        device="cpu",
+        threads_per_training=1,
+    )
+    filename = table_filename(plan.dataset)
+    path = args.out / filename
+    table.save(path)
+    write_checksums(args.out)
+    digest = read_checksums(args.out)[filename]
+    print(f"{path}: {table} ({path.stat().st_size / 1e6:.2f} MB, sha256 {digest})")
+
+
+if __name__ == "__main__":
+    main()

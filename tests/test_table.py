@@ -1,0 +1,192 @@
+"""The benchmark table: format, checksums, query API, and its use as the env's back end."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nasenv.data import ChecksumError, read_checksums
+from nasenv.env import RecNASEnv
+from nasenv.evaluators import TableEvaluator
+from nasenv.space import Architecture
+from nasenv.table import BenchmarkTable, UnknownArchitectureError
+from nasenv.train import TrainConfig, train_architecture
+from tests.conftest import SAMPLE_BUDGET, SAMPLE_SEEDS, TINY_SPACE
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+@pytest.fixture(scope="module")
+def table() -> BenchmarkTable:
+    return BenchmarkTable.load(DATA / "tiny.npz", read_checksums(DATA)["tiny.npz"])
+
+
+def test_sample_table_covers_its_space(table):
+    assert len(table) == len(TINY_SPACE) == 58
+    assert table.seeds == SAMPLE_SEEDS
+    assert table.arch_strings == tuple(a.to_string() for a in TINY_SPACE)
+    assert (table.max_epochs, table.patience) == SAMPLE_BUDGET
+    assert table.scores().std() > 0.01  # architectures differ
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+def test_tampered_table_is_refused_with_file_and_expected_hash(tmp_path, damage):
+    path = tmp_path / "tiny.npz"
+    shutil.copy(DATA / "tiny.npz", path)
+    data = bytearray(path.read_bytes())
+    if damage == "flip":
+        data[len(data) // 2] ^= 0xFF
+    else:
+        data = data[: len(data) // 2]
+    path.write_bytes(bytes(data))
+    expected = read_checksums(DATA)["tiny.npz"]
+    with pytest.raises(ChecksumError, match=expected) as error:
+        BenchmarkTable.load(path, expected)
+    assert str(path) in str(error.value)
+
+
+def test_an_architecture_is_found_by_index_string_object_and_hash(table):
+    arch = TINY_SPACE[17]
+    i = table.index(arch)
+    assert table.index(arch.to_string()) == table.index(17) == i == 17
+    assert table.query(arch) == table.query(arch.to_string()) == table.query(i)
+    assert table.by_hash(arch.hash) == arch == table.arch(i)
+    assert table.hash(i) == arch.hash
+
+
+def test_unknown_architectures_and_seeds_raise_clear_errors(table):
+    outside = dataclasses.replace(TINY_SPACE[3], layers=("gcn", "stop", "stop"))
+    with pytest.raises(UnknownArchitectureError, match="not in the tiny table"):
+        table.query(outside)
+    with pytest.raises(UnknownArchitectureError, match="outside"):
+        table.query(len(table))
+    with pytest.raises(UnknownArchitectureError, match="hash"):
+        table.by_hash("0" * 16)
+    with pytest.raises(ValueError, match="'nope' is not one of"):
+        table.query("layers=nope,combine=last,dim=16,items=id,loss=bpr,lr=0.02,reg=0.0001")
+    with pytest.raises(ValueError, match=r"allowed: \[0, 1, 2, 'mean'\]"):
+        table.query(0, seed=7)
+    with pytest.raises(ValueError, match="not answerable"):
+        table.query(0, fidelity="converged")
+
+
+def test_seed_mean_is_the_mean_of_the_seeds(table):
+    per_seed = np.stack([table.scores("ndcg", seed) for seed in table.seeds])
+    np.testing.assert_allclose(table.scores("ndcg", "mean"), per_seed.mean(0))
+    record = table.query(5)
+    costs = [table.query(5, seed).cost_seconds for seed in table.seeds]
+    assert record.cost_seconds == pytest.approx(np.mean(costs))
+
+
+def test_lower_fidelities_replay_early_stopping_on_the_stored_curves(table):
+    for i in (0, 9, 30):
+        for seed in table.seeds:
+            short = table.result(i, seed).at_fidelity(4, 2)
+            record = table.query(i, seed, fidelity=(4, 2))
+            assert record.val_recall == pytest.approx(short.val_recall_best)
+            assert record.epochs == len(short.val_recall)
+            assert record.cost_seconds == pytest.approx(short.epoch_seconds[-1])
+            assert table.test_metrics(i, seed, (4, 2))["test_recall"] == pytest.approx(
+                short.test_recall
+            )
+
+
+def test_top_k_is_sorted_and_agrees_with_scores(table):
+    top = table.top_k(5, "recall", seed=1)
+    scores = [score for _, score in top]
+    assert scores == sorted(scores, reverse=True)
+    assert scores[0] == table.scores("recall", 1).max()
+    assert table.index(top[0][0]) == int(np.argmax(table.scores("recall", 1)))
+
+
+def test_test_metrics_never_enter_scores_or_rankings(table):
+    arrays = dict(table.arrays)
+    for name in ("test_recall_at_best", "test_ndcg_at_best"):
+        arrays[name] = np.random.default_rng(0).random(arrays[name].shape).astype(np.float32)
+    scrambled = BenchmarkTable(arrays)
+    np.testing.assert_array_equal(scrambled.scores("recall"), table.scores("recall"))
+    np.testing.assert_array_equal(scrambled.scores("ndcg", 2), table.scores("ndcg", 2))
+    assert scrambled.top_k(10) == table.top_k(10)
+    assert scrambled.test_metrics(3) != table.test_metrics(3)
+
+
+def test_save_and_load_round_trip_bytes(table, tmp_path):
+    table.save(tmp_path / "copy.npz")
+    assert (tmp_path / "copy.npz").read_bytes() == (DATA / "tiny.npz").read_bytes()
+
+
+def test_a_missing_training_is_never_filled_in(table):
+    results = [table.result(i, s) for s in table.seeds for i in range(len(table))][:-1]
+    with pytest.raises(ValueError, match=r"1 .* missing"):
+        BenchmarkTable.from_results(results, table.arch_strings, list(table.seeds), table.meta)
+
+
+def test_stored_trainings_reproduce_when_retrained(table, tiny_context):
+    config = TrainConfig(*SAMPLE_BUDGET, batch_size=table.meta["fidelity"]["batch_size"], threads=1)
+    for i, seed in ((0, 0), (40, 2)):
+        stored = table.result(i, seed)
+        again = train_architecture(table.arch(i), tiny_context, seed, config)
+        np.testing.assert_allclose(again.val_recall, stored.val_recall, atol=1e-6)
+        np.testing.assert_allclose(again.test_ndcg_at_best, stored.test_ndcg_at_best, atol=1e-6)
+
+
+def _table_env(table: BenchmarkTable, **kwargs) -> RecNASEnv:
+    return RecNASEnv(evaluator=TableEvaluator(table), space=TINY_SPACE, **kwargs)
+
+
+def _play(env: RecNASEnv, arch: Architecture, seed: int | None = None) -> tuple[float, dict]:
+    from nasenv.space import SLOTS
+
+    env.reset(seed=seed)
+    for slot, value in zip(SLOTS, arch.decisions()):
+        _, reward, terminated, _, info = env.step(slot.choices.index(value))
+    assert terminated
+    return float(reward), info
+
+
+def test_table_env_rewards_are_the_stored_scores(table):
+    env = _table_env(table, eval_seed=1, metric="ndcg")
+    arch = TINY_SPACE[21]
+    reward, info = _play(env, arch)
+    assert reward == pytest.approx(table.scores("ndcg", 1)[21])
+    assert info["cost_seconds"] == pytest.approx(table.query(arch, 1).cost_seconds)
+    assert env.test_metrics() == pytest.approx(table.test_metrics(arch, 1))
+    _play(env, arch)
+    assert env.total_cost_seconds == pytest.approx(2 * info["cost_seconds"])
+
+
+def test_mean_policy_averages_scores_and_charges_every_seed(table):
+    env = _table_env(table, seed_policy="mean")
+    reward, info = _play(env, TINY_SPACE[33])
+    assert info["seed"] is None
+    assert reward == pytest.approx(table.scores("recall", "mean")[33])
+    costs = sum(table.query(33, s).cost_seconds for s in table.seeds)
+    assert info["cost_seconds"] == pytest.approx(costs)
+
+
+def test_random_policy_draws_seeds_from_np_random_reproducibly(table):
+    def rewards(seed: int) -> list[float]:
+        env = _table_env(table, seed_policy="random")
+        env.reset(seed=seed)
+        return [_play(env, TINY_SPACE[i])[0] for i in range(0, 58, 4)]
+
+    assert rewards(3) == rewards(3)
+    seeds_seen = set()
+    env = _table_env(table, seed_policy="random")
+    env.reset(seed=0)
+    for _ in range(30):
+        seeds_seen.add(_play(env, TINY_SPACE[2])[1]["seed"])
+    assert seeds_seen == set(table.seeds)
+
+
+def test_table_env_refuses_mismatched_spaces_seeds_and_budgets(table):
+    with pytest.raises(ValueError, match="holds the 'tiny' space"):
+        RecNASEnv(evaluator=TableEvaluator(table), space="core")
+    with pytest.raises(ValueError, match="not all in the table"):
+        _table_env(table, seed_policy="random", n_seeds=5)
+    with pytest.raises(ValueError, match="not answerable"):
+        TableEvaluator(table, fidelity="converged")
