@@ -169,6 +169,11 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
         size = int(_OFFSETS[-1]) + len(SLOTS) + 1
         self.observation_space = spaces.Box(0.0, 1.0, (size,), dtype=np.float32)
         self.decisions: list[Choice] = []
+        # Per-prefix caches: a space has a few thousand decision prefixes, and table-mode
+        # episodes are cheap enough that recomputing masks and encodings would dominate.
+        self._masks: dict[tuple[Choice, ...], tuple[np.ndarray, np.ndarray]] = {}
+        self._finished: dict[tuple[Choice, ...], tuple[Architecture, dict[str, Any]]] = {}
+        self._obs = np.zeros(size, dtype=np.float32)
         self.done = True
         self._reset_called = False
         self.total_cost_seconds = 0.0
@@ -176,28 +181,44 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
         self.last_arch: Architecture | None = None
         self.last_seed: int | None = None
 
+    def _masks_now(self) -> tuple[np.ndarray, np.ndarray]:
+        """(bool, int8) read-only masks over the actions of the current slot."""
+        key = (*self.decisions, None) if self.done else tuple(self.decisions)
+        if key not in self._masks:
+            mask = np.zeros(N_ACTIONS, dtype=bool)
+            if not self.done:
+                valid = self.space.mask(self.decisions)
+                mask[: len(valid)] = valid
+            as_int8 = mask.astype(np.int8)
+            mask.setflags(write=False)
+            as_int8.setflags(write=False)
+            self._masks[key] = (mask, as_int8)
+        return self._masks[key]
+
     def _mask(self) -> np.ndarray:
-        mask = np.zeros(N_ACTIONS, dtype=bool)
-        if not self.done:
-            valid = self.space.mask(self.decisions)
-            mask[: len(valid)] = valid
-        return mask
+        return self._masks_now()[0]
 
     def action_masks(self) -> np.ndarray:
         """Valid actions of the current slot as booleans (all ``False`` once the episode ended)."""
-        return self._mask()
+        return self._mask().copy()
 
     def _observation(self) -> np.ndarray:
-        obs = np.zeros(self.observation_space.shape, dtype=np.float32)
-        for slot, value in enumerate(self.decisions):
-            obs[_OFFSETS[slot] + SLOTS[slot].choices.index(value)] = 1.0
-        current = len(SLOTS) if self.done else len(self.decisions)
-        obs[_OFFSETS[-1] + current] = 1.0
-        return obs
+        """The encoding, kept up to date in place by :meth:`reset` and :meth:`step`."""
+        return self._obs.copy()
+
+    def _update_observation(self) -> None:
+        n = len(self.decisions)
+        if n == 0:
+            self._obs[:] = 0.0
+        else:
+            slot = n - 1
+            self._obs[_OFFSETS[slot] + SLOTS[slot].choices.index(self.decisions[-1])] = 1.0
+        self._obs[_OFFSETS[-1] :] = 0.0
+        self._obs[_OFFSETS[-1] + (len(SLOTS) if self.done else n)] = 1.0
 
     def _info(self) -> dict[str, Any]:
         return {
-            "action_mask": self._mask().astype(np.int8),
+            "action_mask": self._masks_now()[1],
             "slot": None if self.done else SLOTS[len(self.decisions)].name,
             "total_cost_seconds": self.total_cost_seconds,
             "evaluations": self.evaluations,
@@ -208,6 +229,7 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         self.decisions, self.done, self._reset_called = [], False, True
+        self._update_observation()
         return self._observation(), self._info()
 
     def step(self, action: int) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
@@ -227,10 +249,12 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
             if self.invalid_action == "raise":
                 raise ValueError(message)
             self.done = True
+            self._update_observation()
             info = {**self._info(), "invalid_action": True, "reason": message}
             return self._observation(), self.invalid_reward, True, False, info
         self.decisions.append(slot.choices[int(action)])
         if len(self.decisions) < len(SLOTS):
+            self._update_observation()
             return self._observation(), 0.0, False, False, self._info()
         return self._finish()
 
@@ -253,20 +277,28 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
             n_params=runs[0].n_params,
         )
 
+    def _identity(self) -> tuple[Architecture, dict[str, Any]]:
+        """The finished architecture and its identifying info entries (cached per architecture)."""
+        key = tuple(self.decisions)
+        if key not in self._finished:
+            arch = Architecture.from_decisions(self.decisions)
+            names = {"arch": arch.to_string(), "arch_index": FULL.index(arch), "hash": arch.hash}
+            self._finished[key] = (arch, names)
+        return self._finished[key]
+
     def _finish(self) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        arch = Architecture.from_decisions(self.decisions)
+        arch, names = self._identity()
         evaluation = self._evaluate(arch)
         seed = evaluation.seed
         self.done = True
+        self._update_observation()
         self.total_cost_seconds += evaluation.cost_seconds
         self.evaluations += 1
         self.last_arch, self.last_seed = arch, seed
         reward = evaluation.score(self.metric)  # FAILED_SCORE for a diverged training
         info = {
             **self._info(),
-            "arch": arch.to_string(),
-            "arch_index": FULL.index(arch),
-            "hash": arch.hash,
+            **names,
             "seed": seed,
             "status": evaluation.status,
             "val_recall": evaluation.val_recall,

@@ -309,11 +309,14 @@ class BenchmarkTable:
     ) -> TableRecord:
         """Validation metrics, epochs and cost of one architecture."""
         i, columns = self.index(arch), self._columns(seed)
-        pick = lambda values: float(values[i, columns].mean())  # noqa: E731
+
+        def pick(values: np.ndarray) -> float:
+            return float(values[i, columns[0]] if len(columns) == 1 else values[i, columns].mean())
+
         return TableRecord(
             arch=self.arch_strings[i],
             seed=seed if seed == "mean" else int(seed),
-            status="ok" if self.arrays["ok"][i, columns].all() else "failed",
+            status="ok" if all(self.arrays["ok"][i, columns]) else "failed",
             val_recall=pick(self._at_best("val_recall", fidelity)),
             val_ndcg=pick(self._at_best("val_ndcg", fidelity)),
             epochs=pick(self.epochs(fidelity)),
