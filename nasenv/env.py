@@ -218,7 +218,7 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
 
     def _info(self) -> dict[str, Any]:
         return {
-            "action_mask": self._masks_now()[1],
+            "action_mask": self._masks_now()[1].copy(),
             "slot": None if self.done else SLOTS[len(self.decisions)].name,
             "total_cost_seconds": self.total_cost_seconds,
             "evaluations": self.evaluations,
