@@ -1,1 +1,35 @@
-"""Search agents and baselines that run against the RecNAS-Books environments."""
+"""Search agents and baselines that run against the RecNAS-Books environments.
+
+Every agent is a dataclass of documented hyperparameters with a ``search(runner)`` method (see
+:mod:`agents.base`); :func:`make_agent` builds one by name. Agents that need optional packages
+(Stable-Baselines3, Optuna) import them only when built.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+AGENTS: dict[str, str] = {
+    "random": "agents.random_search:RandomSearch",
+    "evolution": "agents.evolution:RegularizedEvolution",
+    "tpe": "agents.tpe:TPE",
+    "qlearning": "agents.qlearning:QLearning",
+    "reinforce": "agents.reinforce:Reinforce",
+    "ppo": "agents.ppo:MaskablePPOAgent",
+    "ppo-plain": "agents.ppo:PlainPPOAgent",
+}
+"""Agent name -> ``module:class``."""
+
+
+def agent_class(name: str) -> type:
+    """The class registered under ``name``."""
+    if name not in AGENTS:
+        raise ValueError(f"unknown agent {name!r}; allowed: {list(AGENTS)}")
+    module, _, cls = AGENTS[name].partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def make_agent(name: str, seed: int = 0, **hyperparameters: Any) -> Any:
+    """Build the agent ``name`` with ``seed`` and any hyperparameter overrides."""
+    return agent_class(name)(seed=seed, **hyperparameters)

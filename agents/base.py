@@ -1,0 +1,51 @@
+"""What every agent is: a seeded object with documented hyperparameters that searches through a
+:class:`~agents.runner.SearchRunner` until its budget is spent."""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+
+from agents.runner import SearchRunner
+from nasenv.space import SLOTS, Architecture, Choice, SearchSpace
+
+
+class Agent(ABC):
+    """Base class. Subclasses are dataclasses whose fields (except ``seed``) are their
+    hyperparameters, each documented with its source."""
+
+    name: ClassVar[str]
+    seed: int
+
+    @abstractmethod
+    def search(self, runner: SearchRunner) -> None:
+        """Evaluate architectures through ``runner`` until ``runner.exhausted``."""
+
+    def hyperparameters(self) -> dict[str, Any]:
+        values = dataclasses.asdict(self) if dataclasses.is_dataclass(self) else {}
+        return {k: v for k, v in values.items() if k != "seed"}
+
+
+def valid_choices(space: SearchSpace, prefix: list[Choice]) -> list[Choice]:
+    """The choices of slot ``len(prefix)`` that may follow ``prefix`` in ``space``."""
+    slot = SLOTS[len(prefix)]
+    return [c for c, ok in zip(slot.choices, space.mask(prefix)) if ok]
+
+
+def mutate(arch: Architecture, space: SearchSpace, rng: np.random.Generator) -> Architecture:
+    """``arch`` with one decision changed to another valid value; later decisions that the change
+    made invalid are redrawn uniformly among the valid ones, so the result is always in ``space``
+    and always differs from ``arch``."""
+    values = list(arch.decisions())
+    mutable = [s for s in range(len(SLOTS)) if len(valid_choices(space, values[:s])) > 1]
+    slot = int(rng.choice(mutable))
+    others = [c for c in valid_choices(space, values[:slot]) if c != values[slot]]
+    values[slot] = others[int(rng.integers(len(others)))]
+    for later in range(slot + 1, len(SLOTS)):
+        allowed = valid_choices(space, values[:later])
+        if values[later] not in allowed:
+            values[later] = allowed[int(rng.integers(len(allowed)))]
+    return Architecture.from_decisions(values)

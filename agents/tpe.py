@@ -1,0 +1,61 @@
+"""Tree-structured Parzen Estimator through Optuna's own sampler (Bergstra et al. 2011,
+"Algorithms for Hyper-Parameter Optimization"; Watanabe 2023, "Tree-Structured Parzen
+Estimator: Understanding Its Algorithm Components")."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import ClassVar
+
+from agents.base import Agent, valid_choices
+from agents.runner import SearchRunner
+from nasenv.space import SLOTS, Choice
+
+
+@dataclass
+class TPE(Agent):
+    """Define-by-run TPE over the slots, asked and told one architecture at a time.
+
+    Conditional decisions follow the masks: a slot with one valid choice is not a parameter, and
+    a slot's parameter is named after its valid choice set (``aggr1|mean,max,sum``), so that TPE
+    models each set of alternatives separately instead of mixing incompatible ones.
+
+    Args:
+        n_startup_trials: random architectures before TPE models the results (Optuna's default 10).
+        multivariate: model the decisions jointly (Falkner et al. 2018; Optuna recommends it for
+            dependent parameters); ``group=True`` splits the conditional space into subspaces.
+    """
+
+    name: ClassVar[str] = "tpe"
+    seed: int = 0
+    n_startup_trials: int = 10
+    multivariate: bool = True
+
+    def search(self, runner: SearchRunner) -> None:
+        try:
+            import optuna
+        except ImportError as error:
+            message = "the tpe agent needs Optuna: pip install 'recnas-books[rl]'"
+            raise ImportError(message) from error
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            sampler = optuna.samplers.TPESampler(
+                seed=self.seed,
+                n_startup_trials=self.n_startup_trials,
+                multivariate=self.multivariate,
+                group=self.multivariate,
+            )
+        study = optuna.create_study(direction="maximize", sampler=sampler)
+        while not runner.exhausted:
+            trial = study.ask()
+            values: list[Choice] = []
+            for slot in SLOTS:
+                choices = valid_choices(runner.space, values)
+                if len(choices) == 1:
+                    values.append(choices[0])
+                    continue
+                key = f"{slot.name}|{','.join(map(str, choices))}"
+                values.append(trial.suggest_categorical(key, choices))
+            study.tell(trial, runner.evaluate(values).reward)
