@@ -51,17 +51,22 @@ def evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
             json.dump(result.to_dict(), handle, indent=1)
 
 
+def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of :func:`evaluate` (shared with ``recnas evaluate``)."""
+    parser.add_argument("arch", nargs="?", default=LIGHTGCN, help="canonical architecture string")
+    parser.add_argument("--dataset", default=DEFAULT_DATASET, choices=sorted(DATASETS))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-epochs", type=int, default=TrainConfig.max_epochs)
+    parser.add_argument("--patience", type=int, default=TrainConfig.patience)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", help="also write the full result (curves included) here")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m nasenv", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     ev = commands.add_parser("evaluate", help="train one architecture and print its metrics")
-    ev.add_argument("arch", nargs="?", default=LIGHTGCN, help="canonical architecture string")
-    ev.add_argument("--dataset", default=DEFAULT_DATASET, choices=sorted(DATASETS))
-    ev.add_argument("--seed", type=int, default=0)
-    ev.add_argument("--max-epochs", type=int, default=TrainConfig.max_epochs)
-    ev.add_argument("--patience", type=int, default=TrainConfig.patience)
-    ev.add_argument("--threads", type=int, default=2)
-    ev.add_argument("--json", help="also write the full result (curves included) here")
+    add_evaluate_arguments(ev)
     commands.add_parser("datasets", help="list the registered book tasks")
     commands.add_parser("space", help="describe the search space")
     args = parser.parse_args()

@@ -32,3 +32,36 @@ def test_evaluate_command_names_a_bad_architecture():
     )
     assert completed.returncode != 0
     assert "layer1='foo' is not one of" in completed.stderr
+
+
+def test_recnas_agents_lists_every_agent():
+    completed = subprocess.run(
+        [sys.executable, "-m", "agents.cli", "agents"], capture_output=True, text=True, check=True
+    )
+    from agents import AGENTS
+
+    for name in AGENTS:
+        assert name in completed.stdout
+
+
+def test_recnas_search_prints_the_best_and_writes_the_history(tmp_path, monkeypatch, capsys):
+    from agents import cli
+    from nasenv.env import RecNASEnv
+    from tests.conftest import PlantedEvaluator
+
+    made = {}
+
+    def fake_make(env_id, **kwargs):
+        made.update(kwargs, env_id=env_id)
+        return RecNASEnv(evaluator=PlantedEvaluator(), space="core")
+
+    monkeypatch.setattr(cli.gym, "make", fake_make)
+    out = tmp_path / "run.json"
+    cli.main(["search", "--agent", "evolution", "--budget", "15", "--seed", "4", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert "evolution (seed 4): 15 evaluations" in printed and "best (evaluation" in printed
+    assert made["env_id"] == "RecNAS-Books-v0" and made["seed_policy"] == "fixed"
+    result = json.loads(out.read_text())
+    assert len(result["history"]) == 15 and result["budget"]["evaluations"] == 15
+    assert result["best"]["reward"] == max(t["reward"] for t in result["history"])
+    assert set(result["test_metrics"]) == {"test_recall", "test_ndcg"}
