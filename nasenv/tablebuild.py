@@ -269,3 +269,48 @@ def assemble(store: ShardStore, seeds: tuple[int, ...] | None = None, **build: A
     archs = [a.to_string() for a in plan.architectures()]
     results = (r for r in store.results() if r.seed in seeds)
     return BenchmarkTable.from_results(results, archs, list(seeds), meta)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One stored training retrained live: stored and new best validation Recall@K."""
+
+    arch: str
+    seed: int
+    stored: float
+    live: float
+    seed_low: float  # lowest stored value over the table's seeds
+    seed_high: float  # highest stored value over the table's seeds
+
+    @property
+    def difference(self) -> float:
+        return self.live - self.stored
+
+    @property
+    def within_seed_spread(self) -> bool:
+        """The live value lies within the range the table's seeds span (1e-6 slack)."""
+        return self.seed_low - 1e-6 <= self.live <= self.seed_high + 1e-6
+
+
+def check_entries(
+    table: Any,
+    context: Any,
+    entries: list[tuple[int, int]],
+    threads: int | None = 1,
+) -> Iterator[Check]:
+    """Retrain ``(row, seed)`` entries of ``table`` on ``context`` at the table's budget."""
+    from nasenv.train import TrainConfig, train_architecture
+
+    stored_budget = {k: table.meta["fidelity"][k] for k in ("max_epochs", "patience", "batch_size")}
+    config = TrainConfig(**stored_budget, threads=threads)
+    for row, seed in entries:
+        live = train_architecture(table.arch(row), context, seed, config)
+        per_seed = [table.query(row, s).val_recall for s in table.seeds]
+        yield Check(
+            arch=table.arch_strings[row],
+            seed=seed,
+            stored=table.query(row, seed).val_recall,
+            live=live.val_recall_best if live.ok else 0.0,
+            seed_low=min(per_seed),
+            seed_high=max(per_seed),
+        )
