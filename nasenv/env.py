@@ -10,8 +10,8 @@ from gymnasium import spaces
 
 from nasenv.data import DEFAULT_DATASET
 from nasenv.evaluators import METRICS, Evaluation, Evaluator, LiveEvaluator, TableEvaluator
+from nasenv.results import FIDELITIES
 from nasenv.space import FULL, SLOTS, SPACES, Architecture, Choice, SearchSpace
-from nasenv.train import FIDELITIES
 
 BACKENDS = ("table", "live")
 SEED_POLICIES = ("fixed", "random", "mean")

@@ -15,19 +15,12 @@ import sqlite3
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from nasenv.data import DEFAULT_DATASET, BooksDataset, load_dataset
+from nasenv.results import FAILED_SCORE, FIDELITIES, TrainConfig, TrainResult
 from nasenv.space import Architecture
 from nasenv.table import BenchmarkTable, load_table
-from nasenv.train import (
-    FAILED_SCORE,
-    FIDELITIES,
-    TrainConfig,
-    TrainingContext,
-    TrainResult,
-    train_architecture,
-)
 
 METRICS = ("recall", "ndcg")
 
@@ -166,7 +159,7 @@ class LiveEvaluator:
         self.config = fidelity
         path = default_cache_path() if cache == "default" else cache
         self.cache = ResultCache(path) if path is not None else None
-        self._context: TrainingContext | None = None
+        self._context: Any = None  # nasenv.train.TrainingContext, built at the first training
 
     @property
     def dataset_name(self) -> str:
@@ -180,6 +173,8 @@ class LiveEvaluator:
             cached = self.cache.get(key, arch_string, seed, self.config)
             if cached is not None:
                 return cached
+        from nasenv.train import TrainingContext, train_architecture  # torch: only when training
+
         if self._context is None:
             self._context = TrainingContext(self.dataset)
         result = train_architecture(arch, self._context, seed, self.config)

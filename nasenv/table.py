@@ -49,8 +49,8 @@ from nasenv.data import (
     verify_file,
     write_npz,
 )
+from nasenv.results import FAILED_SCORE, FIDELITIES, TrainConfig, TrainResult, stopping_epoch
 from nasenv.space import Architecture
-from nasenv.train import FAILED_SCORE, FIDELITIES, TrainConfig, TrainResult, stopping_epoch
 
 FORMAT_VERSION = 1
 TABLE_DIR = DATA_DIR.parent / "tables"

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nasenv.results import FIDELITIES, TrainResult
 from nasenv.space import SPACES, Architecture
-from nasenv.train import FIDELITIES, TrainResult
 
 Task = tuple[str, int]  # (canonical architecture string, seed)
 

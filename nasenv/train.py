@@ -12,13 +12,10 @@ A run whose loss or scores become NaN/inf ends as a failed :class:`TrainResult` 
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -27,146 +24,21 @@ from torch import Tensor
 from nasenv.data import BooksDataset
 from nasenv.metrics import FullRankingEvaluator
 from nasenv.models import Graph, GraphRecommender, build_graph, count_parameters
+from nasenv.results import FAILED_SCORE, FIDELITIES, TrainConfig, TrainResult, stopping_epoch
 from nasenv.space import Architecture
 
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """The training budget (fidelity) and protocol.
-
-    Args:
-        max_epochs: hard limit on epochs.
-        patience: stop after this many epochs without a better validation Recall@K.
-        batch_size: positive interactions per step.
-        threads: ``torch.set_num_threads`` during the run (``None``: leave as is).
-    """
-
-    max_epochs: int = 40
-    patience: int = 5
-    batch_size: int = 16384
-    threads: int | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("max_epochs", "patience", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-
-
-FAILED_SCORE = 0.0
-"""Validation (and reward) score of a training that diverged."""
-
-FIDELITIES: dict[str, TrainConfig] = {
-    "low": TrainConfig(max_epochs=5, patience=2),
-    "tabulation": TrainConfig(max_epochs=30, patience=5),
-    "converged": TrainConfig(max_epochs=100, patience=10),
-}
-"""Named training budgets. ``tabulation`` is the benchmark table's (chosen and measured in
-``benchmarks/eval_speed.py``); ``converged`` is the reference it is checked against."""
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    """Outcome of one training run. Curves have one entry per completed epoch.
-
-    ``test_recall_at_best[e]`` is the test Recall@K of the best validation epoch among the first
-    ``e + 1`` epochs, so that any shorter budget's test metric can be read off without retraining.
-    """
-
-    arch: str
-    dataset: str
-    seed: int
-    config: TrainConfig
-    status: Literal["ok", "failed"]
-    reason: str
-    val_recall: tuple[float, ...]
-    val_ndcg: tuple[float, ...]
-    test_recall_at_best: tuple[float, ...]
-    test_ndcg_at_best: tuple[float, ...]
-    epoch_seconds: tuple[float, ...]  # cumulative wall seconds (train + validate) per epoch
-    n_params: int
-    inference_ms: float
-    train_seconds: float = field(default=0.0)
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
-    @property
-    def best_epoch(self) -> int:
-        """1-based epoch with the highest validation Recall@K (0 if none finished)."""
-        if not self.val_recall:
-            return 0
-        return max(range(len(self.val_recall)), key=self.val_recall.__getitem__) + 1
-
-    @property
-    def val_recall_best(self) -> float:
-        return self.val_recall[self.best_epoch - 1] if self.val_recall else float("nan")
-
-    @property
-    def val_ndcg_best(self) -> float:
-        return self.val_ndcg[self.best_epoch - 1] if self.val_ndcg else float("nan")
-
-    @property
-    def test_recall(self) -> float:
-        return self.test_recall_at_best[-1] if self.test_recall_at_best else float("nan")
-
-    @property
-    def test_ndcg(self) -> float:
-        return self.test_ndcg_at_best[-1] if self.test_ndcg_at_best else float("nan")
-
-    def at_fidelity(self, max_epochs: int, patience: int) -> TrainResult:
-        """This run as if it had been trained with a smaller ``max_epochs`` and ``patience``.
-
-        Exact, because training never depends on the stopping rule: the shorter run is a prefix
-        of this one, ending where its own early-stopping rule fires.
-        """
-        if max_epochs > self.config.max_epochs or patience > self.config.patience:
-            raise ValueError(
-                f"fidelity (max_epochs={max_epochs}, patience={patience}) exceeds the run's "
-                f"(max_epochs={self.config.max_epochs}, patience={self.config.patience})"
-            )
-        epochs = stopping_epoch(self.val_recall[:max_epochs], patience)
-        return dataclasses.replace(
-            self,
-            config=dataclasses.replace(self.config, max_epochs=max_epochs, patience=patience),
-            val_recall=self.val_recall[:epochs],
-            val_ndcg=self.val_ndcg[:epochs],
-            test_recall_at_best=self.test_recall_at_best[:epochs],
-            test_ndcg_at_best=self.test_ndcg_at_best[:epochs],
-            epoch_seconds=self.epoch_seconds[:epochs],
-            train_seconds=self.train_seconds * epochs / max(1, len(self.val_recall)),
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dictionary (inverse: :meth:`from_dict`)."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainResult:
-        data = dict(data)
-        data["config"] = TrainConfig(**data["config"])
-        for key in (
-            "val_recall",
-            "val_ndcg",
-            "test_recall_at_best",
-            "test_ndcg_at_best",
-            "epoch_seconds",
-        ):
-            data[key] = tuple(data[key])
-        return cls(**data)
-
-
-def stopping_epoch(curve: tuple[float, ...], patience: int) -> int:
-    """Number of epochs early stopping with ``patience`` runs on a validation ``curve``."""
-    best, since_best = -math.inf, 0
-    for epoch, value in enumerate(curve, start=1):
-        if value > best:
-            best, since_best = value, 0
-        else:
-            since_best += 1
-        if since_best >= patience:
-            return epoch
-    return len(curve)
+__all__ = [
+    "FAILED_SCORE",
+    "FIDELITIES",
+    "NegativeSampler",
+    "TrainConfig",
+    "TrainResult",
+    "TrainingContext",
+    "gather_rows",
+    "pair_loss",
+    "stopping_epoch",
+    "train_architecture",
+]
 
 
 class _GatherRows(torch.autograd.Function):
