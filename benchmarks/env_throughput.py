@@ -1,0 +1,132 @@
+"""Table-mode env speed against FrozenLake-v1, and the table's load time and memory.
+
+    python benchmarks/env_throughput.py                 # the shipped Books-20core table
+    python benchmarks/env_throughput.py --sample        # the tests' sample table (before a build)
+
+Both envs are made with ``gym.make`` (same wrappers) and stepped by the same loop replaying
+pre-drawn actions, so that only the envs are timed: uniform random actions for FrozenLake, the
+decisions of uniformly drawn architectures for ours (every 12th step is a table look-up).
+Load time and memory are measured in a fresh interpreter:
+the import of ``nasenv.table`` (numpy and gymnasium included), then the seconds from loading
+the table (SHA-256 check included) to the answer of a first query, and the growth of resident
+memory over that span. Results: ``benchmarks/results/env_throughput.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "tests" / "data" / "tiny.npz"
+
+LOAD_PROBE = """
+import json, sys, time
+def rss_mb():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS"):
+            return int(line.split()[1]) / 1024
+start = time.perf_counter()
+from nasenv.table import BenchmarkTable, load_table
+from nasenv.data import read_checksums
+imported = time.perf_counter()
+before = rss_mb()
+path = sys.argv[1]
+if path == "shipped":
+    table = load_table()
+else:
+    from pathlib import Path
+    table = BenchmarkTable.load(path, read_checksums(Path(path).parent)[Path(path).name])
+table.query(0)
+seconds = time.perf_counter() - imported
+print(json.dumps({"import_s": imported - start, "load_and_first_query_s": seconds,
+                  "rss_growth_mb": rss_mb() - before,
+                  "torch_imported": "torch" in sys.modules, "architectures": len(table)}))
+"""
+
+
+def steps_per_second(env: gym.Env, actions: list[int]) -> float:
+    """Steps per second of ``env`` replaying ``actions`` (resetting whenever an episode ends)."""
+    env.reset(seed=0)
+    start = time.perf_counter()
+    for action in actions:
+        _, _, terminated, truncated, _ = env.step(action)
+        if terminated or truncated:
+            env.reset()
+    return len(actions) / (time.perf_counter() - start)
+
+
+def random_architecture_actions(env: gym.Env, steps: int, seed: int) -> list[int]:
+    """Action indices of uniformly drawn architectures of the env's space, ``steps`` in all."""
+    from nasenv.space import SLOTS
+
+    rng = np.random.default_rng(seed)
+    actions: list[int] = []
+    while len(actions) < steps:
+        arch = env.unwrapped.space.sample(rng)
+        actions += [slot.choices.index(v) for slot, v in zip(SLOTS, arch.decisions())]
+    return actions[: steps - steps % len(SLOTS)]
+
+
+def make_recnas(sample: bool) -> gym.Env:
+    import nasenv  # noqa: F401 - registers the ids
+
+    if not sample:
+        return gym.make("RecNAS-Books-v0", backend="table")
+    sys.path.insert(0, str(ROOT))
+    from nasenv.evaluators import TableEvaluator
+    from nasenv.table import BenchmarkTable
+    from tests.conftest import TINY_SPACE
+
+    return gym.make(
+        "RecNAS-Books-v0", evaluator=TableEvaluator(BenchmarkTable.load(SAMPLE)), space=TINY_SPACE
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sample", action="store_true", help="use the tests' sample table")
+    parser.add_argument("--steps", type=int, default=60_000)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+
+    frozen = gym.make("FrozenLake-v1")
+    recnas = make_recnas(args.sample)
+    ours, theirs = [], []
+    for repeat in range(args.repeats):  # interleaved, so that machine load hits both alike
+        rng = np.random.default_rng(repeat)
+        theirs.append(steps_per_second(frozen, rng.integers(4, size=args.steps).tolist()))
+        ours.append(
+            steps_per_second(recnas, random_architecture_actions(recnas, args.steps, repeat))
+        )
+    probe = subprocess.run(
+        [sys.executable, "-c", LOAD_PROBE, str(SAMPLE) if args.sample else "shipped"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    result = {
+        "table": "tests/data/tiny.npz (sample)" if args.sample else "shipped Books-20core",
+        "frozenlake_steps_per_s": statistics.median(theirs),
+        "recnas_table_steps_per_s": statistics.median(ours),
+        "ratio": statistics.median(ours) / statistics.median(theirs),
+        "episodes_per_s": statistics.median(ours) / 12,
+        **json.loads(probe.stdout),
+    }
+    out = ROOT / "benchmarks" / "results" / "env_throughput.json"
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    for key, value in result.items():
+        print(f"{key:28} {value:.4g}" if isinstance(value, float) else f"{key:28} {value}")
+
+
+if __name__ == "__main__":
+    main()
