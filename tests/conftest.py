@@ -8,24 +8,11 @@ import pytest
 from nasenv.data import BooksDataset
 from nasenv.evaluators import Evaluation
 from nasenv.prepare import split_per_user
-from nasenv.space import CORE, SLOTS, STOP, Architecture, SearchSpace
+from nasenv.space import CORE, SLOTS, Architecture
 from nasenv.train import TrainingContext
+from tests.spaces import SAMPLE_BUDGET, SAMPLE_SEEDS, TINY_SPACE
 
-TINY_SPACE = SearchSpace(
-    "tiny",
-    {
-        **{f"layer{d}": (STOP, "lgconv", "sage") for d in range(1, 4)},
-        **{f"aggr{d}": ("none", "mean") for d in range(1, 4)},
-        "combine": ("last", "mean"),
-        "dim": (16,),
-        "items": ("id",),
-        "lr": (0.02,),
-        "reg": (1e-4,),
-    },
-)
-"""58 architectures: the space of the committed sample table ``tests/data/tiny.npz``."""
-SAMPLE_SEEDS = (0, 1, 2)
-SAMPLE_BUDGET = (8, 3)  # (max_epochs, patience) of the sample table
+__all__ = ["SAMPLE_BUDGET", "SAMPLE_SEEDS", "TINY_SPACE", "PlantedEvaluator", "make_tiny_dataset"]
 
 
 def make_tiny_dataset(n_users: int = 40, n_items: int = 30, seed: int = 0) -> BooksDataset:

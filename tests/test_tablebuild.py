@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from nasenv.results import FIDELITIES, TrainResult
 from nasenv.tablebuild import BuildPlan, PlanMismatchError, ShardStore, assemble
-from nasenv.train import FIDELITIES, TrainResult
 
 
 def fake_result(arch: str, seed: int, score: float = 0.05) -> TrainResult:
