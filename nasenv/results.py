@@ -139,14 +139,32 @@ class TrainResult:
         return cls(**data)
 
 
+class EarlyStopping:
+    """The stopping rule: stop after ``patience`` epochs without a better validation value."""
+
+    def __init__(self, patience: int) -> None:
+        self.patience = patience
+        self.best = -math.inf
+        self.since_best = 0
+
+    def update(self, value: float) -> bool:
+        """Record one epoch's validation value; True if it is a new best."""
+        if value > self.best:
+            self.best, self.since_best = value, 0
+            return True
+        self.since_best += 1
+        return False
+
+    @property
+    def stop(self) -> bool:
+        return self.since_best >= self.patience
+
+
 def stopping_epoch(curve: tuple[float, ...], patience: int) -> int:
     """Number of epochs early stopping with ``patience`` runs on a validation ``curve``."""
-    best, since_best = -math.inf, 0
+    rule = EarlyStopping(patience)
     for epoch, value in enumerate(curve, start=1):
-        if value > best:
-            best, since_best = value, 0
-        else:
-            since_best += 1
-        if since_best >= patience:
+        rule.update(value)
+        if rule.stop:
             return epoch
     return len(curve)

@@ -12,7 +12,6 @@ A run whose loss or scores become NaN/inf ends as a failed :class:`TrainResult` 
 
 from __future__ import annotations
 
-import math
 import statistics
 import time
 from collections.abc import Callable
@@ -24,7 +23,14 @@ from torch import Tensor
 from nasenv.data import BooksDataset
 from nasenv.metrics import FullRankingEvaluator
 from nasenv.models import Graph, GraphRecommender, build_graph, count_parameters
-from nasenv.results import FAILED_SCORE, FIDELITIES, TrainConfig, TrainResult, stopping_epoch
+from nasenv.results import (
+    FAILED_SCORE,
+    FIDELITIES,
+    EarlyStopping,
+    TrainConfig,
+    TrainResult,
+    stopping_epoch,
+)
 from nasenv.space import Architecture
 
 __all__ = [
@@ -150,7 +156,7 @@ def _train(
     generator = torch.Generator().manual_seed(seed)
     n_users = ctx.graph.n_users
     curves: dict[str, list[float]] = {k: [] for k in ("vr", "vn", "tr", "tn", "sec")}
-    best, since_best, training, reason = -math.inf, 0, 0.0, ""
+    stopping, training, reason = EarlyStopping(config.patience), 0.0, ""
     run_start = time.perf_counter()
 
     for epoch in range(1, config.max_epochs + 1):
@@ -186,16 +192,13 @@ def _train(
         curves["vr"].append(val.recall)
         curves["vn"].append(val.ndcg)
         curves["sec"].append(time.perf_counter() - run_start)
-        if val.recall > best:
-            best, since_best = val.recall, 0
+        if stopping.update(val.recall):
             test = ctx.test_eval(user_repr, item_repr)
-        else:
-            since_best += 1
         curves["tr"].append(test.recall)
         curves["tn"].append(test.ndcg)
         if on_epoch is not None:
             on_epoch(epoch, val.recall)
-        if since_best >= config.patience:
+        if stopping.stop:
             break
 
     return TrainResult(
