@@ -1,0 +1,202 @@
+"""Every agent x many seeds on the table env: regret curves, hitting times, leaderboard, plot.
+
+    python benchmarks/run_agents.py --quick             # 10 seeds x 200 evaluations (minutes)
+    python benchmarks/run_agents.py                     # 20 seeds x 500 evaluations
+    python benchmarks/run_agents.py --table sample      # smoke run on the tests' sample table
+
+The env draws the training seed of every evaluation from its ``np_random`` (``seed_policy=
+"random"``), so agents see single-seed noise. An agent's incumbent after ``t`` evaluations is the
+architecture with the best reward seen so far; its regret is the table's best seed-mean validation
+score minus the incumbent's seed-mean score. Reported runs use seeds 100, 101, ...; the agents'
+hyperparameters were chosen on the planted task of ``tests/test_agents.py`` (seeds 0-11), never on
+these runs. Runs are appended to ``benchmarks/results/run_agents-<name>.jsonl`` (resumable);
+the CSV of curves, the PNG and a markdown leaderboard are written next to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+from tqdm import tqdm
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from agents import AGENTS, make_agent  # noqa: E402
+from agents.runner import Budget, run_search  # noqa: E402
+from nasenv.env import RecNASEnv  # noqa: E402
+from nasenv.evaluators import TableEvaluator  # noqa: E402
+from nasenv.table import BenchmarkTable, load_table  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+FIRST_SEED = 100
+
+
+def load(kind: str) -> tuple[BenchmarkTable, object]:
+    """The table and the space to search."""
+    if kind == "sample":
+        from tests.spaces import TINY_SPACE
+
+        return BenchmarkTable.load(ROOT / "tests/data/tiny.npz"), TINY_SPACE
+    return load_table(), "core"
+
+
+def make_env(table: BenchmarkTable, space: object, metric: str) -> gym.Env:
+    return RecNASEnv(
+        evaluator=TableEvaluator(table), space=space, metric=metric, seed_policy="random"
+    )
+
+
+def incumbent_curve(history: list[dict], table: BenchmarkTable, scores: np.ndarray) -> np.ndarray:
+    """Seed-mean score of the best-rewarded architecture after each evaluation."""
+    out, best_reward, best_score = [], -math.inf, 0.0
+    for trial in history:
+        if trial["reward"] > best_reward:
+            best_reward, best_score = trial["reward"], float(scores[table.index(trial["arch"])])
+        out.append(best_score)
+    return np.array(out)
+
+
+def hitting_time(curve: np.ndarray, threshold: float) -> float:
+    """First evaluation (1-based) whose incumbent reaches ``threshold``; inf if never."""
+    hits = np.flatnonzero(curve >= threshold - 1e-12)
+    return float(hits[0] + 1) if len(hits) else math.inf
+
+
+def run(args: argparse.Namespace) -> Path:
+    table, space = load(args.table)
+    path = RESULTS / f"run_agents-{args.name}.jsonl"
+    done = set()
+    if path.exists():
+        for line in path.read_text().splitlines():
+            record = json.loads(line)
+            done.add((record["agent"], record["seed"]))
+    jobs = [
+        (agent, seed)
+        for agent in args.agents
+        for seed in range(FIRST_SEED, FIRST_SEED + args.seeds)
+        if (agent, seed) not in done
+    ]
+    with open(path, "a") as out:
+        for agent, seed in tqdm(jobs, desc="searches"):
+            env = make_env(table, space, args.metric)
+            result = run_search(make_agent(agent, seed=seed), env, Budget(args.budget), seed)
+            record = {
+                "agent": agent,
+                "seed": seed,
+                "budget": args.budget,
+                "wall_seconds": result.wall_seconds,
+                "invalid_episodes": result.invalid_episodes,
+                "history": [
+                    {"arch": t.arch, "reward": t.reward, "total_seconds": t.total_seconds}
+                    for t in result.history
+                ],
+            }
+            out.write(json.dumps(record) + "\n")
+            out.flush()
+    return path
+
+
+def report(args: argparse.Namespace, path: Path) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table, _ = load(args.table)
+    scores = table.scores(args.metric, "mean")
+    ranked = np.sort(scores)[::-1]
+    best = ranked[0]
+    top1 = ranked[max(1, math.ceil(0.01 * len(ranked))) - 1]
+    top01 = ranked[max(1, math.ceil(0.001 * len(ranked))) - 1]
+    runs: dict[str, list[dict]] = {}
+    for line in path.read_text().splitlines():
+        record = json.loads(line)
+        if record["budget"] == args.budget and record["agent"] in args.agents:
+            runs.setdefault(record["agent"], []).append(record)
+
+    fig, (ax_n, ax_s) = plt.subplots(1, 2, figsize=(12, 4.5))
+    rows, csv = [], ["agent,seed,evaluation,simulated_seconds,regret"]
+    for agent, records in runs.items():
+        curves = np.stack([best - incumbent_curve(r["history"], table, scores) for r in records])
+        seconds = np.stack([[t["total_seconds"] for t in r["history"]] for r in records])
+        for r, curve, secs in zip(records, curves, seconds):
+            csv += [f"{agent},{r['seed']},{i + 1},{s:.1f},{c:.6f}" for i, (c, s) in
+                    enumerate(zip(curve, secs))]  # fmt: skip
+        mean, se = curves.mean(0), curves.std(0, ddof=1) / math.sqrt(len(curves))
+        x = np.arange(1, curves.shape[1] + 1)
+        ax_n.plot(x, mean, label=agent)
+        ax_n.fill_between(x, mean - se, mean + se, alpha=0.2)
+        grid = np.logspace(np.log10(seconds[:, 0].min()), np.log10(seconds.max()), 200)
+        at = np.stack([c[np.clip(np.searchsorted(s, grid, "right") - 1, 0, None)]
+                       for c, s in zip(curves, seconds)])  # fmt: skip
+        ax_s.plot(grid, at.mean(0), label=agent)
+        incumbents = [incumbent_curve(r["history"], table, scores) for r in records]
+        hit1 = [hitting_time(c, top1) for c in incumbents]
+        hit01 = [hitting_time(c, top01) for c in incumbents]
+        rows.append(
+            (
+                agent,
+                len(records),
+                float(curves[:, -1].mean()),
+                float(curves[:, -1].std(ddof=1) / math.sqrt(len(curves))),
+                float(np.median(hit1)),
+                float(np.mean(np.isfinite(hit1))),
+                float(np.median(hit01)),
+                float(np.mean(np.isfinite(hit01))),
+                float(np.mean([r["wall_seconds"] for r in records])),
+            )
+        )
+    for ax, label in ((ax_n, "evaluations"), (ax_s, "simulated training seconds")):
+        ax.set_xscale("log")
+        ax.set_xlabel(label)
+        ax.set_ylabel(f"regret (validation {args.metric}@20, seed mean)")
+        ax.grid(alpha=0.3)
+    ax_n.legend()
+    ax_n.set_title(f"{len(table)} architectures, budget {args.budget}, mean ± s.e.")
+    fig.tight_layout()
+    fig.savefig(RESULTS / f"run_agents-{args.name}.png", dpi=120)
+    (RESULTS / f"run_agents-{args.name}.csv").write_text("\n".join(csv) + "\n")
+
+    rows.sort(key=lambda row: row[2])
+    lines = [
+        f"Table best {best:.4f}; top 1% threshold {top1:.4f}; top 0.1% {top01:.4f}.",
+        "",
+        "| agent | runs | final regret (± s.e.) | median evals to top 1% (reached) "
+        "| median evals to top 0.1% (reached) | wall s/run |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for agent, n, regret, se, h1, r1, h01, r01, wall in rows:
+        lines.append(
+            f"| {agent} | {n} | {regret:.4f} ± {se:.4f} | {h1:g} ({r1:.0%}) | {h01:g} ({r01:.0%}) "
+            f"| {wall:.1f} |"
+        )
+    text = "\n".join(lines)
+    (RESULTS / f"run_agents-{args.name}.md").write_text(text + "\n")
+    return text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--table", default="shipped", choices=["shipped", "sample"])
+    parser.add_argument("--quick", action="store_true", help="10 seeds x 200 evaluations")
+    parser.add_argument("--seeds", type=int, help="runs per agent (default 20, quick 10)")
+    parser.add_argument("--budget", type=int, help="evaluations per run (default 500, quick 200)")
+    parser.add_argument("--agents", nargs="+", default=list(AGENTS), choices=list(AGENTS))
+    parser.add_argument("--metric", default="recall", choices=["recall", "ndcg"])
+    args = parser.parse_args()
+    args.seeds = args.seeds or (10 if args.quick else 20)
+    args.budget = args.budget or (200 if args.quick else 500)
+    args.name = f"{args.table}-{args.budget}"
+    path = run(args)
+    print(report(args, path))
+
+
+if __name__ == "__main__":
+    main()
