@@ -21,7 +21,6 @@ How the budget counts:
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -159,7 +158,7 @@ class SearchResult:
     seed: int
     budget: Budget
     history: list[Trial]
-    best: Trial
+    best: Trial | None  # None if the search ended without evaluating anything
     test_metrics: dict[str, float]
     wall_seconds: float
     invalid_episodes: int = 0
@@ -174,11 +173,16 @@ class SearchResult:
 
     def summary(self) -> str:
         best = self.best
+        if best is None:
+            return (
+                f"{self.agent} (seed {self.seed}): no architecture evaluated "
+                f"({self.invalid_episodes} invalid episodes)"
+            )
         test = ", ".join(f"{k} {v:.4f}" for k, v in self.test_metrics.items())
         return (
             f"{self.agent} (seed {self.seed}): {len(self.history)} evaluations, "
-            f"{best.total_seconds if math.isfinite(best.total_seconds) else 0:.0f} s simulated "
-            f"training to the best, {self.wall_seconds:.1f} s wall\n"
+            f"{best.total_seconds:.0f} s simulated training to the best, "
+            f"{self.wall_seconds:.1f} s wall\n"
             f"best (evaluation {best.number}): {best.arch}\n"
             f"  validation Recall@20 {best.val_recall:.4f}, NDCG@20 {best.val_ndcg:.4f}\n"
             f"  test {test}"
@@ -213,14 +217,14 @@ def run_search(
     with contextlib.suppress(BudgetExhausted):  # an agent may stop by running into the budget
         agent.search(runner)
     wall = time.perf_counter() - start
-    best = runner.best()
+    best = runner.best() if runner.history else None
     return SearchResult(
         agent=agent.name,
         seed=seed,
         budget=budget,
         history=list(runner.history),
         best=best,
-        test_metrics=final_test_metrics(runner, best.arch, fresh_seeds),
+        test_metrics=final_test_metrics(runner, best.arch, fresh_seeds) if best else {},
         wall_seconds=wall,
         invalid_episodes=runner.invalid_episodes,
         hyperparameters=agent.hyperparameters(),
