@@ -105,6 +105,13 @@ def main(argv: list[str] | None = None) -> int:
         f"{out}: {total - len(pending)}/{total} trainings done, "
         f"{sealed}/{store.n_shards} shards sealed"
     )
+    seconds = [r.epoch_seconds[-1] * (r.config.threads or 1) for r in store.results()]
+    if seconds:
+        mean = sum(seconds) / len(seconds)
+        print(
+            f"{sum(seconds) / 3600:.1f} core-hours so far, {mean:.0f} core-seconds per training; "
+            f"about {mean * len(pending) / 3600:.1f} core-hours to go at that rate"
+        )
     if args.status or not pending:
         return 0
     tasks = pending[: args.limit] if args.limit else pending
