@@ -60,6 +60,7 @@ class FullRankingEvaluator:
         truth: ``(m, 2)`` user-item pairs to retrieve.
         k: cut-off.
         chunk: users scored at once (bounds memory at ``chunk * n_items`` floats).
+        device: where the masks live and the ranking runs (that of the representations).
     """
 
     def __init__(
@@ -70,12 +71,13 @@ class FullRankingEvaluator:
         truth: Tensor,
         k: int = 20,
         chunk: int = 4096,
+        device: torch.device | str = "cpu",
     ) -> None:
         if k < 1 or k > n_items:
             raise ValueError(f"k must be in [1, {n_items}], got {k}")
         self.n_items, self.k, self.chunk = n_items, k, chunk
-        self.seen = self._dense(seen, n_users, n_items)
-        self.truth = self._dense(truth, n_users, n_items)
+        self.seen = self._dense(seen, n_users, n_items).to(device)
+        self.truth = self._dense(truth, n_users, n_items).to(device)
         self.n_true = self.truth.sum(1)
         self.users = torch.nonzero(self.n_true).flatten()
 

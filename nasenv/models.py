@@ -96,6 +96,17 @@ class Graph:
     def n_nodes(self) -> int:
         return self.n_users + self.n_items
 
+    def to(self, device: torch.device | str) -> Graph:
+        """The same operators on ``device``."""
+        return Graph(
+            n_users=self.n_users,
+            n_items=self.n_items,
+            norm=self.norm.to(device),
+            gcn_norm=self.gcn_norm.to(device),
+            binary=self.binary.to(device),
+            edge_index=self.edge_index.to(device),
+        )
+
 
 def build_graph(train: Tensor, n_users: int, n_items: int) -> Graph:
     """Adjacency operators of the bipartite graph of ``train`` ``(n, 2)`` user-item pairs."""

@@ -222,7 +222,9 @@ class ShardStore:
 _CONTEXTS: dict[str, Any] = {}
 
 
-def run_task(dataset: str, fidelity: str, arch: str, seed: int, threads: int = 1) -> dict[str, Any]:
+def run_task(
+    dataset: str, fidelity: str, arch: str, seed: int, threads: int = 1, device: str = "cpu"
+) -> dict[str, Any]:
     """Train one (architecture, seed) of a plan in this process; the worker side of a build.
 
     The dataset's :class:`~nasenv.train.TrainingContext` is built once per process and reused.
@@ -230,10 +232,11 @@ def run_task(dataset: str, fidelity: str, arch: str, seed: int, threads: int = 1
     from nasenv.data import load_dataset
     from nasenv.train import TrainingContext, train_architecture
 
-    if dataset not in _CONTEXTS:
-        _CONTEXTS[dataset] = TrainingContext(load_dataset(dataset))
+    key = f"{dataset}@{device}"
+    if key not in _CONTEXTS:
+        _CONTEXTS[key] = TrainingContext(load_dataset(dataset), device=device)
     config = dataclasses.replace(FIDELITIES[fidelity], threads=threads)
-    result = train_architecture(Architecture.from_string(arch), _CONTEXTS[dataset], seed, config)
+    result = train_architecture(Architecture.from_string(arch), _CONTEXTS[key], seed, config)
     return result.to_dict()
 
 

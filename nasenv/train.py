@@ -81,13 +81,15 @@ class NegativeSampler:
         self.flat_seen = seen.reshape(-1)
 
     def __call__(self, users: Tensor, generator: torch.Generator) -> Tensor:
-        items = torch.randint(self.n_items, (len(users),), generator=generator)
+        device = users.device
+        items = torch.randint(self.n_items, (len(users),), generator=generator, device=device)
         offsets = users * self.n_items
         for _ in range(5):
             clash = self.flat_seen[offsets + items]
             if not clash.any():
                 break
-            items[clash] = torch.randint(self.n_items, (int(clash.sum()),), generator=generator)
+            n = int(clash.sum())
+            items[clash] = torch.randint(self.n_items, (n,), generator=generator, device=device)
         return items
 
 
@@ -101,19 +103,30 @@ def pair_loss(kind: str, pos: Tensor, neg: Tensor) -> Tensor:
 
 
 class TrainingContext:
-    """Everything about a dataset that every training run shares: tensors, graph, evaluators."""
+    """Everything about a dataset that every training run shares: tensors, graph, evaluators.
 
-    def __init__(self, dataset: BooksDataset, k: int = 20) -> None:
+    Args:
+        dataset: the task.
+        k: cut-off of Recall@K and NDCG@K.
+        device: where training runs (``"cpu"``, ``"cuda"``, ...). Initial weights are drawn on
+            the CPU for every device; batch order and negatives come from a generator on
+            ``device``, so results on a GPU differ from those on the CPU (and are not bit-stable).
+    """
+
+    def __init__(self, dataset: BooksDataset, k: int = 20, device: torch.device | str = "cpu"):
         self.dataset = dataset
-        self.train = torch.from_numpy(dataset.train)
+        self.device = torch.device(device)
+        train = torch.from_numpy(dataset.train)
         val, test = torch.from_numpy(dataset.val), torch.from_numpy(dataset.test)
-        self.graph: Graph = build_graph(self.train, dataset.n_users, dataset.n_items)
-        self.item_text = torch.from_numpy(dataset.item_text)
-        n_u, n_i = dataset.n_users, dataset.n_items
+        self.train = train.to(self.device)
+        graph = build_graph(train, dataset.n_users, dataset.n_items)
+        self.graph: Graph = graph.to(self.device)
+        self.item_text = torch.from_numpy(dataset.item_text).to(self.device)
+        n_u, n_i, d = dataset.n_users, dataset.n_items, self.device
         self.k = k
-        self.val_eval = FullRankingEvaluator(n_u, n_i, self.train, val, k)
+        self.val_eval = FullRankingEvaluator(n_u, n_i, train, val, k, device=d)
         self.sampler = NegativeSampler(self.val_eval.seen)
-        self.test_eval = FullRankingEvaluator(n_u, n_i, torch.cat([self.train, val]), test, k)
+        self.test_eval = FullRankingEvaluator(n_u, n_i, torch.cat([train, val]), test, k, device=d)
 
 
 def train_architecture(
@@ -151,9 +164,9 @@ def _train(
     config: TrainConfig,
     on_epoch: Callable[[int, float], None] | None,
 ) -> TrainResult:
-    model = GraphRecommender(arch, ctx.graph, ctx.item_text)
+    model = GraphRecommender(arch, ctx.graph, ctx.item_text).to(ctx.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=arch.lr)
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator(device=ctx.device).manual_seed(seed)
     n_users = ctx.graph.n_users
     curves: dict[str, list[float]] = {k: [] for k in ("vr", "vn", "tr", "tn", "sec")}
     stopping, training, reason = EarlyStopping(config.patience), 0.0, ""
@@ -162,7 +175,7 @@ def _train(
     for epoch in range(1, config.max_epochs + 1):
         start = time.perf_counter()
         model.train()
-        order = torch.randperm(len(ctx.train), generator=generator)
+        order = torch.randperm(len(ctx.train), generator=generator, device=ctx.device)
         for batch in order.split(config.batch_size):
             users, items = ctx.train[batch, 0], ctx.train[batch, 1]
             negatives = ctx.sampler(users, generator)
@@ -226,6 +239,6 @@ def _inference_ms(model: GraphRecommender, ctx: TrainingContext, repeats: int = 
     with torch.no_grad():
         for _ in range(repeats):
             start = time.perf_counter()
-            ctx.val_eval(*model())
+            ctx.val_eval(*model())  # its float() results wait for the device to finish
             times.append((time.perf_counter() - start) * 1000)
     return statistics.median(times)

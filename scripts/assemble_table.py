@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> None:
         default=f"{platform.machine()} CPU, {os.cpu_count()} cores",
         help="where the trainings ran, for the table's metadata",
     )
+    parser.add_argument("--device", default="cpu", help="the device the trainings ran on")
     args = parser.parse_args(argv)
 
     plan = BuildPlan.from_dict(json.loads((args.build / ShardStore.PLAN_FILE).read_text()))
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
         tuple(args.seeds) if args.seeds else None,
         machine=args.machine,
         torch=torch.__version__.split("+")[0],
-        device="cpu",
+        device=args.device,
         threads_per_training=1,
     )
     filename = table_filename(plan.dataset)

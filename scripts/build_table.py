@@ -26,12 +26,15 @@ from nasenv.tablebuild import BuildPlan, ShardStore, Task, run_task
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_local(store: ShardStore, tasks: list[Task], workers: int, threads: int, bar: tqdm) -> int:
+def run_local(
+    store: ShardStore, tasks: list[Task], workers: int, threads: int, device: str, bar: tqdm
+) -> int:
     """Run ``tasks`` in ``workers`` local processes; returns the number of failed tasks."""
     plan, errors = store.plan, 0
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        job = (plan.dataset, plan.fidelity)
         futures = {
-            pool.submit(run_task, plan.dataset, plan.fidelity, arch, seed, threads): (arch, seed)
+            pool.submit(run_task, *job, arch, seed, threads, device): (arch, seed)
             for arch, seed in tasks
         }
         try:
@@ -90,6 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="build directory")
     parser.add_argument("--workers", type=int, default=2, help="local processes (default 2)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per training")
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        help="torch device of the local workers (e.g. cuda); "
+        "results differ from CPU ones, so build a GPU table into its own --out directory",
+    )
     parser.add_argument("--limit", type=int, help="run at most this many pending trainings")
     parser.add_argument("--ray-address", help="connect to a Ray cluster instead of local workers")
     parser.add_argument("--retries", type=int, default=3, help="Ray retries per task")
@@ -122,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.ray_address:
             errors = run_ray(store, tasks, args.ray_address, args.threads, args.retries, bar)
         else:
-            errors = run_local(store, tasks, args.workers, args.threads, bar)
+            errors = run_local(store, tasks, args.workers, args.threads, args.device, bar)
     print(
         f"ran {len(tasks) - errors} trainings in {time.perf_counter() - start:.0f} s; "
         f"{errors} failed with an exception (re-run to retry them)"

@@ -14,7 +14,13 @@ from nasenv.models import (
     symmetric_spmm,
 )
 from nasenv.space import FULL, SLOTS, Architecture
-from nasenv.train import NegativeSampler, TrainConfig, TrainResult, train_architecture
+from nasenv.train import (
+    NegativeSampler,
+    TrainConfig,
+    TrainingContext,
+    TrainResult,
+    train_architecture,
+)
 
 BASE = "layers=lgconv,combine=mean,dim=16,items=id,loss=bpr,lr=0.01,reg=0.0001"
 
@@ -212,3 +218,13 @@ def test_lower_fidelity_is_an_exact_prefix_of_a_longer_run(tiny_context):
     assert derived.config == short.config
     with pytest.raises(ValueError, match="exceeds"):
         short.at_fidelity(max_epochs=12, patience=2)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_training_on_a_gpu_matches_the_cpu_within_seed_noise(tiny_dataset):
+    arch = Architecture.from_string(BASE)
+    config = TrainConfig(max_epochs=8, patience=3, batch_size=64)
+    cpu = train_architecture(arch, TrainingContext(tiny_dataset, k=5), 0, config)
+    gpu = train_architecture(arch, TrainingContext(tiny_dataset, k=5, device="cuda"), 0, config)
+    assert gpu.ok and gpu.n_params == cpu.n_params
+    assert abs(gpu.val_recall_best - cpu.val_recall_best) < 0.1
