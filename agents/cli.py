@@ -58,7 +58,8 @@ def search(args: argparse.Namespace) -> None:
                 writer.add_scalar("best_reward", best, trial.number)
                 writer.add_scalar("best_reward_by_seconds", best, int(trial.total_seconds))
 
-        result = run_search(agent, env, budget, args.seed, on_trial)
+        fresh = range(1000, 1000 + args.fresh_seeds) if args.fresh_seeds else None
+        result = run_search(agent, env, budget, args.seed, on_trial, fresh_seeds=fresh)
     if writer is not None:
         writer.close()
     print(result.summary())
@@ -91,6 +92,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     s.add_argument("--fidelity", help="training budget name (default: the env's)")
     s.add_argument("--metric", default="recall", choices=["recall", "ndcg"])
     s.add_argument("--seed-policy", default="fixed", choices=["fixed", "random", "mean"])
+    s.add_argument(
+        "--fresh-seeds",
+        type=int,
+        default=0,
+        help="report the best architecture's test metrics from this many new trainings "
+        "(seeds 1000, 1001, ...; live back end); default: the evaluation seeds",
+    )
     s.add_argument("--out", help="write the result and full history as JSON here")
     s.add_argument("--tensorboard", help="log every evaluation to this TensorBoard directory")
     ev = commands.add_parser("evaluate", help="train one architecture and print its metrics")
