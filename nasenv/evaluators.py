@@ -8,11 +8,14 @@ instances and processes share work. A cache entry that cannot be decoded is reco
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import sqlite3
+import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -89,21 +92,48 @@ def default_cache_path() -> Path:
 
 
 class ResultCache:
-    """A SQLite store of :class:`TrainResult` values, safe for concurrent processes (WAL mode)."""
+    """A SQLite store of :class:`TrainResult` values, safe for concurrent processes (WAL mode).
+
+    A cache never stops a search: an unreadable entry is recomputed, and a file that is not a
+    readable database is moved aside (``<name>.corrupt-<time>``, with a warning) and replaced by
+    an empty cache.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._create()
+        except sqlite3.DatabaseError as error:
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{time.time():.0f}")
+            warnings.warn(
+                f"{self.path} is not a readable cache ({error}); moved to {aside}, "
+                "starting an empty one",
+                stacklevel=2,
+            )
+            for suffix in ("", "-wal", "-shm"):
+                damaged = Path(f"{self.path}{suffix}")
+                if damaged.exists():
+                    damaged.replace(Path(f"{aside}{suffix}"))
+            self._create()
+
+    def _create(self) -> None:
         with self._connect() as db:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS results (dataset TEXT, arch TEXT, seed INTEGER, "
                 "fidelity TEXT, result TEXT NOT NULL, PRIMARY KEY (dataset, arch, seed, fidelity))"
             )
 
-    def _connect(self) -> sqlite3.Connection:
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        """A connection that commits on success and is always closed."""
         db = sqlite3.connect(self.path, timeout=60)
-        db.execute("PRAGMA journal_mode=WAL")
-        return db
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            with db:
+                yield db
+        finally:
+            db.close()
 
     @staticmethod
     def _key(dataset: str, arch: str, seed: int, config: TrainConfig) -> tuple:
@@ -112,11 +142,16 @@ class ResultCache:
 
     def get(self, dataset: str, arch: str, seed: int, config: TrainConfig) -> TrainResult | None:
         """The stored result, or ``None`` if absent or unreadable (then it is recomputed)."""
-        with self._connect() as db:
-            row = db.execute(
-                "SELECT result FROM results WHERE dataset=? AND arch=? AND seed=? AND fidelity=?",
-                self._key(dataset, arch, seed, config),
-            ).fetchone()
+        try:
+            with self._connect() as db:
+                row = db.execute(
+                    "SELECT result FROM results WHERE dataset=? AND arch=? AND seed=? "
+                    "AND fidelity=?",
+                    self._key(dataset, arch, seed, config),
+                ).fetchone()
+        except sqlite3.DatabaseError as error:
+            warnings.warn(f"cache {self.path} unreadable ({error}); recomputing", stacklevel=2)
+            return None
         if row is None:
             return None
         try:
@@ -129,10 +164,15 @@ class ResultCache:
 
     def put(self, dataset: str, result: TrainResult) -> None:
         key = self._key(dataset, result.arch, result.seed, result.config)
-        with self._connect() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?)",
-                (*key, json.dumps(result.to_dict())),
+        try:
+            with self._connect() as db:
+                db.execute(
+                    "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?)",
+                    (*key, json.dumps(result.to_dict())),
+                )
+        except sqlite3.DatabaseError as error:
+            warnings.warn(
+                f"cache {self.path} unwritable ({error}); result not cached", stacklevel=2
             )
 
 

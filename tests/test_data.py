@@ -68,12 +68,16 @@ def test_unknown_dataset_lists_known_ones():
         load_dataset("Books-99core")
 
 
-def test_tampered_file_is_refused_with_name_and_expected_hash(tmp_path):
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+def test_tampered_file_is_refused_with_name_and_expected_hash(tmp_path, damage):
     shutil.copytree(DATA_DIR, tmp_path, dirs_exist_ok=True)
     target = tmp_path / "books-20core.npz"
     expected = sha256_of(target)
     raw = bytearray(target.read_bytes())
-    raw[len(raw) // 2] ^= 0xFF
+    if damage == "flip":
+        raw[len(raw) // 2] ^= 0xFF
+    else:
+        raw = raw[: len(raw) // 2]
     target.write_bytes(bytes(raw))
     with pytest.raises(ChecksumError) as error:
         load_dataset("Books-20core", directory=tmp_path)

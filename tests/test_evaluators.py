@@ -35,6 +35,19 @@ def test_corrupt_cache_entry_is_recomputed(tiny_dataset, tmp_path):
     assert again.val_recall == original.val_recall
 
 
+@pytest.mark.parametrize("damage", ["garbage", "truncate"])
+def test_a_corrupt_cache_file_is_moved_aside_and_the_search_goes_on(tiny_dataset, tmp_path, damage):
+    path = tmp_path / "c.sqlite"
+    original = LiveEvaluator(tiny_dataset, FAST, cache=path).evaluate(ARCH, seed=0)
+    data = path.read_bytes()
+    path.write_bytes(b"not a database " * 100 if damage == "garbage" else data[:100])
+    with pytest.warns(UserWarning, match="not a readable cache"):
+        evaluator = LiveEvaluator(tiny_dataset, FAST, cache=path)
+    assert evaluator.evaluate(ARCH, seed=0).val_recall == original.val_recall
+    assert list(tmp_path.glob("c.sqlite.corrupt-*"))
+    assert evaluator.cache.get(tiny_dataset.sha256, original.arch, 0, FAST) is not None
+
+
 def test_unknown_fidelity_lists_allowed(tiny_dataset):
     with pytest.raises(ValueError, match="tabulation"):
         LiveEvaluator(tiny_dataset, "medium", cache=None)
