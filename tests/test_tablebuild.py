@@ -87,3 +87,63 @@ def test_assemble_needs_every_training_of_the_requested_seeds(tmp_path):
         assemble(store)
     with pytest.raises(ValueError, match="not in the build plan"):
         assemble(store, seeds=(5,))
+
+
+def _load_script(name: str):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class _FakeRay:
+    """Just enough of Ray's API to drive ``run_ray``: a task runs when its result is fetched."""
+
+    def __init__(self) -> None:
+        self.address, self.options = None, {}
+
+    def init(self, address: str) -> None:
+        self.address = address
+
+    def remote(self, **options):
+        self.options = options
+
+        def decorate(function):
+            class Remote:
+                def remote(self, *args):
+                    return (function, args)
+
+            return Remote()
+
+        return decorate
+
+    def wait(self, refs, num_returns=1):
+        return refs[:num_returns], refs[num_returns:]
+
+    def get(self, ref):
+        function, args = ref
+        return function(*args)
+
+
+def test_the_ray_driver_records_every_result_it_gets(tmp_path, monkeypatch):
+    import sys
+
+    from tqdm import tqdm
+
+    script = _load_script("build_table")
+    plan = BuildPlan(seeds=(0,), shard_size=3)
+    tasks = plan.tasks()[:6]
+    fake = _FakeRay()
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    monkeypatch.setattr(script, "run_task", lambda d, f, arch, seed, t: fake_result(arch, seed))
+    store = ShardStore(tmp_path, plan)
+    with tqdm(total=len(tasks), disable=True) as bar:
+        errors = script.run_ray(store, tasks, "ray://head:10001", 1, 3, bar)
+    assert errors == 0 and fake.address == "ray://head:10001"
+    assert fake.options["max_retries"] == 3 and fake.options["retry_exceptions"]
+    assert set(store.done()) == set(tasks)
+    assert store.is_sealed(0) and store.is_sealed(1)
