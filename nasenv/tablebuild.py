@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from nasenv.results import FIDELITIES, TrainResult
 from nasenv.space import SPACES, Architecture
 
@@ -42,6 +44,10 @@ class BuildPlan:
         fidelity: name of the training budget (``nasenv.train.FIDELITIES``).
         seeds: training seeds; every architecture is trained once per seed.
         shard_size: trainings per shard.
+        sample: if given, train only this many distinct architectures drawn uniformly from the
+            space (e.g. the surrogate's training data outside the core); ``None``: all of them.
+        sample_seed: seed of that draw.
+        exclude: name of a space whose architectures the draw skips (e.g. ``"core"``).
     """
 
     dataset: str = "Books-20core"
@@ -49,6 +55,9 @@ class BuildPlan:
     fidelity: str = "tabulation"
     seeds: tuple[int, ...] = (0, 1, 2)
     shard_size: int = 24
+    sample: int | None = None
+    sample_seed: int = 0
+    exclude: str | None = None
 
     def __post_init__(self) -> None:
         if self.space not in SPACES:
@@ -59,9 +68,24 @@ class BuildPlan:
             raise ValueError(f"seeds must be distinct and non-empty, got {self.seeds}")
         if self.shard_size < 1:
             raise ValueError(f"shard_size must be >= 1, got {self.shard_size}")
+        if self.exclude is not None and self.exclude not in SPACES:
+            raise ValueError(f"unknown space {self.exclude!r}; allowed: {sorted(SPACES)}")
+        if self.sample is not None and self.sample < 1:
+            raise ValueError(f"sample must be >= 1, got {self.sample}")
 
     def architectures(self) -> list[Architecture]:
-        return list(SPACES[self.space])
+        """The architectures to train, in plan order."""
+        space = SPACES[self.space]
+        if self.sample is None:
+            excluded = SPACES[self.exclude] if self.exclude else None
+            return [a for a in space if excluded is None or a not in excluded]
+        rng = np.random.default_rng(self.sample_seed)
+        chosen: dict[str, Architecture] = {}
+        while len(chosen) < self.sample:
+            arch = space.sample(rng)
+            if self.exclude is None or arch not in SPACES[self.exclude]:
+                chosen.setdefault(arch.to_string(), arch)
+        return list(chosen.values())
 
     def tasks(self) -> list[Task]:
         """Every training, seed-major: all architectures with the first seed, then the next."""

@@ -4,6 +4,8 @@
     python scripts/build_table.py --workers 2 --threads 1
     python scripts/build_table.py --ray-address auto    # on a Ray cluster (extra: distributed)
     python scripts/build_table.py --status              # what is done, nothing is trained
+    python scripts/build_table.py --space full --sample 500 --exclude core --seeds 0
+                                                        # the surrogate's data outside the core
 
 Results go to ``--out`` (default ``benchmarks/table-build/<dataset>``) as described in
 :mod:`nasenv.tablebuild`: interrupt it at any time and run it again to continue. When every shard
@@ -90,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fidelity", default=BuildPlan.fidelity)
     parser.add_argument("--seeds", type=int, nargs="+", default=list(BuildPlan.seeds))
     parser.add_argument("--shard-size", type=int, default=BuildPlan.shard_size)
+    parser.add_argument("--sample", type=int, help="train only N architectures drawn uniformly")
+    parser.add_argument("--sample-seed", type=int, default=0, help="seed of that draw")
+    parser.add_argument("--exclude", help="skip the architectures of this space (e.g. core)")
     parser.add_argument("--out", type=Path, help="build directory")
     parser.add_argument("--workers", type=int, default=2, help="local processes (default 2)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per training")
@@ -105,8 +110,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--status", action="store_true", help="report progress and exit")
     args = parser.parse_args(argv)
 
-    plan = BuildPlan(args.dataset, args.space, args.fidelity, tuple(args.seeds), args.shard_size)
-    out = args.out or ROOT / "benchmarks" / "table-build" / plan.dataset
+    plan = BuildPlan(
+        args.dataset,
+        args.space,
+        args.fidelity,
+        tuple(args.seeds),
+        args.shard_size,
+        args.sample,
+        args.sample_seed,
+        args.exclude,
+    )
+    name = (
+        plan.dataset
+        if plan.space == "core" and plan.sample is None
+        else (
+            f"{plan.dataset}-{plan.space}"
+            + (f"-sample{plan.sample}" if plan.sample else "")
+            + (f"-no-{plan.exclude}" if plan.exclude else "")
+        )
+    )
+    out = args.out or ROOT / "benchmarks" / "table-build" / name
     store = ShardStore(out, plan)
     total, pending = len(plan.tasks()), store.pending()
     sealed = sum(store.is_sealed(s) for s in range(store.n_shards))

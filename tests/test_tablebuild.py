@@ -147,3 +147,18 @@ def test_the_ray_driver_records_every_result_it_gets(tmp_path, monkeypatch):
     assert fake.options["max_retries"] == 3 and fake.options["retry_exceptions"]
     assert set(store.done()) == set(tasks)
     assert store.is_sealed(0) and store.is_sealed(1)
+
+
+def test_a_sampled_plan_draws_distinct_architectures_outside_the_excluded_space():
+    from nasenv.space import CORE, FULL
+
+    plan = BuildPlan(space="full", sample=50, sample_seed=3, exclude="core", seeds=(0,))
+    archs = plan.architectures()
+    assert len({a.to_string() for a in archs}) == 50
+    assert all(a in FULL and a not in CORE for a in archs)
+    assert archs == BuildPlan.from_dict(plan.to_dict()).architectures()
+    assert (
+        archs != BuildPlan(space="full", sample=50, sample_seed=4, exclude="core").architectures()
+    )
+    with pytest.raises(ValueError, match="allowed"):
+        BuildPlan(exclude="tiny")
