@@ -1,5 +1,6 @@
 """Evaluation back ends: one :class:`Evaluator` protocol, answered by live training
-(:class:`LiveEvaluator`) and by the benchmark table (:class:`TableEvaluator`).
+(:class:`LiveEvaluator`), by the benchmark table (:class:`TableEvaluator`) and by a surrogate
+model of the full space (:class:`SurrogateEvaluator`).
 
 :class:`LiveEvaluator` trains through :func:`nasenv.train.train_architecture` and caches every
 result in SQLite keyed by (dataset SHA-256, architecture, seed, fidelity), so that several env
@@ -23,6 +24,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from nasenv.data import DEFAULT_DATASET, BooksDataset, load_dataset
 from nasenv.results import FAILED_SCORE, FIDELITIES, TrainConfig, TrainResult
 from nasenv.space import Architecture
+from nasenv.surrogate import Surrogate
 from nasenv.table import BenchmarkTable, load_table
 
 METRICS = ("recall", "ndcg")
@@ -272,3 +274,44 @@ class TableEvaluator:
 
     def test_metrics(self, arch: Architecture, seed: int) -> dict[str, float]:
         return self.table.test_metrics(arch, seed, self.fidelity)
+
+
+class SurrogateEvaluator:
+    """Answers from a fitted :class:`~nasenv.surrogate.Surrogate`: any architecture of the full
+    space, with seed noise drawn per (architecture, seed) and predicted training seconds.
+
+    Args:
+        surrogate: the fitted model (must predict ``val_recall``, ``val_ndcg`` and
+            ``log_seconds``; ``test_*`` if test metrics are to be reported).
+        dataset: name of the task it was fitted on.
+    """
+
+    def __init__(self, surrogate: Surrogate, dataset: str = DEFAULT_DATASET) -> None:
+        missing = {"val_recall", "val_ndcg", "log_seconds"} - set(surrogate.targets)
+        if missing:
+            raise ValueError(f"the surrogate lacks the targets {sorted(missing)}")
+        self.surrogate = surrogate
+        self._dataset = dataset
+
+    @property
+    def dataset_name(self) -> str:
+        return self._dataset
+
+    def evaluate(self, arch: Architecture, seed: int) -> Evaluation:
+        return Evaluation(
+            arch=arch.to_string(),
+            seed=seed,
+            status="ok",
+            reason="",
+            val_recall=self.surrogate.sample(arch, seed, "val_recall"),
+            val_ndcg=self.surrogate.sample(arch, seed, "val_ndcg"),
+            cost_seconds=float(self.surrogate.predict([arch], "log_seconds")[0]),
+            n_params=0,  # not modelled
+        )
+
+    def test_metrics(self, arch: Architecture, seed: int) -> dict[str, float]:
+        """Predicted seed-mean test metrics (no seed noise)."""
+        return {
+            name: float(self.surrogate.predict([arch], name)[0])
+            for name in ("test_recall", "test_ndcg")
+        }

@@ -19,14 +19,16 @@ import hashlib
 import itertools
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from nasenv.data import read_npz, write_npz
+from nasenv.results import FAILED_SCORE, TrainResult
 from nasenv.space import SLOTS, Architecture
+from nasenv.table import BenchmarkTable
 
 FORMAT_VERSION = 1
 _NUMERIC = {"dim", "lr", "reg"}
@@ -120,10 +122,15 @@ def select(
     return best
 
 
-class Surrogate:
-    """Predicted validation score and training seconds for any architecture.
+TARGETS = ("val_recall", "val_ndcg", "test_recall", "test_ndcg", "log_seconds")
+"""What a surrogate predicts: seed-mean validation and test metrics, and log training seconds."""
 
-    Build with :meth:`fit`; persist with :meth:`save` / :meth:`load`.
+
+class Surrogate:
+    """Predicted metrics and training seconds for any architecture (one model per target).
+
+    Build with :meth:`fit`; persist with :meth:`save` / :meth:`load`. Test predictions exist for
+    reporting a search's result; they are fitted separately and never enter a validation score.
     """
 
     def __init__(self, arrays: dict[str, np.ndarray]) -> None:
@@ -131,55 +138,61 @@ class Surrogate:
             raise ValueError(f"surrogate format {int(arrays['format_version'])} is not supported")
         self.arrays = arrays
         self.meta = json.loads(str(arrays["meta"]))
+        self.noise_std = float(arrays["noise_std"])
 
     @classmethod
     def fit(
         cls,
         archs: Sequence[Architecture],
-        scores: np.ndarray,
-        seconds: np.ndarray,
+        targets: dict[str, np.ndarray],
         noise_std: float,
         meta: dict | None = None,
         folds: int = 5,
-    ) -> tuple[Surrogate, FitReport]:
-        """Fit on ``archs`` with their (seed-mean) validation ``scores`` and training ``seconds``.
+    ) -> tuple[Surrogate, dict[str, FitReport]]:
+        """Fit one model per entry of ``targets`` (keys from :data:`TARGETS`, each ``(n,)``).
 
         ``noise_std`` is the standard deviation between training seeds that evaluations draw.
         """
+        unknown = sorted(set(targets) - set(TARGETS))
+        if unknown:
+            raise ValueError(f"unknown targets {unknown}; allowed: {list(TARGETS)}")
         codes = encode(archs)
         d = distances(codes, codes)
-        scores, log_seconds = np.asarray(scores, float), np.log(np.asarray(seconds, float))
-        report = select(d, scores, folds=folds)
-        cost = select(d, log_seconds, folds=folds)
-        arrays = {
+        arrays: dict[str, np.ndarray] = {
             "format_version": np.array(FORMAT_VERSION),
-            "meta": np.array(
-                json.dumps({**(meta or {}), "fit": report.__dict__, "cost_fit": cost.__dict__})
-            ),
             "codes": codes,
-            "alpha": _fit(d, scores, report.gamma, report.ridge),
-            "alpha_cost": _fit(d, log_seconds, cost.gamma, cost.ridge),
-            "hyper": np.array(
-                [report.gamma, scores.mean(), cost.gamma, log_seconds.mean(), noise_std]
-            ),
+            "noise_std": np.array(noise_std),
         }
-        return cls(arrays), report
+        reports = {}
+        for name, values in targets.items():
+            y = np.asarray(values, float)
+            report = select(d, y, folds=folds)
+            reports[name] = report
+            arrays[f"alpha_{name}"] = _fit(d, y, report.gamma, report.ridge)
+            arrays[f"hyper_{name}"] = np.array([report.gamma, y.mean()])
+        fits = {name: r.__dict__ for name, r in reports.items()}
+        arrays["meta"] = np.array(json.dumps({**(meta or {}), "fits": fits}, sort_keys=True))
+        return cls(arrays), reports
 
-    def predict(self, archs: Sequence[Architecture]) -> tuple[np.ndarray, np.ndarray]:
-        """Predicted mean score and training seconds of ``archs``."""
-        gamma, mean, gamma_cost, mean_cost, _ = self.arrays["hyper"]
+    @property
+    def targets(self) -> list[str]:
+        return [name for name in TARGETS if f"alpha_{name}" in self.arrays]
+
+    def predict(self, archs: Sequence[Architecture], target: str = "val_recall") -> np.ndarray:
+        """Predicted ``target`` of ``archs`` (``log_seconds`` is returned as seconds)."""
+        if target not in self.targets:
+            raise ValueError(f"target {target!r} was not fitted; fitted: {self.targets}")
+        gamma, mean = self.arrays[f"hyper_{target}"]
         d = distances(encode(archs), self.arrays["codes"])
-        score = np.exp(-gamma * d) @ self.arrays["alpha"] + mean
-        log_seconds = np.exp(-gamma_cost * d) @ self.arrays["alpha_cost"] + mean_cost
-        return score, np.exp(log_seconds)
+        values = np.exp(-gamma * d) @ self.arrays[f"alpha_{target}"] + mean
+        return np.exp(values) if target == "log_seconds" else values
 
-    def sample(self, arch: Architecture, seed: int) -> tuple[float, float]:
-        """One evaluation: the predicted score plus seed noise (reproducible per arch and seed)."""
-        score, seconds = self.predict([arch])
+    def sample(self, arch: Architecture, seed: int, target: str = "val_recall") -> float:
+        """One evaluation: the prediction plus seed noise, reproducible per (arch, seed)."""
         digest = hashlib.sha256(f"{arch.to_string()}|{seed}".encode()).digest()
         rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
-        noise = float(self.arrays["hyper"][4]) * float(rng.standard_normal())
-        return float(np.clip(score[0] + noise, 0.0, 1.0)), float(seconds[0])
+        noise = self.noise_std * float(rng.standard_normal())
+        return float(np.clip(self.predict([arch], target)[0] + noise, 0.0, 1.0))
 
     def save(self, path: str | Path) -> None:
         write_npz(Path(path), self.arrays)
@@ -187,3 +200,58 @@ class Surrogate:
     @classmethod
     def load(cls, path: str | Path) -> Surrogate:
         return cls(read_npz(Path(path)))
+
+
+def training_data(
+    table: BenchmarkTable, extra: Iterable[TrainResult] = ()
+) -> tuple[list[Architecture], dict[str, np.ndarray], float]:
+    """Architectures, targets and seed noise for :meth:`Surrogate.fit`: every table entry
+    (seed means) plus ``extra`` single-seed trainings (e.g. outside the table's space).
+
+    The noise is the mean over architectures of the standard deviation between the table's seeds.
+    """
+    archs = [table.arch(i) for i in range(len(table))]
+    test = [table.test_metrics(i) for i in range(len(table))]
+    columns = {
+        "val_recall": list(table.scores("recall")),
+        "val_ndcg": list(table.scores("ndcg")),
+        "test_recall": [t["test_recall"] for t in test],
+        "test_ndcg": [t["test_ndcg"] for t in test],
+        "log_seconds": list(np.log(np.maximum(table.costs(), 1e-3))),
+    }
+    for result in extra:
+        ok = result.ok and bool(result.val_recall)
+        archs.append(Architecture.from_string(result.arch))
+        columns["val_recall"].append(result.val_recall_best if ok else FAILED_SCORE)
+        columns["val_ndcg"].append(result.val_ndcg_best if ok else FAILED_SCORE)
+        columns["test_recall"].append(result.test_recall if ok else FAILED_SCORE)
+        columns["test_ndcg"].append(result.test_ndcg if ok else FAILED_SCORE)
+        seconds = result.epoch_seconds[-1] if result.epoch_seconds else 1e-3
+        columns["log_seconds"].append(math.log(max(seconds, 1e-3)))
+    per_seed = np.stack([table.scores("recall", seed) for seed in table.seeds])
+    noise = float(per_seed.std(axis=0, ddof=1).mean()) if len(table.seeds) > 1 else 0.0
+    return archs, {k: np.asarray(v, float) for k, v in columns.items()}, noise
+
+
+def holdout_quality(
+    archs: Sequence[Architecture],
+    targets: dict[str, np.ndarray],
+    noise_std: float,
+    fraction: float = 0.2,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Fit on a random ``1 - fraction`` of the architectures and rank the rest: Kendall tau and
+    Spearman of predicted against measured validation Recall@K on the held-out ones."""
+    order = np.random.default_rng(seed).permutation(len(archs))
+    n_held = max(2, round(fraction * len(archs)))
+    held, kept = order[:n_held], order[n_held:]
+    model, _ = Surrogate.fit(
+        [archs[i] for i in kept], {"val_recall": targets["val_recall"][kept]}, noise_std
+    )
+    predicted = model.predict([archs[i] for i in held])
+    measured = targets["val_recall"][held]
+    return {
+        "held_out": int(n_held),
+        "kendall_tau": kendall_tau(predicted, measured),
+        "spearman": spearman(predicted, measured),
+    }

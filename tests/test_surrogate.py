@@ -44,22 +44,55 @@ def test_fit_learns_a_planted_landscape_and_round_trips(tmp_path):
     archs = [CORE[int(i)] for i in rng.choice(len(CORE), size=200, replace=False)]
     scores = planted(archs) + rng.normal(0, 0.002, len(archs))
     seconds = np.array([10.0 + 5 * a.depth for a in archs])
-    surrogate, report = Surrogate.fit(archs, scores, seconds, noise_std=0.002)
-    assert report.kendall_tau > 0.7 and report.n == 200
+    targets = {"val_recall": scores, "log_seconds": np.log(seconds)}
+    surrogate, reports = Surrogate.fit(archs, targets, noise_std=0.002)
+    assert reports["val_recall"].kendall_tau > 0.7 and reports["val_recall"].n == 200
     held_out = [a for a in CORE if a.to_string() not in {b.to_string() for b in archs}][:200]
-    predicted, cost = surrogate.predict(held_out)
+    predicted = surrogate.predict(held_out)
+    cost = surrogate.predict(held_out, "log_seconds")
     assert kendall_tau(predicted, planted(held_out)) > 0.7
     assert kendall_tau(cost, np.array([a.depth for a in held_out], float)) > 0.5
     surrogate.save(tmp_path / "s.npz")
     again = Surrogate.load(tmp_path / "s.npz")
-    np.testing.assert_allclose(again.predict(held_out[:5])[0], predicted[:5])
+    np.testing.assert_allclose(again.predict(held_out[:5]), predicted[:5])
+    with pytest.raises(ValueError, match="not fitted"):
+        surrogate.predict(held_out[:1], "test_ndcg")
 
 
 def test_samples_are_reproducible_per_seed_and_noisy_across_seeds():
     rng = np.random.default_rng(2)
     archs = [FULL.sample(rng) for _ in range(60)]
-    surrogate, _ = Surrogate.fit(archs, rng.random(60) * 0.1, np.full(60, 20.0), 0.01, folds=3)
+    surrogate, _ = Surrogate.fit(archs, {"val_recall": rng.random(60) * 0.1}, 0.01, folds=3)
     target = FULL.sample(rng)
     assert surrogate.sample(target, 0) == surrogate.sample(target, 0)
-    draws = np.array([surrogate.sample(target, seed)[0] for seed in range(300)])
+    draws = np.array([surrogate.sample(target, seed) for seed in range(300)])
     assert draws.std() == pytest.approx(0.01, rel=0.25)
+
+
+def test_a_surrogate_fitted_on_the_sample_table_drives_the_full_space_env():
+    from pathlib import Path
+
+    from nasenv.env import RecNASEnv
+    from nasenv.evaluators import SurrogateEvaluator
+    from nasenv.surrogate import holdout_quality, training_data
+    from nasenv.table import BenchmarkTable
+
+    table = BenchmarkTable.load(Path(__file__).resolve().parent / "data" / "tiny.npz")
+    archs, targets, noise = training_data(table)
+    assert len(archs) == len(table) and noise > 0
+    quality = holdout_quality(archs, targets, noise)
+    assert quality["held_out"] == 12 and -1 <= quality["kendall_tau"] <= 1
+    surrogate, _ = Surrogate.fit(archs, targets, noise, folds=3)
+    env = RecNASEnv(evaluator=SurrogateEvaluator(surrogate, "tiny"), space="full")
+    rewards = []
+    for _ in range(2):
+        _, info = env.reset(seed=5)
+        rng = np.random.default_rng(5)
+        done = False
+        while not done:
+            action = int(rng.choice(np.flatnonzero(info["action_mask"])))
+            _, reward, done, _, info = env.step(action)
+        rewards.append(reward)
+        assert 0 <= reward <= 1 and info["cost_seconds"] > 0
+        assert set(env.test_metrics()) == {"test_recall", "test_ndcg"}
+    assert rewards[0] == rewards[1]
