@@ -178,21 +178,31 @@ class Surrogate:
     def targets(self) -> list[str]:
         return [name for name in TARGETS if f"alpha_{name}" in self.arrays]
 
-    def predict(self, archs: Sequence[Architecture], target: str = "val_recall") -> np.ndarray:
-        """Predicted ``target`` of ``archs`` (``log_seconds`` is returned as seconds)."""
+    def predict(
+        self, archs: Sequence[Architecture], target: str = "val_recall", d: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Predicted ``target`` of ``archs`` (``log_seconds`` is returned as seconds).
+        ``d``: ``distances_to(archs)`` if already computed (it serves every target)."""
         if target not in self.targets:
             raise ValueError(f"target {target!r} was not fitted; fitted: {self.targets}")
         gamma, mean = self.arrays[f"hyper_{target}"]
-        d = distances(encode(archs), self.arrays["codes"])
+        d = self.distances_to(archs) if d is None else d
         values = np.exp(-gamma * d) @ self.arrays[f"alpha_{target}"] + mean
         return np.exp(values) if target == "log_seconds" else values
 
-    def sample(self, arch: Architecture, seed: int, target: str = "val_recall") -> float:
-        """One evaluation: the prediction plus seed noise, reproducible per (arch, seed)."""
+    def distances_to(self, archs: Sequence[Architecture]) -> np.ndarray:
+        """Distances of ``archs`` to the training architectures."""
+        return distances(encode(archs), self.arrays["codes"])
+
+    def sample(
+        self, arch: Architecture, seed: int, target: str = "val_recall", d: np.ndarray | None = None
+    ) -> float:
+        """One evaluation: the prediction plus seed noise, reproducible per (arch, seed).
+        ``d``: ``distances_to([arch])`` if already computed."""
         digest = hashlib.sha256(f"{arch.to_string()}|{seed}".encode()).digest()
         rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
         noise = self.noise_std * float(rng.standard_normal())
-        return float(np.clip(self.predict([arch], target)[0] + noise, 0.0, 1.0))
+        return float(np.clip(self.predict([arch], target, d)[0] + noise, 0.0, 1.0))
 
     def save(self, path: str | Path) -> None:
         write_npz(Path(path), self.arrays)
