@@ -1,0 +1,209 @@
+"""Quality of the searched architectures against hand-designed recommenders, trained the same way.
+
+    python benchmarks/quality.py              # tune lr, then 5 fresh seeds each (~1.5 h, 2 cores)
+    python benchmarks/quality.py --quick      # low fidelity, 2 seeds, no tuning (~2 min)
+    python benchmarks/quality.py --archs "layers=..."   # other searched architectures
+
+Models:
+
+* **popularity**: every user gets the most-interacted training items (no training, no seed);
+* **MF-BPR**: ID embeddings, no message passing, BPR;
+* **LightGCN**: three LightGCN layers, mean of the layer outputs, BPR (He et al., 2020);
+* **GCN-3 concat**: three GCN layers with the layer outputs concatenated, the NGCF-style design
+  that the space can express (NGCF's element-wise interaction term is not in it);
+* **searched**: by default the architecture that the most runs of ``benchmarks/run_agents.py``
+  (full mode) returned as their best by validation.
+
+Every trained model gets the same pipeline: the learning rate is chosen among the space's
+``lr`` choices by validation Recall@20 of one tuning run (seed 500) at the tabulation budget, then
+the chosen design is trained with 5 fresh seeds (1000-1004) at the converged budget (100 epochs,
+patience 10), and test Recall@20 / NDCG@20 are read at the best validation epoch. The test split
+never selects anything. Runs are journalled in ``benchmarks/results/quality.jsonl`` (resumable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import dataclasses
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from nasenv.data import DEFAULT_DATASET, load_dataset  # noqa: E402
+from nasenv.results import FIDELITIES, TrainResult  # noqa: E402
+from nasenv.space import SLOT_INDEX, SLOTS, Architecture  # noqa: E402
+from nasenv.train import TrainingContext, train_architecture  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+TUNING_SEED = 500
+FRESH_SEEDS = tuple(range(1000, 1005))
+_ID_BPR = "dim=64,items=id,loss=bpr,lr=0.02,reg=0.0001"
+HAND_DESIGNED = {
+    "MF-BPR": f"layers=none,combine=last,{_ID_BPR}",
+    "LightGCN": f"layers=lgconv-lgconv-lgconv,combine=mean,{_ID_BPR}",
+    "GCN-3 concat": f"layers=gcn-gcn-gcn,combine=concat,{_ID_BPR}",
+}
+
+
+def searched_architectures(path: Path) -> list[str]:
+    """The architecture most runs in ``path`` returned as best (ties: first seen)."""
+    if not path.exists():
+        raise SystemExit(f"{path} is missing: run benchmarks/run_agents.py first, or pass --archs")
+    votes: collections.Counter[str] = collections.Counter()
+    for line in path.read_text().splitlines():
+        history = json.loads(line)["history"]
+        votes[max(history, key=lambda trial: trial["reward"])["arch"]] += 1
+    return [votes.most_common(1)[0][0]]
+
+
+class Journal:
+    """Finished trainings keyed by (arch, seed, fidelity), appended as JSON lines."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.runs: dict[tuple[str, int, str], TrainResult] = {}
+        if path.exists():
+            for line in path.read_text().splitlines():
+                record = json.loads(line)
+                key = (record["result"]["arch"], record["seed"], record["fidelity"])
+                self.runs[key] = TrainResult.from_dict(record["result"])
+
+    def train(self, arch: str, seed: int, fidelity: str, ctx: TrainingContext) -> TrainResult:
+        key = (arch, seed, fidelity)
+        if key not in self.runs:
+            config = FIDELITIES[fidelity]
+            result = train_architecture(Architecture.from_string(arch), ctx, seed, config)
+            record = {"seed": seed, "fidelity": fidelity, "result": result.to_dict()}
+            with open(self.path, "a") as out:
+                out.write(json.dumps(record) + "\n")
+            self.runs[key] = result
+        return self.runs[key]
+
+
+def with_lr(arch: str, lr: float) -> str:
+    return dataclasses.replace(Architecture.from_string(arch), lr=lr).to_string()
+
+
+def metrics(result: TrainResult) -> dict[str, float]:
+    return {
+        "val_recall": result.val_recall_best,
+        "val_ndcg": result.val_ndcg_best,
+        "test_recall": result.test_recall,
+        "test_ndcg": result.test_ndcg,
+    }
+
+
+def popularity(ctx: TrainingContext) -> dict[str, float]:
+    """Validation and test metrics of ranking items by their number of training interactions."""
+    counts = torch.bincount(ctx.train[:, 1], minlength=ctx.dataset.n_items).float()
+    users = torch.ones(ctx.dataset.n_users, 1)
+    val, test = ctx.val_eval(users, counts[:, None]), ctx.test_eval(users, counts[:, None])
+    return {"val_recall": val.recall, "val_ndcg": val.ndcg, "test_recall": test.recall,
+            "test_ndcg": test.ndcg}  # fmt: skip
+
+
+def mean_std(values: list[float]) -> str:
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.fmean(values):.4f} ± {std:.4f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dataset", default=DEFAULT_DATASET)
+    parser.add_argument("--archs", nargs="+", help="searched architectures (default: see above)")
+    parser.add_argument("--runs", type=Path, default=RESULTS / "run_agents-shipped-500.jsonl")
+    parser.add_argument("--quick", action="store_true", help="low fidelity, 2 seeds, no tuning")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    quick = args.quick
+    tune_fidelity, final_fidelity = ("low", "low") if quick else ("tabulation", "converged")
+    seeds = FRESH_SEEDS[:2] if quick else FRESH_SEEDS
+    name = "quality-quick" if quick else "quality"
+    models = dict(HAND_DESIGNED)
+    for i, arch in enumerate(args.archs or searched_architectures(args.runs)):
+        arch = Architecture.from_string(arch).to_string()  # validates, canonical form
+        models[f"searched {i + 1}" if i else "searched"] = arch
+
+    ctx = TrainingContext(load_dataset(args.dataset))
+    journal = Journal(RESULTS / f"{name}.jsonl")
+    lrs = [0.02] if quick else [float(lr) for lr in SLOTS[SLOT_INDEX["lr"]].choices]
+    tuning = [(m, with_lr(a, lr)) for m, a in models.items() for lr in lrs]
+    chosen: dict[str, str] = {}
+    for model, arch in tqdm(tuning, desc="lr tuning"):
+        if quick:
+            chosen[model] = arch
+            continue
+        result = journal.train(arch, TUNING_SEED, tune_fidelity, ctx)
+        best = chosen.get(model)
+        if (
+            best is None
+            or result.val_recall_best
+            > journal.runs[(best, TUNING_SEED, tune_fidelity)].val_recall_best
+        ):
+            chosen[model] = arch
+    finals = [(m, a, s) for m, a in chosen.items() for s in seeds]
+    for _, arch, seed in tqdm(finals, desc="fresh seeds"):
+        journal.train(arch, seed, final_fidelity, ctx)
+
+    rows = {"popularity": [popularity(ctx)]}
+    for model, arch in chosen.items():
+        rows[model] = [metrics(journal.runs[(arch, s, final_fidelity)]) for s in seeds]
+    reference = statistics.fmean(r["test_recall"] for r in rows["LightGCN"])
+    lines = [
+        f"{args.dataset}; {len(seeds)} fresh seeds {seeds[0]}-{seeds[-1]} at the "
+        f"{final_fidelity!r} budget; lr tuned on validation (seed {TUNING_SEED}, "
+        f"{tune_fidelity!r} budget)" + (" - quick mode, no tuning" if quick else "") + ".",
+        "",
+        "| model | architecture (chosen lr) | val Recall@20 | test Recall@20 | test NDCG@20 "
+        "| test Recall / LightGCN |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for model, runs in rows.items():
+        test_recall = [r["test_recall"] for r in runs]
+        lines.append(
+            f"| {model} | `{chosen.get(model, '-')}` | {mean_std([r['val_recall'] for r in runs])} "
+            f"| {mean_std(test_recall)} | {mean_std([r['test_ndcg'] for r in runs])} "
+            f"| {statistics.fmean(test_recall) / reference:.3f} |"
+        )
+    text = "\n".join(lines)
+    (RESULTS / f"{name}.md").write_text(text + "\n")
+    plot(rows, RESULTS / f"{name}.png", args.dataset)
+    print(text)
+
+
+def plot(rows: dict[str, list[dict[str, float]]], path: Path, dataset: str) -> None:
+    """Bar chart of test Recall@20 and NDCG@20, mean ± std over seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    names = list(rows)
+    for ax, metric in zip(axes, ("test_recall", "test_ndcg")):
+        values = [[r[metric] for r in rows[n]] for n in names]
+        means = [statistics.fmean(v) for v in values]
+        stds = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in values]
+        ax.bar(names, means, yerr=stds, capsize=4, color="tab:blue", alpha=0.8)
+        ax.set_ylabel(metric.replace("test_", "test ").replace("recall", "Recall@20")
+                      .replace("ndcg", "NDCG@20"))  # fmt: skip
+        ax.tick_params(axis="x", rotation=20)
+        ax.grid(axis="y", alpha=0.3)
+        ax.set_ylim(0, max(m + s for m, s in zip(means, stds)) * 1.15 or 1)
+    fig.suptitle(f"{dataset}: test quality, mean ± std over fresh seeds")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+if __name__ == "__main__":
+    main()
