@@ -17,11 +17,10 @@ from torch import nn
 from agents.base import Agent, single_threaded
 from agents.runner import SearchRunner
 from nasenv.env import N_ACTIONS
-from nasenv.space import SLOTS
+from nasenv.space import CHOICE_OFFSETS, SLOTS
 
 _SIZES = [len(slot.choices) for slot in SLOTS]
-_OFFSETS = np.cumsum([0, *_SIZES])
-_START = int(_OFFSETS[-1])  # token of "no decision yet", after every (slot, choice) token
+_START = CHOICE_OFFSETS[-1]  # token of "no decision yet", after every (slot, choice) token
 
 
 class Controller(nn.Module):
@@ -84,7 +83,7 @@ class Controller(nn.Module):
             log_p, state = self.step(slot, tokens, valid[:, slot], state)
             log_prob = log_prob + log_p.gather(1, actions[:, slot : slot + 1])[:, 0]
             entropy = entropy - (log_p.exp() * log_p.masked_fill(~valid[:, slot], 0.0)).sum(1)
-            tokens = actions[:, slot] + int(_OFFSETS[slot])
+            tokens = actions[:, slot] + CHOICE_OFFSETS[slot]
         return log_prob, entropy
 
 
@@ -203,7 +202,7 @@ class Reinforce(Agent):
                 action = int(torch.multinomial(log_p[0].exp(), 1, generator=generator))
                 actions.append(action)
                 _, step_reward, terminated, truncated, info = runner.step(action)
-                tokens = torch.tensor([int(_OFFSETS[slot]) + action])
+                tokens = torch.tensor([CHOICE_OFFSETS[slot] + action])
                 reward = float(step_reward)
                 if terminated or truncated:
                     break

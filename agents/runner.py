@@ -194,11 +194,7 @@ def final_test_metrics(
 ) -> dict[str, float]:
     """Test metrics of the selected architecture, averaged over ``fresh_seeds`` if given (live
     back end: new trainings) or over the env's evaluation seeds (table: the stored ones)."""
-    env = runner.env.unwrapped
-    if not fresh_seeds:
-        return env.test_metrics(arch)
-    metrics = [env.evaluator.test_metrics(Architecture.from_string(arch), s) for s in fresh_seeds]
-    return {key: float(np.mean([m[key] for m in metrics])) for key in metrics[0]}
+    return runner.env.unwrapped.test_metrics(arch, list(fresh_seeds) if fresh_seeds else None)
 
 
 def run_search(

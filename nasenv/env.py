@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar, SupportsFloat
 
 import gymnasium as gym
@@ -11,13 +12,20 @@ from gymnasium import spaces
 from nasenv.data import DEFAULT_DATASET
 from nasenv.evaluators import METRICS, Evaluation, Evaluator, LiveEvaluator, TableEvaluator
 from nasenv.results import FIDELITIES
-from nasenv.space import FULL, SLOTS, SPACES, Architecture, Choice, SearchSpace
+from nasenv.space import (
+    CHOICE_OFFSETS,
+    FULL,
+    SLOTS,
+    SPACES,
+    Architecture,
+    Choice,
+    SearchSpace,
+)
 
 BACKENDS = ("table", "live")
 SEED_POLICIES = ("fixed", "random", "mean")
 INVALID_ACTIONS = ("penalize", "raise")
 N_ACTIONS = max(len(slot.choices) for slot in SLOTS)
-_OFFSETS = np.cumsum([0] + [len(slot.choices) for slot in SLOTS])
 
 
 def _check(name: str, value: object, allowed: tuple | list) -> None:
@@ -166,7 +174,7 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
         self.render_mode = render_mode
 
         self.action_space = spaces.Discrete(N_ACTIONS)
-        size = int(_OFFSETS[-1]) + len(SLOTS) + 1
+        size = CHOICE_OFFSETS[-1] + len(SLOTS) + 1
         self.observation_space = spaces.Box(0.0, 1.0, (size,), dtype=np.float32)
         self.decisions: list[Choice] = []
         # Per-prefix caches: a space has a few thousand decision prefixes, and table-mode
@@ -212,9 +220,9 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
             self._obs[:] = 0.0
         else:
             slot = n - 1
-            self._obs[_OFFSETS[slot] + SLOTS[slot].choices.index(self.decisions[-1])] = 1.0
-        self._obs[_OFFSETS[-1] :] = 0.0
-        self._obs[_OFFSETS[-1] + (len(SLOTS) if self.done else n)] = 1.0
+            self._obs[CHOICE_OFFSETS[slot] + SLOTS[slot].choices.index(self.decisions[-1])] = 1.0
+        self._obs[CHOICE_OFFSETS[-1] :] = 0.0
+        self._obs[CHOICE_OFFSETS[-1] + (len(SLOTS) if self.done else n)] = 1.0
 
     def _info(self) -> dict[str, Any]:
         return {
@@ -308,9 +316,14 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
         }
         return self._observation(), float(reward), True, False, info
 
-    def test_metrics(self, arch: Architecture | str | None = None, seed: int | None = None) -> dict:
+    def test_metrics(
+        self,
+        arch: Architecture | str | None = None,
+        seed: int | Sequence[int] | None = None,
+    ) -> dict[str, float]:
         """Test Recall@20 and NDCG@20 of a finished architecture (default: the last one), for
-        ``seed`` or, by default, the seed of its evaluation (the mean over seeds under ``mean``).
+        ``seed`` (one seed, or the mean over several) or, by default, the seed of its evaluation
+        (the mean over the env's seeds under ``mean``).
 
         Never used for rewards; meant for reporting the architecture a search selected.
         """
@@ -320,8 +333,11 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
             arch, seed = self.last_arch, self.last_seed if seed is None else seed
         if isinstance(arch, str):
             arch = Architecture.from_string(arch)
-        seeds = [seed] if seed is not None else list(self.seeds)
-        metrics = [self.evaluator.test_metrics(arch, s) for s in seeds]
+        if seed is None:
+            seeds = list(self.seeds)
+        else:
+            seeds = [seed] if isinstance(seed, (int, np.integer)) else list(seed)
+        metrics = [self.evaluator.test_metrics(arch, int(s)) for s in seeds]
         return {key: float(np.mean([m[key] for m in metrics])) for key in metrics[0]}
 
     def render(self) -> str | None:

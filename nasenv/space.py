@@ -72,6 +72,11 @@ SLOTS: tuple[Slot, ...] = (
     Slot("reg", (0.0, 1e-5, 1e-4, 1e-3), "L2 penalty on the batch's input embeddings"),
 )
 SLOT_INDEX: dict[str, int] = {slot.name: i for i, slot in enumerate(SLOTS)}
+CHOICE_OFFSETS: tuple[int, ...] = tuple(
+    int(n) for n in np.cumsum([0, *(len(slot.choices) for slot in SLOTS)])
+)
+"""Position of slot ``i``'s first choice in a flat numbering of every (slot, choice) pair;
+``CHOICE_OFFSETS[-1]`` is the number of pairs (the one-hot width of a whole architecture)."""
 
 
 @dataclass(frozen=True)
