@@ -9,13 +9,16 @@ decisions of uniformly drawn architectures for ours (every 12th step is a table 
 Load time and memory are measured in a fresh interpreter:
 the import of ``nasenv.table`` (numpy and gymnasium included), then the seconds from loading
 the table (SHA-256 check included) to the answer of a first query, and the growth of resident
-memory over that span. Results: ``benchmarks/results/env_throughput.json``.
+memory over that span. ``--live N`` also trains N uniformly drawn core architectures for real at
+the tabulation budget (seed 0, all cores), to put a live evaluation's seconds next to a table
+look-up's in the same run. Results: ``benchmarks/results/env_throughput.json``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -91,11 +94,32 @@ def make_recnas(sample: bool) -> gym.Env:
     )
 
 
+def live_seconds(n: int, seed: int = 0) -> list[float]:
+    """Wall seconds of ``n`` real trainings of uniformly drawn core architectures."""
+    import torch
+
+    from nasenv.data import load_dataset
+    from nasenv.results import FIDELITIES
+    from nasenv.space import CORE
+    from nasenv.train import TrainingContext, train_architecture
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    ctx = TrainingContext(load_dataset())
+    rng = np.random.default_rng(seed)
+    seconds = []
+    for _ in range(n):
+        start = time.perf_counter()
+        train_architecture(CORE.sample(rng), ctx, 0, FIDELITIES["tabulation"])
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sample", action="store_true", help="use the tests' sample table")
     parser.add_argument("--steps", type=int, default=60_000)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--live", type=int, default=0, help="also time N live evaluations")
     args = parser.parse_args()
 
     frozen = gym.make("FrozenLake-v1")
@@ -122,6 +146,11 @@ def main() -> None:
         "episodes_per_s": statistics.median(ours) / 12,
         **json.loads(probe.stdout),
     }
+    if args.live:
+        live = live_seconds(args.live)
+        result["live_evaluations"] = len(live)
+        result["live_median_s_per_evaluation"] = statistics.median(live)
+        result["live_over_table_evaluation"] = statistics.median(live) * result["episodes_per_s"]
     out = ROOT / "benchmarks" / "results" / "env_throughput.json"
     out.write_text(json.dumps(result, indent=1) + "\n")
     for key, value in result.items():

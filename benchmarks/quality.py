@@ -119,7 +119,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", default=DEFAULT_DATASET)
     parser.add_argument("--archs", nargs="+", help="searched architectures (default: see above)")
-    parser.add_argument("--runs", type=Path, default=RESULTS / "run_agents-shipped-500.jsonl")
+    parser.add_argument(
+        "--runs",
+        type=Path,
+        help="run_agents.py journal to take the searched architecture from (default: that of "
+        "its full mode, or of its quick mode with --quick)",
+    )
     parser.add_argument("--quick", action="store_true", help="low fidelity, 2 seeds, no tuning")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -130,7 +135,8 @@ def main() -> None:
     seeds = FRESH_SEEDS[:2] if quick else FRESH_SEEDS
     name = "quality-quick" if quick else "quality"
     models = dict(HAND_DESIGNED)
-    for i, arch in enumerate(args.archs or searched_architectures(args.runs)):
+    runs = args.runs or RESULTS / f"run_agents-shipped-{100 if quick else 500}.jsonl"
+    for i, arch in enumerate(args.archs or searched_architectures(runs)):
         arch = Architecture.from_string(arch).to_string()  # validates, canonical form
         models[f"searched {i + 1}" if i else "searched"] = arch
 

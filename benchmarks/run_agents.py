@@ -1,6 +1,6 @@
 """Every agent x many seeds on the table env: regret curves, hitting times, leaderboard, plot.
 
-    python benchmarks/run_agents.py --quick             # 10 seeds x 200 evaluations (minutes)
+    python benchmarks/run_agents.py --quick             # 5 seeds x 100 evaluations (minutes)
     python benchmarks/run_agents.py                     # 20 seeds x 500 evaluations
     python benchmarks/run_agents.py --table sample      # smoke run on the tests' sample table
 
@@ -185,14 +185,14 @@ def report(args: argparse.Namespace, path: Path) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--table", default="shipped", choices=["shipped", "sample"])
-    parser.add_argument("--quick", action="store_true", help="10 seeds x 200 evaluations")
-    parser.add_argument("--seeds", type=int, help="runs per agent (default 20, quick 10)")
-    parser.add_argument("--budget", type=int, help="evaluations per run (default 500, quick 200)")
+    parser.add_argument("--quick", action="store_true", help="5 seeds x 100 evaluations")
+    parser.add_argument("--seeds", type=int, help="runs per agent (default 20, quick 5)")
+    parser.add_argument("--budget", type=int, help="evaluations per run (default 500, quick 100)")
     parser.add_argument("--agents", nargs="+", default=list(AGENTS), choices=list(AGENTS))
     parser.add_argument("--metric", default="recall", choices=["recall", "ndcg"])
     args = parser.parse_args()
-    args.seeds = args.seeds or (10 if args.quick else 20)
-    args.budget = args.budget or (200 if args.quick else 500)
+    args.seeds = args.seeds or (5 if args.quick else 20)
+    args.budget = args.budget or (100 if args.quick else 500)
     args.name = f"{args.table}-{args.budget}"
     path = run(args)
     print(report(args, path))

@@ -1,0 +1,60 @@
+"""Every benchmark of the package in one command: speed, the table, the agents, quality.
+
+    python benchmarks/run_all.py --quick     # a few minutes on 2 cores: small runs of everything
+    python benchmarks/run_all.py             # the numbers of benchmarks/RESULTS.md (hours)
+
+Runs, in order, each as its own process (so each can also be run alone, with the same command):
+
+1. ``env_throughput.py``: table-mode env steps/s against FrozenLake-v1, load time and memory,
+   and live evaluations timed in the same run;
+2. ``table_stats.py``: what the shipped table holds (distribution, seed noise, fidelities);
+3. ``run_agents.py``: every agent x seeds on the table env, regret curves and leaderboard;
+4. ``quality.py``: the architecture the searches found most often, retrained with fresh seeds,
+   against popularity, MF-BPR, LightGCN and GCN-3.
+
+Outputs land in ``benchmarks/results/``. Every step resumes where a killed run stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def steps(quick: bool) -> list[list[str]]:
+    if quick:
+        return [
+            ["env_throughput.py", "--steps", "20000", "--repeats", "3", "--live", "1"],
+            ["table_stats.py"],
+            ["run_agents.py", "--quick"],
+            ["quality.py", "--quick"],
+        ]
+    return [
+        ["env_throughput.py", "--live", "5"],
+        ["table_stats.py"],
+        ["run_agents.py"],
+        ["quality.py"],
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small runs of every benchmark")
+    args = parser.parse_args()
+    timings = []
+    for script, *options in steps(args.quick):
+        command = [sys.executable, str(Path("benchmarks") / script), *options]
+        print(f"\n$ python benchmarks/{script} {' '.join(options)}", flush=True)
+        start = time.perf_counter()
+        subprocess.run(command, cwd=ROOT, check=True)
+        timings.append((script, time.perf_counter() - start))
+    print("\n" + "\n".join(f"{script:20} {seconds:7.1f} s" for script, seconds in timings))
+
+
+if __name__ == "__main__":
+    main()
