@@ -1,0 +1,90 @@
+"""The functions that turn benchmark runs into reported numbers."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nasenv.table import BenchmarkTable
+from nasenv.train import TrainingContext
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "tests" / "data" / "tiny.npz"
+
+
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def table() -> BenchmarkTable:
+    return BenchmarkTable.load(SAMPLE)
+
+
+def test_incumbent_follows_the_best_reward_and_reports_its_seed_mean(table):
+    run_agents = load_script("run_agents")
+    scores = table.scores()
+    a, b, c = table.arch_strings[:3]
+    history = [{"arch": a, "reward": 0.2}, {"arch": b, "reward": 0.1}, {"arch": c, "reward": 0.3}]
+    curve = run_agents.incumbent_curve(history, table, scores)
+    np.testing.assert_allclose(curve, [scores[0], scores[0], scores[2]])
+    assert run_agents.hitting_time(np.array([0.1, 0.2, 0.5]), 0.2) == 2
+    assert run_agents.hitting_time(np.array([0.1, 0.2]), 0.9) == math.inf
+
+
+def test_table_stats_on_the_sample_table(table):
+    table_stats = load_script("table_stats")
+    s = table_stats.stats(table, SAMPLE)
+    assert s["architectures"] == len(table) and s["seeds"] == list(table.seeds)
+    quantiles = list(s["quantiles"].values())
+    assert quantiles == sorted(quantiles)
+    assert s["best"][0]["val_recall"] == pytest.approx(quantiles[-1])
+    assert s["worst"][0]["val_recall"] == pytest.approx(quantiles[0])
+    noise = s["seed_noise"]
+    assert noise["signal_to_noise"] == pytest.approx(noise["std_of_means"] / noise["mean_seed_std"])
+    assert s["fidelity"], "the sample's 8/3 budget has smaller answerable budgets"
+    for row in s["fidelity"]:
+        assert row["max_epochs"] <= table.max_epochs and row["patience"] <= table.patience
+        assert -1 <= row["kendall_tau"] <= 1 and 0 < row["cost_fraction"] <= 1
+    assert "signal-to-noise" in table_stats.markdown(s)
+
+
+def test_quality_picks_the_architecture_most_runs_returned(tmp_path):
+    quality = load_script("quality")
+    runs = [
+        [{"arch": "x", "reward": 0.3}, {"arch": "y", "reward": 0.2}],
+        [{"arch": "y", "reward": 0.5}],
+        [{"arch": "y", "reward": 0.1}, {"arch": "x", "reward": 0.05}],
+    ]
+    path = tmp_path / "runs.jsonl"
+    path.write_text("".join(json.dumps({"history": h}) + "\n" for h in runs))
+    assert quality.searched_architectures(path) == ["y"]
+
+
+def test_popularity_recommends_the_most_interacted_unseen_item(tiny_dataset):
+    # Half the users hold item 4 out for validation, the other half item 5; each is in the
+    # training interactions of the other half, so it is the most popular item its users have not
+    # seen.
+    train, val, test = [], [], []
+    for user in range(10):
+        held_out, other = (4, 5) if user % 2 == 0 else (5, 4)
+        train += [(user, item) for item in (0, 1, 2, 3, other)]
+        val.append((user, held_out))
+        test.append((user, 6 + user % 4))
+    dataset = dataclasses.replace(
+        tiny_dataset, n_users=10, n_items=10, train=np.array(train), val=np.array(val),
+        test=np.array(test), item_text=tiny_dataset.item_text[:10],
+    )  # fmt: skip
+    metrics = load_script("quality").popularity(TrainingContext(dataset, k=1))
+    assert metrics["val_recall"] == 1.0 and metrics["val_ndcg"] == 1.0
