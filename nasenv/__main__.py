@@ -74,7 +74,7 @@ def main() -> None:
         evaluate(args, parser)
     elif args.command == "datasets":
         for name, spec in DATASETS.items():
-            print(f"{name:14} k={spec.k:<3} {spec.description}")
+            print(f"{name:20} k={spec.k:<3} {spec.description}")
     else:
         for slot in SLOTS:
             print(f"{slot.name:8} {list(slot.choices)}  - {slot.doc}")

@@ -48,7 +48,22 @@ def fetch_wheel(directory: Path) -> Path:
     return wheel
 
 
+def merged_rows(directory: Path, rows: list[str]) -> list[str]:
+    """The task rows of ``directory``'s PROVENANCE.md with ``rows`` replacing or adding theirs,
+    in registry order, so that preparing some tasks keeps the others' rows."""
+    by_task = {}
+    provenance = directory / "PROVENANCE.md"
+    if provenance.exists():
+        for line in provenance.read_text().splitlines():
+            name = line.split("|")[1].strip() if line.startswith("| ") else ""
+            if name in DATASETS:
+                by_task[name] = line
+    by_task.update({row.split("|")[1].strip(): row for row in rows})
+    return [by_task[name] for name in DATASETS if name in by_task]
+
+
 def write_provenance(directory: Path, rows: list[str], skipped: dict[str, int]) -> None:
+    rows = merged_rows(directory, rows)
     text = f"""# Shipped book tasks: provenance
 
 Source: Book-Crossing (collected by Cai-Nicolas Ziegler in 2004 from the Book-Crossing community),

@@ -50,7 +50,13 @@ def test_split_is_a_disjoint_per_user_partition():
 @pytest.mark.parametrize("name", sorted(DATASETS))
 def test_shipped_datasets_load_with_published_sizes_and_no_leakage(name):
     data = load_dataset(name)
-    expected = {"Books-20core": (2560, 4276, 195_611), "Books-10core": (6607, 13_231, 366_110)}
+    expected = {
+        "Books-20core": (2560, 4276, 195_611),
+        "Books-10core": (6607, 13_231, 366_110),
+        "Books-USA-20core": (1782, 3206, 137_770),
+        "Books-Canada-5core": (810, 2056, 18_943),
+        "Books-Europe-5core": (1180, 2455, 21_399),
+    }
     assert (data.n_users, data.n_items, data.n_interactions) == expected[name]
     seen = set(map(tuple, data.train))
     assert not seen & set(map(tuple, data.val))
@@ -61,6 +67,8 @@ def test_shipped_datasets_load_with_published_sizes_and_no_leakage(name):
     assert counts.min() >= spec.k
     assert data.item_text.shape == (data.n_items, spec.text_dim)
     assert np.isfinite(data.item_text).all()
+    if spec.countries is not None:
+        assert set(data.user_country.tolist()) <= set(spec.countries)
 
 
 def test_unknown_dataset_lists_known_ones():
