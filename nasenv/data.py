@@ -103,6 +103,12 @@ DATASETS: dict[str, DatasetSpec] = {
     )
 }
 DEFAULT_DATASET = "Books-20core"
+TRAINING_TASKS = ("Books-20core", "Books-10core", "Books-USA-20core")
+"""Tasks a transfer or meta-learning agent may learn from."""
+HELD_OUT_TASKS = ("Books-Canada-5core", "Books-Europe-5core")
+"""Tasks kept for measuring transfer: smaller, sparser user groups from outside the United States
+(the training tasks are dominated by US users). Their most active users can also be in the
+all-user tasks, as when a platform's model moves from one market to another."""
 
 
 def get_spec(name: str) -> DatasetSpec:

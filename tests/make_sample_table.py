@@ -1,12 +1,17 @@
-"""Write the sample table the tests use: every architecture of ``TINY_SPACE`` trained for real
-on the tiny synthetic dataset of ``conftest.py``, three seeds, through the same code as the
-shipped tables (``ShardStore`` journal -> ``BenchmarkTable.from_results``).
+"""Write a sample table the tests use: every architecture of ``TINY_SPACE`` trained for real
+on a tiny synthetic dataset of ``conftest.py``, three seeds, through the same code as the
+shipped tables (``BenchmarkTable.from_results``).
 
-    python tests/make_sample_table.py
+    python -m tests.make_sample_table            # tests/data/tiny.npz
+    python -m tests.make_sample_table tiny-b     # tests/data/tiny-b.npz, a second task
+
+Stored seconds are measured wall time, so a rebuilt table has other bytes and checksum.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import sys
 from pathlib import Path
 
 from nasenv.data import write_checksums
@@ -17,8 +22,11 @@ from tests.conftest import SAMPLE_BUDGET, SAMPLE_SEEDS, TINY_SPACE, make_tiny_da
 OUT = Path(__file__).resolve().parent / "data"
 
 
-def build() -> BenchmarkTable:
-    dataset = make_tiny_dataset()
+TASKS = {"tiny": 0, "tiny-b": 1}  # name -> seed of the synthetic data
+
+
+def build(name: str = "tiny") -> BenchmarkTable:
+    dataset = dataclasses.replace(make_tiny_dataset(seed=TASKS[name]), name=name)
     context = TrainingContext(dataset, k=5)
     max_epochs, patience = SAMPLE_BUDGET
     config = TrainConfig(max_epochs=max_epochs, patience=patience, batch_size=64, threads=1)
@@ -45,7 +53,8 @@ def build() -> BenchmarkTable:
 
 
 if __name__ == "__main__":
-    table = build()
-    table.save(OUT / "tiny.npz")
+    name = sys.argv[1] if len(sys.argv) > 1 else "tiny"
+    table = build(name)
+    table.save(OUT / f"{name}.npz")
     write_checksums(OUT)
-    print(table, (OUT / "tiny.npz").stat().st_size, "bytes")
+    print(table, (OUT / f"{name}.npz").stat().st_size, "bytes")
