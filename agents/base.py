@@ -27,8 +27,15 @@ class Agent(ABC):
         """Evaluate architectures through ``runner`` until ``runner.exhausted``."""
 
     def hyperparameters(self) -> dict[str, Any]:
-        values = dataclasses.asdict(self) if dataclasses.is_dataclass(self) else {}
-        return {k: v for k, v in values.items() if k != "seed"}
+        """The dataclass fields but ``seed`` and those declared with ``repr=False`` (state such
+        as transferred weights)."""
+        if not dataclasses.is_dataclass(self):
+            return {}
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name != "seed" and f.repr
+        }
 
 
 def valid_choices(space: SearchSpace, prefix: list[Choice]) -> list[Choice]:

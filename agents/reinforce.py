@@ -7,7 +7,7 @@ decisions that produced them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
@@ -129,6 +129,11 @@ class Reinforce(Agent):
             (``tests/test_agents_rl.py``), 3.5e-3 was still near random after 100 evaluations,
             0.02 and 0.05 more often settled on a wrong decision early, and 0.01 found the
             optimum within 300 evaluations in every seed tried.
+        initial_weights: controller weights to start from (``state_dict`` of an earlier
+            search's :attr:`weights`, for transfer across tasks, see :mod:`agents.transfer`);
+            ``None``: fresh weights from ``seed``. Not a hyperparameter: left out of reports.
+
+    After a search, :attr:`weights` holds the trained controller's ``state_dict``.
     """
 
     name: ClassVar[str] = "reinforce"
@@ -140,8 +145,10 @@ class Reinforce(Agent):
     baseline_decay: float = 0.95
     entropy_weight: float = 1e-4
     learning_rate: float = 0.01
+    initial_weights: dict[str, torch.Tensor] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
+        self.weights: dict[str, torch.Tensor] | None = None
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if not 0.0 <= self.baseline_decay < 1.0:
@@ -150,12 +157,19 @@ class Reinforce(Agent):
             raise ValueError("temperature and tanh_constant must be > 0")
 
     def search(self, runner: SearchRunner) -> None:
-        with single_threaded():
-            self._search(runner)
-
-    def _search(self, runner: SearchRunner) -> None:
         generator = torch.Generator().manual_seed(self.seed)
         controller = Controller(self.hidden_size, self.temperature, self.tanh_constant, generator)
+        if self.initial_weights is not None:
+            controller.load_state_dict(self.initial_weights)
+        try:
+            with single_threaded():
+                self._search(runner, controller, generator)
+        finally:  # also when the search ends by running into the budget
+            self.weights = {k: v.detach().clone() for k, v in controller.state_dict().items()}
+
+    def _search(
+        self, runner: SearchRunner, controller: Controller, generator: torch.Generator
+    ) -> None:
         optimizer = torch.optim.Adam(controller.parameters(), lr=self.learning_rate)
         baseline: float | None = None
         batch: list[tuple[float, list[int], np.ndarray]] = []
