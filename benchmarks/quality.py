@@ -118,7 +118,11 @@ def mean_std(values: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", default=DEFAULT_DATASET)
-    parser.add_argument("--archs", nargs="+", help="searched architectures (default: see above)")
+    parser.add_argument(
+        "--archs",
+        nargs="*",
+        help="searched architectures (default: see above; the option alone: hand-designed only)",
+    )
     parser.add_argument(
         "--runs",
         type=Path,
@@ -136,7 +140,8 @@ def main() -> None:
     name = "quality-quick" if quick else "quality"
     models = dict(HAND_DESIGNED)
     runs = args.runs or RESULTS / f"run_agents-shipped-{100 if quick else 500}.jsonl"
-    for i, arch in enumerate(args.archs or searched_architectures(runs)):
+    searched = searched_architectures(runs) if args.archs is None else args.archs
+    for i, arch in enumerate(searched):
         arch = Architecture.from_string(arch).to_string()  # validates, canonical form
         models[f"searched {i + 1}" if i else "searched"] = arch
 
