@@ -1,0 +1,169 @@
+"""Meta-learning across book tasks: does a controller pretrained on the training tasks find a
+top architecture of a held-out task in fewer evaluations?
+
+    python benchmarks/transfer.py                 # shipped tables: training -> held-out tasks
+    python benchmarks/transfer.py --sample        # the tests' sample tables (tiny -> tiny-b)
+
+For every held-out task and seed (100, 101, ...), four searches of ``--budget`` evaluations on that
+task's table env (``seed_policy="random"``):
+
+* ``random``: random search;
+* ``reinforce``: the REINFORCE controller from scratch;
+* ``transfer-fine-tune``: the controller pretrained for ``--pretrain`` evaluations on a
+  :class:`~nasenv.tasks.TaskSetEnv` of the training tasks (a task drawn per episode), then
+  updated as usual on the held-out task (:func:`agents.transfer.transferred`);
+* ``transfer-frozen``: the same pretrained controller, only sampled.
+
+Pretraining uses the same seed as the search and never sees a held-out task. Reported per task
+and method: evaluations until the incumbent (best reward so far) is in the task's top 1% by
+seed-mean validation score (median and fraction of runs that got there), and the final regret.
+Runs are journalled in ``benchmarks/results/transfer-<name>.jsonl`` (resumable); a PNG of
+regret curves and a markdown table are written next to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from run_agents import hitting_time, incumbent_curve  # noqa: E402
+
+from agents import make_agent  # noqa: E402
+from agents.runner import Budget, run_search  # noqa: E402
+from agents.transfer import pretrain, transferred  # noqa: E402
+from nasenv.data import HELD_OUT_TASKS, TRAINING_TASKS  # noqa: E402
+from nasenv.env import RecNASEnv  # noqa: E402
+from nasenv.evaluators import TableEvaluator  # noqa: E402
+from nasenv.table import BenchmarkTable, load_table  # noqa: E402
+from nasenv.tasks import TaskSetEnv  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+METHODS = ("random", "reinforce", "transfer-fine-tune", "transfer-frozen")
+FIRST_SEED = 100
+
+
+def tables(sample: bool) -> tuple[dict[str, BenchmarkTable], dict[str, BenchmarkTable], object]:
+    """(training tables, held-out tables, space)."""
+    if sample:
+        from tests.spaces import TINY_SPACE
+
+        data = ROOT / "tests" / "data"
+        load = lambda name: BenchmarkTable.load(data / f"{name}.npz")  # noqa: E731
+        return {"tiny": load("tiny")}, {"tiny-b": load("tiny-b")}, TINY_SPACE
+    return (
+        {name: load_table(name) for name in TRAINING_TASKS},
+        {name: load_table(name) for name in HELD_OUT_TASKS},
+        "core",
+    )
+
+
+def env_of(table: BenchmarkTable, space: object) -> RecNASEnv:
+    return RecNASEnv(evaluator=TableEvaluator(table), space=space, seed_policy="random")
+
+
+def run(args: argparse.Namespace, path: Path) -> None:
+    training, held_out, space = tables(args.sample)
+    done = set()
+    if path.exists():
+        for line in path.read_text().splitlines():
+            record = json.loads(line)
+            done.add((record["task"], record["method"], record["seed"]))
+    seeds = range(FIRST_SEED, FIRST_SEED + args.seeds)
+    jobs = [(t, m, s) for s in seeds for t in held_out for m in METHODS if (t, m, s) not in done]
+    weights: dict[int, dict] = {}
+    with open(path, "a") as out:
+        for task, method, seed in tqdm(jobs, desc="searches"):
+            if method.startswith("transfer") and seed not in weights:
+                task_set = TaskSetEnv({n: env_of(t, space) for n, t in training.items()})
+                weights = {seed: pretrain(task_set, args.pretrain, seed=seed)}  # jobs: seed-major
+            if method.startswith("transfer"):
+                agent = transferred(weights[seed], seed, fine_tune=method.endswith("fine-tune"))
+            else:
+                agent = make_agent(method, seed=seed)
+            result = run_search(agent, env_of(held_out[task], space), Budget(args.budget), seed)
+            record = {
+                "task": task,
+                "method": method,
+                "seed": seed,
+                "budget": args.budget,
+                "pretrain": args.pretrain,
+                "history": [{"arch": t.arch, "reward": t.reward} for t in result.history],
+            }
+            out.write(json.dumps(record) + "\n")
+            out.flush()
+
+
+def report(args: argparse.Namespace, path: Path) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    _, held_out, _ = tables(args.sample)
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    records = [r for r in records if r["budget"] == args.budget and r["pretrain"] == args.pretrain]
+    fig, axes = plt.subplots(1, len(held_out), figsize=(6 * len(held_out), 4.5), squeeze=False)
+    lines = [
+        f"Pretraining: {args.pretrain} evaluations on the training tasks; budget {args.budget} "
+        "evaluations on each held-out task.",
+        "",
+        "| held-out task | method | runs | median evals to top 1% (reached) | final regret |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for ax, (task, table) in zip(axes[0], held_out.items()):
+        scores = table.scores()
+        ranked = np.sort(scores)[::-1]
+        top1 = ranked[max(1, math.ceil(0.01 * len(ranked))) - 1]
+        for method in METHODS:
+            runs = [r for r in records if r["task"] == task and r["method"] == method]
+            if not runs:
+                continue
+            curves = np.stack([incumbent_curve(r["history"], table, scores) for r in runs])
+            regret = ranked[0] - curves
+            hits = [hitting_time(c, top1) for c in curves]
+            mean = regret.mean(0)
+            se = regret.std(0, ddof=1) / math.sqrt(len(runs)) if len(runs) > 1 else 0 * mean
+            x = np.arange(1, len(mean) + 1)
+            ax.plot(x, mean, label=method)
+            ax.fill_between(x, mean - se, mean + se, alpha=0.2)
+            lines.append(
+                f"| {task} | {method} | {len(runs)} | {np.median(hits):g} "
+                f"({np.mean(np.isfinite(hits)):.0%}) | {regret[:, -1].mean():.4f} |"
+            )
+        ax.set_xscale("log")
+        ax.set_xlabel("evaluations on the held-out task")
+        ax.set_ylabel("regret (validation Recall@20, seed mean)")
+        ax.set_title(task)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path.with_suffix(".png"), dpi=120)
+    text = "\n".join(lines)
+    path.with_suffix(".md").write_text(text + "\n")
+    return text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sample", action="store_true", help="the tests' sample tables")
+    parser.add_argument("--seeds", type=int, default=20, help="runs per task and method")
+    parser.add_argument("--budget", type=int, default=200, help="evaluations on a held-out task")
+    parser.add_argument("--pretrain", type=int, default=1000, help="pretraining evaluations")
+    args = parser.parse_args()
+    path = RESULTS / f"transfer-{'sample' if args.sample else 'tasks'}.jsonl"
+    run(args, path)
+    print(report(args, path))
+
+
+if __name__ == "__main__":
+    main()
