@@ -178,14 +178,19 @@ class SearchResult:
                 f"{self.agent} (seed {self.seed}): no architecture evaluated "
                 f"({self.invalid_episodes} invalid episodes)"
             )
-        test = ", ".join(f"{k} {v:.4f}" for k, v in self.test_metrics.items())
+        metrics = self.test_metrics
+        test = (
+            f"\n  test Recall@20 {metrics['test_recall']:.4f}, NDCG@20 {metrics['test_ndcg']:.4f}"
+            if metrics
+            else ""
+        )
+        total = self.history[-1].total_seconds
         return (
             f"{self.agent} (seed {self.seed}): {len(self.history)} evaluations, "
-            f"{best.total_seconds:.0f} s simulated training to the best, "
-            f"{self.wall_seconds:.1f} s wall\n"
+            f"{total / 3600:.2f} h of simulated training ({best.total_seconds / 3600:.2f} h to "
+            f"the best), {self.wall_seconds:.1f} s wall\n"
             f"best (evaluation {best.number}): {best.arch}\n"
-            f"  validation Recall@20 {best.val_recall:.4f}, NDCG@20 {best.val_ndcg:.4f}\n"
-            f"  test {test}"
+            f"  validation Recall@20 {best.val_recall:.4f}, NDCG@20 {best.val_ndcg:.4f}{test}"
         )
 
 

@@ -191,3 +191,29 @@ def test_table_env_refuses_mismatched_spaces_seeds_and_budgets(table):
         _table_env(table, seed_policy="random", n_seeds=5)
     with pytest.raises(ValueError, match="not answerable"):
         TableEvaluator(table, fidelity="converged")
+
+
+def test_shipped_table_covers_the_core_space_and_drives_the_registered_env():
+    import gymnasium as gym
+
+    from nasenv.data import DEFAULT_DATASET, load_dataset
+    from nasenv.space import CORE
+    from nasenv.table import load_table
+
+    shipped = load_table()  # verified against nasenv/tables/SHA256SUMS
+    assert shipped.dataset == DEFAULT_DATASET and shipped.space_name == "core"
+    assert shipped.arch_strings == tuple(a.to_string() for a in CORE)
+    assert 0 in shipped.seeds
+    assert shipped.meta["dataset_sha256"] == load_dataset(DEFAULT_DATASET).sha256
+    assert (shipped.max_epochs, shipped.patience) == (30, 5)
+    scores = shipped.scores()
+    assert np.all((scores >= 0) & (scores < 1)) and scores.std() > 0
+
+    env = gym.make("RecNAS-Books-v0")
+    _, info = env.reset(seed=0)
+    while True:
+        action = int(np.flatnonzero(info["action_mask"])[-1])
+        _, reward, terminated, _, info = env.step(action)
+        if terminated:
+            break
+    assert reward == pytest.approx(shipped.query(info["arch"], 0).val_recall)
