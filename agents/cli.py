@@ -41,7 +41,14 @@ def search(args: argparse.Namespace) -> None:
         env_kwargs["dataset"] = args.dataset
     if args.fidelity:
         env_kwargs["fidelity"] = args.fidelity
-    env = gym.make(args.env_id, **env_kwargs)
+    try:
+        env = gym.make(args.env_id, **env_kwargs)
+    except FileNotFoundError as error:  # no table for this task
+        raise SystemExit(
+            f"{error}; or search with live training: --env-id RecNAS-Books-Live-v0"
+        ) from None
+    except ValueError as error:  # an argument value the env does not know, with allowed ones
+        raise SystemExit(str(error)) from None
     budget = Budget(evaluations=args.budget, seconds=args.seconds)
     agent = make_agent(args.agent, seed=args.seed)
     writer = _tensorboard(args.tensorboard)
