@@ -75,7 +75,7 @@ def test_recnas_search_runs_on_the_shipped_table_and_explains_a_missing_one(caps
     cli.main(["search", "--agent", "random", "--budget", "20", "--seed", "1"])
     printed = capsys.readouterr().out
     assert "random (seed 1): 20 evaluations" in printed and "test Recall@20" in printed
-    with pytest.raises(SystemExit, match="no table books-canada-5core.npz.*RecNAS-Books-Live-v0"):
+    with pytest.raises(SystemExit, match=r"no table books-canada-5core.npz.*RecNAS-Books-Live-v0"):
         cli.main(["search", "--dataset", "Books-Canada-5core", "--budget", "5"])
     with pytest.raises(SystemExit, match="unknown fidelity 'huge'"):
         cli.main(["search", "--fidelity", "huge", "--budget", "5"])
