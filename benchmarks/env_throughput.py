@@ -120,6 +120,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=60_000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--live", type=int, default=0, help="also time N live evaluations")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "benchmarks" / "results" / "env_throughput.json",
+        help="where the JSON result goes",
+    )
     args = parser.parse_args()
 
     frozen = gym.make("FrozenLake-v1")
@@ -151,8 +157,7 @@ def main() -> None:
         result["live_evaluations"] = len(live)
         result["live_median_s_per_evaluation"] = statistics.median(live)
         result["live_over_table_evaluation"] = statistics.median(live) * result["episodes_per_s"]
-    out = ROOT / "benchmarks" / "results" / "env_throughput.json"
-    out.write_text(json.dumps(result, indent=1) + "\n")
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
     for key, value in result.items():
         print(f"{key:28} {value:.4g}" if isinstance(value, float) else f"{key:28} {value}")
 

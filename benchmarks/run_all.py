@@ -29,7 +29,10 @@ ROOT = Path(__file__).resolve().parent.parent
 def steps(quick: bool) -> list[list[str]]:
     if quick:
         return [
-            ["env_throughput.py", "--steps", "20000", "--repeats", "3", "--live", "1"],
+            [
+                *("env_throughput.py", "--steps", "20000", "--repeats", "3", "--live", "1"),
+                *("--out", "benchmarks/results/env_throughput-quick.json"),
+            ],
             ["table_stats.py"],
             ["run_agents.py", "--quick"],
             ["quality.py", "--quick"],
