@@ -170,10 +170,14 @@ def main() -> None:
     for model, arch in chosen.items():
         rows[model] = [metrics(journal.runs[(arch, s, final_fidelity)]) for s in seeds]
     reference = statistics.fmean(r["test_recall"] for r in rows["LightGCN"])
+    tuning_text = (
+        "quick mode: no tuning, the learning rate as written"
+        if quick
+        else f"lr tuned on validation (seed {TUNING_SEED}, {tune_fidelity!r} budget)"
+    )
     lines = [
         f"{args.dataset}; {len(seeds)} fresh seeds {seeds[0]}-{seeds[-1]} at the "
-        f"{final_fidelity!r} budget; lr tuned on validation (seed {TUNING_SEED}, "
-        f"{tune_fidelity!r} budget)" + (" - quick mode, no tuning" if quick else "") + ".",
+        f"{final_fidelity!r} budget; {tuning_text}.",
         "",
         "| model | architecture (chosen lr) | val Recall@20 | test Recall@20 | test NDCG@20 "
         "| test Recall / LightGCN |",
