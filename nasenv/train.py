@@ -187,7 +187,7 @@ def _train(
                 penalty = gather_rows(x0, nodes).square().sum() / (2 * len(batch))
                 loss = loss + arch.reg * penalty
             if not torch.isfinite(loss):
-                reason = f"non-finite loss {float(loss)} in epoch {epoch}"
+                reason = f"non-finite loss {loss.item()} in epoch {epoch}"
                 break
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
