@@ -131,13 +131,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     out = args.out or ROOT / "benchmarks" / "table-build" / name
     store = ShardStore(out, plan)
-    total, pending = len(plan.tasks()), store.pending()
+    done = store.done()  # read once: --status on a large build reads every shard
+    pending = [task for task in plan.tasks() if task not in done]
+    total = len(plan.tasks())
     sealed = sum(store.is_sealed(s) for s in range(store.n_shards))
     print(
         f"{out}: {total - len(pending)}/{total} trainings done, "
         f"{sealed}/{store.n_shards} shards sealed"
     )
-    seconds = [r.epoch_seconds[-1] * (r.config.threads or 1) for r in store.results()]
+    seconds = [
+        r["epoch_seconds"][-1] * (r["config"]["threads"] or 1)
+        for r in done.values()
+        if r["epoch_seconds"]
+    ]
     if seconds:
         mean = sum(seconds) / len(seconds)
         print(
