@@ -38,13 +38,13 @@ RESULTS = ROOT / "benchmarks" / "results"
 BUDGETS = ((3, 2), (5, 2), (5, 5), (10, 3), (10, 5), (15, 5), (20, 3), (20, 5), (25, 5))
 
 
-def seed_noise(table: BenchmarkTable) -> dict[str, float] | None:
-    """Signal-to-noise and between-seed rank agreement (``None`` for a one-seed table)."""
-    if len(table.seeds) < 2:
+def seed_noise(per_seed: np.ndarray) -> dict[str, float] | None:
+    """Signal-to-noise and between-seed rank agreement of ``(architectures, seeds)`` scores
+    (``None`` for one seed)."""
+    if per_seed.shape[1] < 2:
         return None
-    per_seed = np.stack([table.scores(seed=s) for s in table.seeds], axis=1)
     seed_std = per_seed.std(axis=1, ddof=1)
-    pairs = list(itertools.combinations(range(len(table.seeds)), 2))
+    pairs = list(itertools.combinations(range(per_seed.shape[1]), 2))
     return {
         "std_of_means": float(per_seed.mean(axis=1).std(ddof=1)),
         "mean_seed_std": float(seed_std.mean()),
@@ -100,7 +100,7 @@ def stats(table: BenchmarkTable, path: Path) -> dict:
         "quantiles": {f"{q:g}": float(np.quantile(scores, q)) for q in quantiles},
         "best": [describe(int(i)) for i in order[:5]],
         "worst": [describe(int(i)) for i in order[::-1][:5]],
-        "seed_noise": seed_noise(table),
+        "seed_noise": seed_noise(per_seed),
         "fidelity": fidelity_rows(table),
     }
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -209,9 +209,9 @@ class ShardStore:
             out.update(self.records(shard))
         return out
 
-    def pending(self) -> list[Task]:
-        """Trainings still to run, in plan order."""
-        done = self.done()
+    def pending(self, done: Mapping[Task, Any] | None = None) -> list[Task]:
+        """Trainings still to run, in plan order (``done``: a :meth:`done` already read)."""
+        done = self.done() if done is None else done
         return [task for task in self.plan.tasks() if task not in done]
 
     def record(self, result: TrainResult | dict[str, Any]) -> bool:

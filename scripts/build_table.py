@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or ROOT / "benchmarks" / "table-build" / name
     store = ShardStore(out, plan)
     done = store.done()  # read once: --status on a large build reads every shard
-    pending = [task for task in plan.tasks() if task not in done]
+    pending = store.pending(done)
     total = len(plan.tasks())
     sealed = sum(store.is_sealed(s) for s in range(store.n_shards))
     print(
