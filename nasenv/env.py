@@ -10,7 +10,14 @@ import numpy as np
 from gymnasium import spaces
 
 from nasenv.data import DEFAULT_DATASET
-from nasenv.evaluators import METRICS, Evaluation, Evaluator, LiveEvaluator, TableEvaluator
+from nasenv.evaluators import (
+    METRICS,
+    Evaluation,
+    Evaluator,
+    LiveEvaluator,
+    SurrogateEvaluator,
+    TableEvaluator,
+)
 from nasenv.results import FIDELITIES
 from nasenv.space import (
     CHOICE_OFFSETS,
@@ -21,8 +28,9 @@ from nasenv.space import (
     Choice,
     SearchSpace,
 )
+from nasenv.surrogate import load_surrogate
 
-BACKENDS = ("table", "live")
+BACKENDS = ("table", "surrogate", "live")
 SEED_POLICIES = ("fixed", "random", "mean")
 INVALID_ACTIONS = ("penalize", "raise")
 N_ACTIONS = max(len(slot.choices) for slot in SLOTS)
@@ -96,8 +104,9 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
     ```
 
     * ``dataset``: a registered task (``nasenv.data.DATASETS``). Default ``"Books-20core"``.
-    * ``backend``: ``"table"`` (the shipped benchmark table; core space only) or ``"live"``
-      (train for real, cached on disk). Default ``"table"``.
+    * ``backend``: ``"table"`` (the shipped benchmark table; core space only), ``"surrogate"``
+      (the shipped surrogate model of the task; any space, ``fidelity="tabulation"`` only) or
+      ``"live"`` (train for real, cached on disk). Default ``"table"``.
     * ``metric``: ``"recall"`` or ``"ndcg"``. Default ``"recall"``.
     * ``fidelity``: a key of ``nasenv.train.FIDELITIES`` (the table answers budgets up to its
       own, ``"tabulation"``). Default ``"tabulation"``.
@@ -150,6 +159,12 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
         if evaluator is None:
             if backend == "table":
                 evaluator = TableEvaluator(dataset, fidelity)
+            elif backend == "surrogate":
+                if fidelity != "tabulation":
+                    raise ValueError(
+                        f"the surrogate predicts the 'tabulation' budget only, not {fidelity!r}"
+                    )
+                evaluator = SurrogateEvaluator(load_surrogate(dataset), dataset)
             else:
                 evaluator = LiveEvaluator(dataset, fidelity, cache)
         if isinstance(evaluator, TableEvaluator) and evaluator.table.space_name != space.name:

@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from nasenv.data import read_npz, write_npz
+from nasenv.data import DEFAULT_DATASET, get_spec, read_checksums, read_npz, verify_file, write_npz
 from nasenv.results import FAILED_SCORE, TrainResult
 from nasenv.space import SLOTS, Architecture
-from nasenv.table import BenchmarkTable
+from nasenv.table import TABLE_DIR, BenchmarkTable
 
 FORMAT_VERSION = 1
 _NUMERIC = {"dim", "lr", "reg"}
@@ -208,8 +208,39 @@ class Surrogate:
         write_npz(Path(path), self.arrays)
 
     @classmethod
-    def load(cls, path: str | Path) -> Surrogate:
-        return cls(read_npz(Path(path)))
+    def load(cls, path: str | Path, sha256: str | None = None) -> Surrogate:
+        """Read a saved surrogate (pickle disabled), first checking its SHA-256 if given."""
+        path = Path(path)
+        if sha256 is not None:
+            verify_file(path, sha256, "Reinstall the package or re-run scripts/fit_surrogate.py.")
+        return cls(read_npz(path))
+
+
+def surrogate_filename(dataset: str) -> str:
+    """``Books-20core`` -> ``books-20core-surrogate.npz``."""
+    return f"{get_spec(dataset).slug}-surrogate.npz"
+
+
+def load_surrogate(
+    dataset: str = DEFAULT_DATASET, directory: str | Path | None = None
+) -> Surrogate:
+    """Load the shipped surrogate of ``dataset``, verified against ``SHA256SUMS``.
+
+    Raises:
+        ValueError: unknown dataset.
+        FileNotFoundError: no surrogate was fitted for it.
+        ChecksumError: the file's SHA-256 differs from the recorded one.
+    """
+    directory = Path(directory) if directory else TABLE_DIR
+    filename = surrogate_filename(dataset)
+    sums = read_checksums(directory) if (directory / "SHA256SUMS").exists() else {}
+    if filename not in sums:
+        raise FileNotFoundError(
+            f"no surrogate {filename} listed in {directory / 'SHA256SUMS'}; train its data with "
+            "scripts/build_table.py --space full --sample 500 --exclude core --seeds 0, then fit "
+            "it with scripts/fit_surrogate.py"
+        )
+    return Surrogate.load(directory / filename, sums[filename])
 
 
 def training_data(

@@ -13,8 +13,8 @@ import argparse
 import json
 from pathlib import Path
 
-from nasenv.data import DEFAULT_DATASET, get_spec, write_checksums
-from nasenv.surrogate import Surrogate, holdout_quality, training_data
+from nasenv.data import DEFAULT_DATASET, write_checksums
+from nasenv.surrogate import Surrogate, holdout_quality, surrogate_filename, training_data
 from nasenv.table import TABLE_DIR, load_table
 from nasenv.tablebuild import BuildPlan, ShardStore
 
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     meta = {"dataset": args.dataset, "table": table.source, "extra": len(extra), **quality}
     surrogate, reports = Surrogate.fit(archs, targets, noise, meta)
-    path = args.out / f"{get_spec(args.dataset).slug}-surrogate.npz"
+    path = args.out / surrogate_filename(args.dataset)
     surrogate.save(path)
     write_checksums(args.out)
     for name, report in reports.items():

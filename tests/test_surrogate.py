@@ -96,3 +96,42 @@ def test_a_surrogate_fitted_on_the_sample_table_drives_the_full_space_env():
         assert 0 <= reward <= 1 and info["cost_seconds"] > 0
         assert set(env.test_metrics()) == {"test_recall", "test_ndcg"}
     assert rewards[0] == rewards[1]
+
+
+def _fitted(n: int = 40) -> Surrogate:
+    rng = np.random.default_rng(3)
+    archs = [FULL.sample(rng) for _ in range(n)]
+    targets = {name: rng.random(n) * 0.1 for name in ("val_recall", "val_ndcg", "log_seconds")}
+    return Surrogate.fit(archs, targets, 0.005, folds=3)[0]
+
+
+def test_a_shipped_surrogate_is_verified_and_serves_the_surrogate_backend(tmp_path, monkeypatch):
+    import nasenv.surrogate
+    from nasenv.data import ChecksumError, write_checksums
+    from nasenv.env import RecNASEnv
+    from nasenv.surrogate import load_surrogate, surrogate_filename
+
+    with pytest.raises(FileNotFoundError, match=r"fit_surrogate\.py"):
+        load_surrogate("Books-20core", tmp_path)
+    path = tmp_path / surrogate_filename("Books-20core")
+    assert path.name == "books-20core-surrogate.npz"
+    _fitted().save(path)
+    write_checksums(tmp_path)
+    loaded = load_surrogate("Books-20core", tmp_path)
+    assert loaded.targets == ["val_recall", "val_ndcg", "log_seconds"]
+
+    monkeypatch.setattr(nasenv.surrogate, "TABLE_DIR", tmp_path)
+    env = RecNASEnv(backend="surrogate", space="full")
+    _, info = env.reset(seed=0)
+    terminated = False
+    while not terminated:
+        _, reward, terminated, _, info = env.step(int(np.flatnonzero(info["action_mask"])[-1]))
+    assert 0.0 <= reward <= 1.0 and info["status"] == "ok"
+    with pytest.raises(ValueError, match="'tabulation' budget only, not 'low'"):
+        RecNASEnv(backend="surrogate", space="full", fidelity="low")
+
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ChecksumError, match=path.name):
+        load_surrogate("Books-20core", tmp_path)
