@@ -180,6 +180,21 @@ def read_checksums(directory: Path) -> dict[str, str]:
     return sums
 
 
+def listed_file(directory: Path, filename: str, kind: str, how_to_make: str) -> tuple[Path, str]:
+    """``(path, recorded SHA-256)`` of a file listed in ``directory``'s ``SHA256SUMS``.
+
+    Raises:
+        FileNotFoundError: not listed; the message names the ``kind`` of file, the file and
+            ``how_to_make`` it.
+    """
+    sums = read_checksums(directory) if (directory / CHECKSUM_FILE).exists() else {}
+    if filename not in sums:
+        raise FileNotFoundError(
+            f"no {kind} {filename} listed in {directory / CHECKSUM_FILE}; {how_to_make}"
+        )
+    return directory / filename, sums[filename]
+
+
 def verify_file(
     path: Path,
     expected: str,

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nasenv.data import DEFAULT_DATASET, get_spec, read_checksums, read_npz, verify_file, write_npz
+from nasenv.data import DEFAULT_DATASET, get_spec, listed_file, read_npz, verify_file, write_npz
 from nasenv.results import FAILED_SCORE, TrainResult
 from nasenv.space import SLOTS, Architecture
 from nasenv.table import TABLE_DIR, BenchmarkTable
@@ -231,16 +231,12 @@ def load_surrogate(
         FileNotFoundError: no surrogate was fitted for it.
         ChecksumError: the file's SHA-256 differs from the recorded one.
     """
+    how = (
+        "train its data with scripts/build_table.py --space full --sample 500 --exclude core "
+        "--seeds 0, then fit it with scripts/fit_surrogate.py"
+    )
     directory = Path(directory) if directory else TABLE_DIR
-    filename = surrogate_filename(dataset)
-    sums = read_checksums(directory) if (directory / "SHA256SUMS").exists() else {}
-    if filename not in sums:
-        raise FileNotFoundError(
-            f"no surrogate {filename} listed in {directory / 'SHA256SUMS'}; train its data with "
-            "scripts/build_table.py --space full --sample 500 --exclude core --seeds 0, then fit "
-            "it with scripts/fit_surrogate.py"
-        )
-    return Surrogate.load(directory / filename, sums[filename])
+    return Surrogate.load(*listed_file(directory, surrogate_filename(dataset), "surrogate", how))
 
 
 def training_data(

@@ -44,7 +44,7 @@ from nasenv.data import (
     DATA_DIR,
     DEFAULT_DATASET,
     get_spec,
-    read_checksums,
+    listed_file,
     read_npz,
     verify_file,
     write_npz,
@@ -385,10 +385,5 @@ def load_table(
 
 @functools.lru_cache(maxsize=8)
 def _load_table(filename: str, directory: Path) -> BenchmarkTable:
-    sums = read_checksums(directory) if (directory / "SHA256SUMS").exists() else {}
-    if filename not in sums:
-        raise FileNotFoundError(
-            f"no table {filename} listed in {directory / 'SHA256SUMS'}; build one with "
-            "scripts/build_table.py and scripts/assemble_table.py"
-        )
-    return BenchmarkTable.load(directory / filename, sums[filename])
+    how = "build it with scripts/build_table.py and scripts/assemble_table.py"
+    return BenchmarkTable.load(*listed_file(directory, filename, "table", how))
