@@ -41,7 +41,7 @@ from run_agents import hitting_time, incumbent_curve  # noqa: E402
 from agents import make_agent  # noqa: E402
 from agents.runner import Budget, run_search  # noqa: E402
 from agents.transfer import pretrain, transferred  # noqa: E402
-from nasenv.data import HELD_OUT_TASKS, TRAINING_TASKS  # noqa: E402
+from nasenv.data import HELD_OUT_TASKS, TRAINING_TASKS, get_spec  # noqa: E402
 from nasenv.env import RecNASEnv  # noqa: E402
 from nasenv.evaluators import TableEvaluator  # noqa: E402
 from nasenv.table import BenchmarkTable, load_table  # noqa: E402
@@ -52,18 +52,32 @@ METHODS = ("random", "reinforce", "transfer-fine-tune", "transfer-frozen")
 FIRST_SEED = 100
 
 
-def tables(sample: bool) -> tuple[dict[str, BenchmarkTable], dict[str, BenchmarkTable], object]:
+def tables(
+    args: argparse.Namespace,
+) -> tuple[dict[str, BenchmarkTable], dict[str, BenchmarkTable], object]:
     """(training tables, held-out tables, space)."""
-    if sample:
+    if args.sample:
         from tests.spaces import TINY_SPACE
 
         data = ROOT / "tests" / "data"
         load = lambda name: BenchmarkTable.load(data / f"{name}.npz")  # noqa: E731
         return {"tiny": load("tiny")}, {"tiny-b": load("tiny-b")}, TINY_SPACE
+    overlap = sorted(set(args.train_tasks) & set(args.held_out))
+    if overlap:
+        raise SystemExit(f"tasks {overlap} are both training and held-out tasks")
     return (
-        {name: load_table(name) for name in TRAINING_TASKS},
-        {name: load_table(name) for name in HELD_OUT_TASKS},
+        {name: load_table(name) for name in args.train_tasks},
+        {name: load_table(name) for name in args.held_out},
         "core",
+    )
+
+
+def same_setup(record: dict, args: argparse.Namespace, train_tasks: list[str]) -> bool:
+    """Whether a journalled run belongs to this budget, pretraining and set of training tasks."""
+    return (
+        record["budget"] == args.budget
+        and record["pretrain"] == args.pretrain
+        and record.get("train_tasks", train_tasks) == train_tasks
     )
 
 
@@ -72,12 +86,13 @@ def env_of(table: BenchmarkTable, space: object) -> RecNASEnv:
 
 
 def run(args: argparse.Namespace, path: Path) -> None:
-    training, held_out, space = tables(args.sample)
+    training, held_out, space = tables(args)
     done = set()
     if path.exists():
         for line in path.read_text().splitlines():
             record = json.loads(line)
-            done.add((record["task"], record["method"], record["seed"]))
+            if same_setup(record, args, list(training)):
+                done.add((record["task"], record["method"], record["seed"]))
     seeds = range(FIRST_SEED, FIRST_SEED + args.seeds)
     jobs = [(t, m, s) for s in seeds for t in held_out for m in METHODS if (t, m, s) not in done]
     weights: dict[int, dict] = {}
@@ -97,6 +112,7 @@ def run(args: argparse.Namespace, path: Path) -> None:
                 "seed": seed,
                 "budget": args.budget,
                 "pretrain": args.pretrain,
+                "train_tasks": list(training),
                 "history": [{"arch": t.arch, "reward": t.reward} for t in result.history],
             }
             out.write(json.dumps(record) + "\n")
@@ -109,13 +125,13 @@ def report(args: argparse.Namespace, path: Path) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    _, held_out, _ = tables(args.sample)
+    training, held_out, _ = tables(args)
     records = [json.loads(line) for line in path.read_text().splitlines()]
-    records = [r for r in records if r["budget"] == args.budget and r["pretrain"] == args.pretrain]
+    records = [r for r in records if same_setup(r, args, list(training))]
     fig, axes = plt.subplots(1, len(held_out), figsize=(6 * len(held_out), 4.5), squeeze=False)
     lines = [
-        f"Pretraining: {args.pretrain} evaluations on the training tasks; budget {args.budget} "
-        "evaluations on each held-out task.",
+        f"Pretraining: {args.pretrain} evaluations on the training tasks "
+        f"({', '.join(training)}); budget {args.budget} evaluations on each held-out task.",
         "",
         "| held-out task | method | runs | median evals to top 1% (reached) | final regret |",
         "| --- | --- | --- | --- | --- |",
@@ -159,8 +175,18 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=20, help="runs per task and method")
     parser.add_argument("--budget", type=int, default=200, help="evaluations on a held-out task")
     parser.add_argument("--pretrain", type=int, default=1000, help="pretraining evaluations")
+    parser.add_argument(
+        "--train-tasks", nargs="+", default=list(TRAINING_TASKS), help="pretraining task set"
+    )
+    parser.add_argument("--held-out", nargs="+", default=list(HELD_OUT_TASKS), help="test tasks")
     args = parser.parse_args()
-    path = RESULTS / f"transfer-{'sample' if args.sample else 'tasks'}.jsonl"
+    if args.sample:
+        name = "sample"
+    elif args.train_tasks == list(TRAINING_TASKS):
+        name = "tasks"
+    else:  # a partial task set (e.g. while task tables are being built) keeps its own files
+        name = "from-" + "-".join(get_spec(t).slug for t in args.train_tasks)
+    path = RESULTS / f"transfer-{name}.jsonl"
     run(args, path)
     print(report(args, path))
 
