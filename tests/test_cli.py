@@ -67,15 +67,20 @@ def test_recnas_search_prints_the_best_and_writes_the_history(tmp_path, monkeypa
     assert set(result["test_metrics"]) == {"test_recall", "test_ndcg"}
 
 
-def test_recnas_search_runs_on_the_shipped_table_and_explains_a_missing_one(capsys):
+def test_recnas_search_runs_on_the_shipped_table_and_explains_a_missing_one(
+    capsys, tmp_path, monkeypatch
+):
     import pytest
 
+    import nasenv.table
     from agents import cli
 
     cli.main(["search", "--agent", "random", "--budget", "20", "--seed", "1"])
     printed = capsys.readouterr().out
     assert "random (seed 1): 20 evaluations" in printed and "test Recall@20" in printed
+    monkeypatch.setattr(nasenv.table, "TABLE_DIR", tmp_path)  # no table ships there
     with pytest.raises(SystemExit, match=r"no table books-canada-5core.npz.*RecNAS-Books-Live-v0"):
         cli.main(["search", "--dataset", "Books-Canada-5core", "--budget", "5"])
+    monkeypatch.undo()
     with pytest.raises(SystemExit, match="unknown fidelity 'huge'"):
         cli.main(["search", "--fidelity", "huge", "--budget", "5"])
