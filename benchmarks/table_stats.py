@@ -2,6 +2,7 @@
 
     python benchmarks/table_stats.py                 # the shipped Books-20core table (seconds)
     python benchmarks/table_stats.py --sample        # the tests' sample table
+    python benchmarks/table_stats.py --dataset Books-Canada-5core   # another task's table
 
 Reports (all on validation Recall@20 unless stated; the test arrays are not read):
 
@@ -31,6 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from nasenv.data import DEFAULT_DATASET  # noqa: E402
 from nasenv.surrogate import kendall_tau, spearman  # noqa: E402
 from nasenv.table import BenchmarkTable, load_table  # noqa: E402
 
@@ -174,8 +176,12 @@ def markdown(s: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sample", action="store_true", help="the tests' sample table")
+    parser.add_argument("--dataset", default=DEFAULT_DATASET, help="the task whose table to read")
     args = parser.parse_args()
-    table = BenchmarkTable.load(ROOT / "tests/data/tiny.npz") if args.sample else load_table()
+    if args.sample:
+        table = BenchmarkTable.load(ROOT / "tests/data/tiny.npz")
+    else:
+        table = load_table(args.dataset)
     name = f"table_stats-{'sample' if args.sample else table.dataset}"
     result = stats(table, Path(table.source))
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
