@@ -93,7 +93,8 @@ def plot(result: dict, out: Path) -> None:
     ax.set_yticks(range(len(names)), names)
     for i in range(len(names)):
         for j in range(len(names)):
-            ax.text(j, i, f"{rho[i, j]:.2f}", ha="center", va="center", fontsize=9)
+            color = "white" if abs(rho[i, j]) > 0.7 else "black"
+            ax.text(j, i, f"{rho[i, j]:.2f}", ha="center", va="center", fontsize=9, color=color)
     fig.colorbar(image, ax=ax, label="Spearman of validation Recall@20")
     ax.set_title(f"architecture ranking agreement ({result['architectures']} architectures)")
     fig.tight_layout()
