@@ -3,6 +3,8 @@
     python benchmarks/table_stats.py                 # the shipped Books-20core table (seconds)
     python benchmarks/table_stats.py --sample        # the tests' sample table
     python benchmarks/table_stats.py --dataset Books-Canada-5core   # another task's table
+    python benchmarks/table_stats.py --build benchmarks/table-build/Books-20core --seeds 0 1
+                                                     # the finished seeds of a build
 
 Reports (all on validation Recall@20 unless stated; the test arrays are not read):
 
@@ -35,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 from nasenv.data import DEFAULT_DATASET  # noqa: E402
 from nasenv.surrogate import kendall_tau, spearman  # noqa: E402
 from nasenv.table import BenchmarkTable, load_table  # noqa: E402
+from nasenv.tablebuild import BuildPlan, ShardStore, assemble  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 BUDGETS = ((3, 2), (5, 2), (5, 5), (10, 3), (10, 5), (15, 5), (20, 3), (20, 5), (25, 5))
@@ -135,10 +138,11 @@ def plot(table: BenchmarkTable, out: Path) -> None:
 
 def markdown(s: dict) -> str:
     q = s["quantiles"]
+    size = "not assembled" if s["file_mb"] is None else f"file {s['file_mb']:.2f} MB"
     lines = [
         f"{s['dataset']}, {s['space']} space: {s['architectures']} architectures x seeds "
         f"{s['seeds']} at {s['budget'][0]} epochs / patience {s['budget'][1]}; "
-        f"{s['failed_trainings']} failed trainings; file {s['file_mb'] or 0:.2f} MB; build cost "
+        f"{s['failed_trainings']} failed trainings; {size}; build cost "
         f"{s['build_core_hours']:.1f} core-hours ({s['mean_training_seconds']:.1f} s per "
         "training).",
         "",
@@ -177,12 +181,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sample", action="store_true", help="the tests' sample table")
     parser.add_argument("--dataset", default=DEFAULT_DATASET, help="the task whose table to read")
+    parser.add_argument(
+        "--build", type=Path, help="read a build directory instead (e.g. before it ships)"
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", help="with --build: the finished seeds")
     args = parser.parse_args()
     if args.sample:
         table = BenchmarkTable.load(ROOT / "tests/data/tiny.npz")
+    elif args.build:
+        plan = BuildPlan.from_dict(json.loads((args.build / ShardStore.PLAN_FILE).read_text()))
+        seeds = tuple(args.seeds) if args.seeds else None
+        table = assemble(ShardStore(args.build, plan), seeds)
     else:
         table = load_table(args.dataset)
     name = f"table_stats-{'sample' if args.sample else table.dataset}"
+    if args.build:
+        name += "-build-seeds-" + "-".join(map(str, table.seeds))
     result = stats(table, Path(table.source))
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
     plot(table, RESULTS / f"{name}.png")
