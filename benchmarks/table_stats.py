@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 from nasenv.data import DEFAULT_DATASET  # noqa: E402
 from nasenv.surrogate import kendall_tau, spearman  # noqa: E402
 from nasenv.table import BenchmarkTable, load_table  # noqa: E402
-from nasenv.tablebuild import BuildPlan, ShardStore, assemble  # noqa: E402
+from nasenv.tablebuild import ShardStore, assemble  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 BUDGETS = ((3, 2), (5, 2), (5, 5), (10, 3), (10, 5), (15, 5), (20, 3), (20, 5), (25, 5))
@@ -189,9 +189,8 @@ def main() -> None:
     if args.sample:
         table = BenchmarkTable.load(ROOT / "tests/data/tiny.npz")
     elif args.build:
-        plan = BuildPlan.from_dict(json.loads((args.build / ShardStore.PLAN_FILE).read_text()))
         seeds = tuple(args.seeds) if args.seeds else None
-        table = assemble(ShardStore(args.build, plan), seeds)
+        table = assemble(ShardStore.open(args.build), seeds)
     else:
         table = load_table(args.dataset)
     name = f"table_stats-{'sample' if args.sample else table.dataset}"

@@ -160,6 +160,18 @@ class ShardStore:
         self._shards = plan.shards()
         self._shard_of = {task: i for i, shard in enumerate(self._shards) for task in shard}
 
+    @classmethod
+    def open(cls, directory: Path | str) -> ShardStore:
+        """The existing build in ``directory``, with the plan stored there.
+
+        Raises:
+            FileNotFoundError: ``directory`` holds no build plan.
+        """
+        plan_file = Path(directory) / cls.PLAN_FILE
+        if not plan_file.exists():
+            raise FileNotFoundError(f"no build in {directory}: {plan_file} is missing")
+        return cls(directory, BuildPlan.from_dict(json.loads(plan_file.read_text())))
+
     def sealed_path(self, shard: int) -> Path:
         return self.directory / f"shard-{shard:04d}.jsonl"
 

@@ -9,7 +9,6 @@ Writes ``nasenv/tables/<slug>.npz`` and updates ``nasenv/tables/SHA256SUMS``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 from pathlib import Path
@@ -18,7 +17,7 @@ import torch
 
 from nasenv.data import read_checksums, write_checksums
 from nasenv.table import TABLE_DIR, table_filename
-from nasenv.tablebuild import BuildPlan, ShardStore, assemble
+from nasenv.tablebuild import ShardStore, assemble
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,8 +35,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cpu", help="the device the trainings ran on")
     args = parser.parse_args(argv)
 
-    plan = BuildPlan.from_dict(json.loads((args.build / ShardStore.PLAN_FILE).read_text()))
-    store = ShardStore(args.build, plan)
+    store = ShardStore.open(args.build)
+    plan = store.plan
     table = assemble(
         store,
         tuple(args.seeds) if args.seeds else None,

@@ -10,13 +10,12 @@ on everything and writes ``nasenv/tables/<slug>-surrogate.npz`` and its SHA-256.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from nasenv.data import DEFAULT_DATASET, write_checksums
 from nasenv.surrogate import Surrogate, holdout_quality, surrogate_filename, training_data
 from nasenv.table import TABLE_DIR, load_table
-from nasenv.tablebuild import BuildPlan, ShardStore
+from nasenv.tablebuild import ShardStore
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,8 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     extra = []
     for directory in args.extra:
         if (directory / ShardStore.PLAN_FILE).exists():
-            plan = BuildPlan.from_dict(json.loads((directory / ShardStore.PLAN_FILE).read_text()))
-            extra += list(ShardStore(directory, plan).results())
+            extra += list(ShardStore.open(directory).results())
     archs, targets, noise = training_data(table, extra)
     quality = holdout_quality(archs, targets, noise)
     print(f"{len(archs)} architectures ({len(extra)} outside the table); seed noise {noise:.4f}")

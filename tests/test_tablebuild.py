@@ -75,6 +75,14 @@ def test_a_directory_refuses_another_plan(tmp_path):
         ShardStore(tmp_path, BuildPlan(seeds=(0, 1, 2)))
 
 
+def test_an_existing_build_opens_with_its_stored_plan(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no build in"):
+        ShardStore.open(tmp_path / "empty")
+    ShardStore(tmp_path, PLAN).record(fake_result(PLAN.tasks()[0][0], 0))
+    store = ShardStore.open(tmp_path)
+    assert store.plan == PLAN and list(store.done()) == [PLAN.tasks()[0]]
+
+
 def test_assemble_needs_every_training_of_the_requested_seeds(tmp_path):
     store = ShardStore(tmp_path, PLAN)
     for i, (arch, seed) in enumerate(PLAN.tasks()[:708]):
