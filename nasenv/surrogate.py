@@ -22,6 +22,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -270,25 +271,40 @@ def training_data(
     return archs, {k: np.asarray(v, float) for k, v in columns.items()}, noise
 
 
-def holdout_quality(
+def holdout_predictions(
     archs: Sequence[Architecture],
     targets: dict[str, np.ndarray],
     noise_std: float,
     fraction: float = 0.2,
     seed: int = 0,
-) -> dict[str, float]:
-    """Fit on a random ``1 - fraction`` of the architectures and rank the rest: Kendall tau and
-    Spearman of predicted against measured validation Recall@K on the held-out ones."""
-    order = np.random.default_rng(seed).permutation(len(archs))
-    n_held = max(2, round(fraction * len(archs)))
-    held, kept = order[:n_held], order[n_held:]
+    candidates: Sequence[int] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fit on all but a random ``fraction`` of ``candidates`` (default: every architecture) and
+    predict the held-out ones: ``(predicted, measured)`` validation Recall@K."""
+    pool = np.arange(len(archs)) if candidates is None else np.asarray(candidates, int)
+    if len(pool) < 2:
+        raise ValueError(f"need at least 2 candidates to hold out, got {len(pool)}")
+    order = np.random.default_rng(seed).permutation(pool)
+    held = order[: max(2, round(fraction * len(pool)))]
+    kept = np.setdiff1d(np.arange(len(archs)), held)
     model, _ = Surrogate.fit(
         [archs[i] for i in kept], {"val_recall": targets["val_recall"][kept]}, noise_std
     )
-    predicted = model.predict([archs[i] for i in held])
-    measured = targets["val_recall"][held]
+    return model.predict([archs[i] for i in held]), targets["val_recall"][held]
+
+
+def holdout_quality(
+    archs: Sequence[Architecture], targets: dict[str, np.ndarray], noise_std: float, **split: Any
+) -> dict[str, float]:
+    """Kendall tau and Spearman of :func:`holdout_predictions` (``split``: its keyword arguments
+    ``fraction``, ``seed``, ``candidates``) against the measured scores.
+
+    ``candidates`` restricts what may be held out, e.g. to the trainings outside the table's
+    space, which measures how well the surrogate extrapolates beyond it.
+    """
+    predicted, measured = holdout_predictions(archs, targets, noise_std, **split)
     return {
-        "held_out": int(n_held),
+        "held_out": len(measured),
         "kendall_tau": kendall_tau(predicted, measured),
         "spearman": spearman(predicted, measured),
     }

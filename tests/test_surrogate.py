@@ -135,3 +135,17 @@ def test_a_shipped_surrogate_is_verified_and_serves_the_surrogate_backend(tmp_pa
     path.write_bytes(bytes(data))
     with pytest.raises(ChecksumError, match=path.name):
         load_surrogate("Books-20core", tmp_path)
+
+
+def test_holdout_draws_only_from_the_candidates_and_names_too_few():
+    from nasenv.surrogate import holdout_predictions, holdout_quality
+
+    rng = np.random.default_rng(4)
+    archs = [FULL.sample(rng) for _ in range(30)]
+    targets = {"val_recall": np.arange(30) / 100.0}
+    candidates = list(range(20, 30))
+    _, measured = holdout_predictions(archs, targets, 0.0, candidates=candidates)
+    assert len(measured) == 2 and set(np.round(measured * 100).astype(int)) <= set(candidates)
+    assert holdout_quality(archs, targets, 0.0)["held_out"] == 6
+    with pytest.raises(ValueError, match="at least 2 candidates to hold out, got 1"):
+        holdout_predictions(archs, targets, 0.0, candidates=[3])
