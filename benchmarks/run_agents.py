@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from agents import AGENTS, make_agent  # noqa: E402
 from agents.runner import Budget, run_search  # noqa: E402
+from nasenv.data import sha256_of  # noqa: E402
 from nasenv.env import RecNASEnv  # noqa: E402
 from nasenv.evaluators import TableEvaluator  # noqa: E402
 from nasenv.table import BenchmarkTable, load_table  # noqa: E402
@@ -69,6 +70,11 @@ def hitting_time(curve: np.ndarray, threshold: float) -> float:
     return float(hits[0] + 1) if len(hits) else math.inf
 
 
+def table_sha256(table: BenchmarkTable) -> str:
+    """Which table a journalled run searched: a rebuilt table starts a fresh set of runs."""
+    return sha256_of(Path(table.source))
+
+
 def run(args: argparse.Namespace) -> Path:
     table, space = load(args.table)
     path = RESULTS / f"run_agents-{args.name}.jsonl"
@@ -76,7 +82,8 @@ def run(args: argparse.Namespace) -> Path:
     if path.exists():
         for line in path.read_text().splitlines():
             record = json.loads(line)
-            done.add((record["agent"], record["seed"]))
+            if record.get("table_sha256") == table_sha256(table):
+                done.add((record["agent"], record["seed"]))
     jobs = [
         (agent, seed)
         for agent in args.agents
@@ -91,6 +98,7 @@ def run(args: argparse.Namespace) -> Path:
                 "agent": agent,
                 "seed": seed,
                 "budget": args.budget,
+                "table_sha256": table_sha256(table),
                 "wall_seconds": result.wall_seconds,
                 "invalid_episodes": result.invalid_episodes,
                 "history": [
@@ -116,9 +124,14 @@ def report(args: argparse.Namespace, path: Path) -> str:
     top1 = ranked[max(1, math.ceil(0.01 * len(ranked))) - 1]
     top01 = ranked[max(1, math.ceil(0.001 * len(ranked))) - 1]
     runs: dict[str, list[dict]] = {}
+    sha256 = table_sha256(table)
     for line in path.read_text().splitlines():
         record = json.loads(line)
-        if record["budget"] == args.budget and record["agent"] in args.agents:
+        if (
+            record["budget"] == args.budget
+            and record["agent"] in args.agents
+            and record.get("table_sha256") == sha256
+        ):
             runs.setdefault(record["agent"], []).append(record)
 
     fig, (ax_n, ax_s) = plt.subplots(1, 2, figsize=(12, 4.5))

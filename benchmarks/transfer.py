@@ -41,7 +41,7 @@ from run_agents import hitting_time, incumbent_curve  # noqa: E402
 from agents import make_agent  # noqa: E402
 from agents.runner import Budget, run_search  # noqa: E402
 from agents.transfer import pretrain, transferred  # noqa: E402
-from nasenv.data import HELD_OUT_TASKS, TRAINING_TASKS, get_spec  # noqa: E402
+from nasenv.data import HELD_OUT_TASKS, TRAINING_TASKS, get_spec, sha256_of  # noqa: E402
 from nasenv.env import RecNASEnv  # noqa: E402
 from nasenv.evaluators import TableEvaluator  # noqa: E402
 from nasenv.table import BenchmarkTable, load_table  # noqa: E402
@@ -72,12 +72,21 @@ def tables(
     )
 
 
-def same_setup(record: dict, args: argparse.Namespace, train_tasks: list[str]) -> bool:
-    """Whether a journalled run belongs to this budget, pretraining and set of training tasks."""
+def table_sha256s(*tables: dict[str, BenchmarkTable]) -> dict[str, str]:
+    """The SHA-256 of every task's table: a rebuilt table starts a fresh set of runs."""
+    return {n: sha256_of(Path(t.source)) for group in tables for n, t in group.items()}
+
+
+def same_setup(
+    record: dict, args: argparse.Namespace, train_tasks: list[str], sha256s: dict[str, str]
+) -> bool:
+    """Whether a journalled run belongs to this budget, pretraining, set of training tasks and
+    task tables."""
     return (
         record["budget"] == args.budget
         and record["pretrain"] == args.pretrain
-        and record.get("train_tasks", train_tasks) == train_tasks
+        and record.get("train_tasks") == train_tasks
+        and record.get("table_sha256") == sha256s
     )
 
 
@@ -87,11 +96,12 @@ def env_of(table: BenchmarkTable, space: object) -> RecNASEnv:
 
 def run(args: argparse.Namespace, path: Path) -> None:
     training, held_out, space = tables(args)
+    sha256s = table_sha256s(training, held_out)
     done = set()
     if path.exists():
         for line in path.read_text().splitlines():
             record = json.loads(line)
-            if same_setup(record, args, list(training)):
+            if same_setup(record, args, list(training), sha256s):
                 done.add((record["task"], record["method"], record["seed"]))
     seeds = range(FIRST_SEED, FIRST_SEED + args.seeds)
     jobs = [(t, m, s) for s in seeds for t in held_out for m in METHODS if (t, m, s) not in done]
@@ -113,6 +123,7 @@ def run(args: argparse.Namespace, path: Path) -> None:
                 "budget": args.budget,
                 "pretrain": args.pretrain,
                 "train_tasks": list(training),
+                "table_sha256": sha256s,
                 "history": [{"arch": t.arch, "reward": t.reward} for t in result.history],
             }
             out.write(json.dumps(record) + "\n")
@@ -127,7 +138,8 @@ def report(args: argparse.Namespace, path: Path) -> str:
 
     training, held_out, _ = tables(args)
     records = [json.loads(line) for line in path.read_text().splitlines()]
-    records = [r for r in records if same_setup(r, args, list(training))]
+    sha256s = table_sha256s(training, held_out)
+    records = [r for r in records if same_setup(r, args, list(training), sha256s)]
     fig, axes = plt.subplots(1, len(held_out), figsize=(6 * len(held_out), 4.5), squeeze=False)
     lines = [
         f"Pretraining: {args.pretrain} evaluations on the training tasks "
