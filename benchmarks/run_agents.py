@@ -1,7 +1,7 @@
 """Every agent x many seeds on the table env: regret curves, hitting times, leaderboard, plot.
 
     python benchmarks/run_agents.py --quick             # 5 seeds x 100 evaluations (minutes)
-    python benchmarks/run_agents.py                     # 20 seeds x 500 evaluations
+    python benchmarks/run_agents.py                     # 50 seeds x 500 evaluations
     python benchmarks/run_agents.py --table sample      # smoke run on the tests' sample table
 
 The env draws the training seed of every evaluation from its ``np_random`` (``seed_policy=
@@ -73,6 +73,17 @@ def hitting_time(curve: np.ndarray, threshold: float) -> float:
 def table_sha256(table: BenchmarkTable) -> str:
     """Which table a journalled run searched: a rebuilt table starts a fresh set of runs."""
     return sha256_of(Path(table.source))
+
+
+def median_interval(
+    values: list[float], level: float = 0.95, draws: int = 2000, seed: int = 0
+) -> tuple[float, float]:
+    """Bootstrap percentile interval of the median of ``values`` (``inf`` = never reached)."""
+    rng = np.random.default_rng(seed)
+    samples = np.asarray(values, float)[rng.integers(len(values), size=(draws, len(values)))]
+    medians = np.sort(np.median(samples, axis=1))
+    tail = (1 - level) / 2
+    return float(medians[int(tail * draws)]), float(medians[int((1 - tail) * draws) - 1])
 
 
 def run(args: argparse.Namespace) -> Path:
@@ -160,6 +171,7 @@ def report(args: argparse.Namespace, path: Path) -> str:
                 float(curves[:, -1].mean()),
                 float(curves[:, -1].std(ddof=1) / math.sqrt(len(curves))),
                 float(np.median(hit1)),
+                median_interval(hit1),
                 float(np.mean(np.isfinite(hit1))),
                 float(np.median(hit01)),
                 float(np.mean(np.isfinite(hit01))),
@@ -182,13 +194,13 @@ def report(args: argparse.Namespace, path: Path) -> str:
         f"Table best {best:.4f}; top 1% threshold {top1:.4f}; top 0.1% {top01:.4f}.",
         "",
         "| agent | runs | final regret (± s.e.) | median evals to top 1% (reached) "
-        "| median evals to top 0.1% (reached) | wall s/run |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| its 95% bootstrap interval | median evals to top 0.1% (reached) | wall s/run |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for agent, n, regret, se, h1, r1, h01, r01, wall in rows:
+    for agent, n, regret, se, h1, (low, high), r1, h01, r01, wall in rows:
         lines.append(
-            f"| {agent} | {n} | {regret:.4f} ± {se:.4f} | {h1:g} ({r1:.0%}) | {h01:g} ({r01:.0%}) "
-            f"| {wall:.1f} |"
+            f"| {agent} | {n} | {regret:.4f} ± {se:.4f} | {h1:g} ({r1:.0%}) | {low:g}-{high:g} "
+            f"| {h01:g} ({r01:.0%}) | {wall:.1f} |"
         )
     text = "\n".join(lines)
     (RESULTS / f"run_agents-{args.name}.md").write_text(text + "\n")
@@ -199,12 +211,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--table", default="shipped", choices=["shipped", "sample"])
     parser.add_argument("--quick", action="store_true", help="5 seeds x 100 evaluations")
-    parser.add_argument("--seeds", type=int, help="runs per agent (default 20, quick 5)")
+    parser.add_argument("--seeds", type=int, help="runs per agent (default 50, quick 5)")
     parser.add_argument("--budget", type=int, help="evaluations per run (default 500, quick 100)")
     parser.add_argument("--agents", nargs="+", default=list(AGENTS), choices=list(AGENTS))
     parser.add_argument("--metric", default="recall", choices=["recall", "ndcg"])
     args = parser.parse_args()
-    args.seeds = args.seeds or (5 if args.quick else 20)
+    args.seeds = args.seeds or (5 if args.quick else 50)
     args.budget = args.budget or (100 if args.quick else 500)
     args.name = f"{args.table}-{args.budget}"
     path = run(args)

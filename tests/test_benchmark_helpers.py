@@ -43,6 +43,14 @@ def test_incumbent_follows_the_best_reward_and_reports_its_seed_mean(table):
     assert run_agents.hitting_time(np.array([0.1, 0.2]), 0.9) == math.inf
 
 
+def test_median_interval_brackets_the_median_and_keeps_never_reached_runs():
+    run_agents = load_script("run_agents")
+    low, high = run_agents.median_interval([float(x) for x in range(1, 21)])
+    assert low < 10.5 < high and 1 <= low and high <= 20
+    assert run_agents.median_interval([1.0, math.inf, math.inf]) == (1.0, math.inf)
+    assert run_agents.median_interval([7.0] * 5) == (7.0, 7.0)
+
+
 def test_table_stats_on_the_sample_table(table):
     table_stats = load_script("table_stats")
     s = table_stats.stats(table, SAMPLE)
