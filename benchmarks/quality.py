@@ -37,9 +37,10 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from nasenv.data import DEFAULT_DATASET, load_dataset  # noqa: E402
+from nasenv.data import DEFAULT_DATASET, load_dataset, sha256_of  # noqa: E402
 from nasenv.results import FIDELITIES, TrainResult  # noqa: E402
 from nasenv.space import SLOT_INDEX, SLOTS, Architecture  # noqa: E402
+from nasenv.table import TABLE_DIR, table_filename  # noqa: E402
 from nasenv.train import TrainingContext, train_architecture  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -53,14 +54,18 @@ HAND_DESIGNED = {
 }
 
 
-def searched_architectures(path: Path) -> list[str]:
-    """The architecture most runs in ``path`` returned as best (ties: first seen)."""
+def searched_architectures(path: Path, table_sha256: str | None = None) -> list[str]:
+    """The architecture most runs in ``path`` returned as best (ties: first seen), counting only
+    the runs on the table with ``table_sha256`` if given."""
     if not path.exists():
         raise SystemExit(f"{path} is missing: run benchmarks/run_agents.py first, or pass --archs")
     votes: collections.Counter[str] = collections.Counter()
     for line in path.read_text().splitlines():
-        history = json.loads(line)["history"]
-        votes[max(history, key=lambda trial: trial["reward"])["arch"]] += 1
+        record = json.loads(line)
+        if table_sha256 is None or record.get("table_sha256") == table_sha256:
+            votes[max(record["history"], key=lambda trial: trial["reward"])["arch"]] += 1
+    if not votes:
+        raise SystemExit(f"{path} has no run on the shipped table: run benchmarks/run_agents.py")
     return [votes.most_common(1)[0][0]]
 
 
@@ -140,7 +145,11 @@ def main() -> None:
     name = "quality-quick" if quick else "quality"
     models = dict(HAND_DESIGNED)
     runs = args.runs or RESULTS / f"run_agents-shipped-{100 if quick else 500}.jsonl"
-    searched = searched_architectures(runs) if args.archs is None else args.archs
+    if args.archs is None:
+        shipped = TABLE_DIR / table_filename(DEFAULT_DATASET)
+        searched = searched_architectures(runs, sha256_of(shipped))
+    else:
+        searched = args.archs
     for i, arch in enumerate(searched):
         arch = Architecture.from_string(arch).to_string()  # validates, canonical form
         models[f"searched {i + 1}" if i else "searched"] = arch

@@ -175,6 +175,8 @@ def report(args: argparse.Namespace, path: Path) -> str:
                 float(np.mean(np.isfinite(hit1))),
                 float(np.median(hit01)),
                 float(np.mean(np.isfinite(hit01))),
+                float(np.mean([len({t["arch"] for t in r["history"]}) for r in records])),
+                float(np.mean([r["history"][-1]["total_seconds"] for r in records])) / 3600,
                 float(np.mean([r["wall_seconds"] for r in records])),
             )
         )
@@ -194,13 +196,14 @@ def report(args: argparse.Namespace, path: Path) -> str:
         f"Table best {best:.4f}; top 1% threshold {top1:.4f}; top 0.1% {top01:.4f}.",
         "",
         "| agent | runs | final regret (± s.e.) | median evals to top 1% (reached) "
-        "| its 95% bootstrap interval | median evals to top 0.1% (reached) | wall s/run |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| its 95% bootstrap interval | median evals to top 0.1% (reached) "
+        "| distinct architectures | simulated training hours | wall s/run |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for agent, n, regret, se, h1, (low, high), r1, h01, r01, wall in rows:
+    for agent, n, regret, se, h1, (low, high), r1, h01, r01, distinct, hours, wall in rows:
         lines.append(
             f"| {agent} | {n} | {regret:.4f} ± {se:.4f} | {h1:g} ({r1:.0%}) | {low:g}-{high:g} "
-            f"| {h01:g} ({r01:.0%}) | {wall:.1f} |"
+            f"| {h01:g} ({r01:.0%}) | {distinct:.0f} | {hours:.1f} | {wall:.1f} |"
         )
     text = "\n".join(lines)
     (RESULTS / f"run_agents-{args.name}.md").write_text(text + "\n")

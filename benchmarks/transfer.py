@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from run_agents import hitting_time, incumbent_curve  # noqa: E402
+from run_agents import hitting_time, incumbent_curve, median_interval  # noqa: E402
 
 from agents import make_agent  # noqa: E402
 from agents.runner import Budget, run_search  # noqa: E402
@@ -145,8 +145,9 @@ def report(args: argparse.Namespace, path: Path) -> str:
         f"Pretraining: {args.pretrain} evaluations on the training tasks "
         f"({', '.join(training)}); budget {args.budget} evaluations on each held-out task.",
         "",
-        "| held-out task | method | runs | median evals to top 1% (reached) | final regret |",
-        "| --- | --- | --- | --- | --- |",
+        "| held-out task | method | runs | median evals to top 1% (reached) "
+        "| its 95% bootstrap interval | final regret |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for ax, (task, table) in zip(axes[0], held_out.items()):
         scores = table.scores()
@@ -164,9 +165,11 @@ def report(args: argparse.Namespace, path: Path) -> str:
             x = np.arange(1, len(mean) + 1)
             ax.plot(x, mean, label=method)
             ax.fill_between(x, mean - se, mean + se, alpha=0.2)
+            low, high = median_interval(hits)
             lines.append(
                 f"| {task} | {method} | {len(runs)} | {np.median(hits):g} "
-                f"({np.mean(np.isfinite(hits)):.0%}) | {regret[:, -1].mean():.4f} |"
+                f"({np.mean(np.isfinite(hits)):.0%}) | {low:g}-{high:g} "
+                f"| {regret[:, -1].mean():.4f} |"
             )
         ax.set_xscale("log")
         ax.set_xlabel("evaluations on the held-out task")
