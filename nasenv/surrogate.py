@@ -97,8 +97,8 @@ class FitReport:
 def select(
     d: np.ndarray,
     y: np.ndarray,
-    gammas: Sequence[float] = (0.25, 0.5, 1.0, 2.0),
-    ridges: Sequence[float] = (1e-2, 1e-1, 1.0, 10.0),
+    gammas: Sequence[float] = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0),
+    ridges: Sequence[float] = (1e-3, 1e-2, 1e-1, 1.0, 10.0),
     folds: int = 5,
     seed: int = 0,
 ) -> FitReport:
