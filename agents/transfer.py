@@ -9,6 +9,10 @@ fewer evaluations on a new task. Two ways of using it on the new task:
   baseline restarts from the new task's first batch, as reward scales differ between tasks);
 * ``fine_tune=False``: the policy is frozen (learning rate 0) and only sampled.
 
+A transferred controller may also get a smaller ``tanh_constant`` than it was pretrained with
+(e.g. ``transferred(weights, tanh_constant=1.0)``): its logits keep their order but are bounded
+more tightly, a flatter prior that explores more on a task unlike the training tasks.
+
     env = TaskSetEnv(TRAINING_TASKS, seed_policy="random")
     weights = pretrain(env, evaluations=2000, seed=0)
     result = run_search(transferred(weights, seed=0), gym.make("RecNAS-Books-v0",

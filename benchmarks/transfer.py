@@ -3,6 +3,7 @@ top architecture of a held-out task in fewer evaluations?
 
     python benchmarks/transfer.py                 # shipped tables: training -> held-out tasks
     python benchmarks/transfer.py --sample        # the tests' sample tables (tiny -> tiny-b)
+    python benchmarks/transfer.py --tune 2.5 1.5 1.0 0.5   # choose --tanh-constant (see below)
 
 For every held-out task and seed (100, 101, ...), four searches of ``--budget`` evaluations on that
 task's table env (``seed_policy="random"``):
@@ -16,9 +17,17 @@ task's table env (``seed_policy="random"``):
 
 Pretraining uses the same seed as the search and never sees a held-out task. Reported per task
 and method: evaluations until the incumbent (best reward so far) is in the task's top 1% by
-seed-mean validation score (median and fraction of runs that got there), and the final regret.
-Runs are journalled in ``benchmarks/results/transfer-<name>.jsonl`` (resumable); a PNG of
-regret curves and a markdown table are written next to it.
+seed-mean validation score (median, its bootstrap interval, and the fraction of runs that got
+there), and the final regret. Runs are journalled in ``benchmarks/results/transfer-<name>.jsonl``
+(resumable); a PNG of regret curves and a markdown table are written next to it.
+
+``--tanh-constant C`` bounds the transferred controller's logits by ``C`` instead of the
+``tanh_constant`` it was pretrained with (2.5): a smaller ``C`` flattens the learned prior, which
+keeps more exploration on a task unlike the training tasks. ``--tune C1 C2 ...`` chooses ``C``
+without looking at the held-out tasks: each training task in turn is held out, the controller is
+pretrained on the other training tasks, and the ``C`` with the lowest mean (over those tasks) of
+the median evaluations to the top 1% of fine-tuned transfer is reported (runs that never get there
+count as ``budget + 1``). Its journal is ``transfer-tune-<name>.jsonl``.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ import argparse
 import json
 import math
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +49,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from run_agents import hitting_time, incumbent_curve, median_interval  # noqa: E402
 
 from agents import make_agent  # noqa: E402
+from agents.reinforce import Reinforce  # noqa: E402
 from agents.runner import Budget, run_search  # noqa: E402
 from agents.transfer import pretrain, transferred  # noqa: E402
 from nasenv.data import HELD_OUT_TASKS, TRAINING_TASKS, get_spec, sha256_of  # noqa: E402
@@ -50,11 +61,12 @@ from nasenv.tasks import TaskSetEnv  # noqa: E402
 RESULTS = ROOT / "benchmarks" / "results"
 METHODS = ("random", "reinforce", "transfer-fine-tune", "transfer-frozen")
 FIRST_SEED = 100
+PRETRAINED_TANH = Reinforce.tanh_constant
+
+Tables = dict[str, BenchmarkTable]
 
 
-def tables(
-    args: argparse.Namespace,
-) -> tuple[dict[str, BenchmarkTable], dict[str, BenchmarkTable], object]:
+def tables(args: argparse.Namespace) -> tuple[Tables, Tables, object]:
     """(training tables, held-out tables, space)."""
     if args.sample:
         from tests.spaces import TINY_SPACE
@@ -72,9 +84,14 @@ def tables(
     )
 
 
-def table_sha256s(*tables: dict[str, BenchmarkTable]) -> dict[str, str]:
+def table_sha256s(*tables: Tables) -> dict[str, str]:
     """The SHA-256 of every task's table: a rebuilt table starts a fresh set of runs."""
     return {n: sha256_of(Path(t.source)) for group in tables for n, t in group.items()}
+
+
+def tanh_of(method: str, tanh_constant: float) -> float | None:
+    """The logit bound a run used: only transferred controllers have one to choose."""
+    return tanh_constant if method.startswith("transfer") else None
 
 
 def same_setup(
@@ -90,29 +107,54 @@ def same_setup(
     )
 
 
+def run_key(record: dict) -> tuple:
+    """What distinguishes runs of one setup (journals before ``--tanh-constant`` existed used
+    the pretrained bound)."""
+    tanh = tanh_of(record["method"], record.get("tanh_constant", PRETRAINED_TANH) or 0.0)
+    return record["task"], record["method"], record["seed"], tanh
+
+
 def env_of(table: BenchmarkTable, space: object) -> RecNASEnv:
     return RecNASEnv(evaluator=TableEvaluator(table), space=space, seed_policy="random")
 
 
-def run(args: argparse.Namespace, path: Path) -> None:
-    training, held_out, space = tables(args)
+def run(
+    args: argparse.Namespace,
+    path: Path,
+    training: Tables,
+    held_out: Tables,
+    space: object,
+    tanh_constants: Sequence[float],
+) -> None:
+    """Every (seed, held-out task, method, logit bound) not yet in the journal at ``path``."""
     sha256s = table_sha256s(training, held_out)
     done = set()
     if path.exists():
         for line in path.read_text().splitlines():
             record = json.loads(line)
             if same_setup(record, args, list(training), sha256s):
-                done.add((record["task"], record["method"], record["seed"]))
+                done.add(run_key(record))
     seeds = range(FIRST_SEED, FIRST_SEED + args.seeds)
-    jobs = [(t, m, s) for s in seeds for t in held_out for m in METHODS if (t, m, s) not in done]
+    jobs = sorted(
+        {
+            (s, t, m, tanh_of(m, c))
+            for s in seeds
+            for t in held_out
+            for m in METHODS
+            for c in tanh_constants
+            if (t, m, s, tanh_of(m, c)) not in done
+        },
+        key=lambda job: (job[0], job[1], METHODS.index(job[2]), -(job[3] or 0.0)),
+    )
     weights: dict[int, dict] = {}
     with open(path, "a") as out:
-        for task, method, seed in tqdm(jobs, desc="searches"):
+        for seed, task, method, tanh in tqdm(jobs, desc="searches"):
             if method.startswith("transfer") and seed not in weights:
                 task_set = TaskSetEnv({n: env_of(t, space) for n, t in training.items()})
                 weights = {seed: pretrain(task_set, args.pretrain, seed=seed)}  # jobs: seed-major
             if method.startswith("transfer"):
-                agent = transferred(weights[seed], seed, fine_tune=method.endswith("fine-tune"))
+                fine_tune = method.endswith("fine-tune")
+                agent = transferred(weights[seed], seed, fine_tune, tanh_constant=tanh)
             else:
                 agent = make_agent(method, seed=seed)
             result = run_search(agent, env_of(held_out[task], space), Budget(args.budget), seed)
@@ -120,6 +162,7 @@ def run(args: argparse.Namespace, path: Path) -> None:
                 "task": task,
                 "method": method,
                 "seed": seed,
+                "tanh_constant": tanh,
                 "budget": args.budget,
                 "pretrain": args.pretrain,
                 "train_tasks": list(training),
@@ -130,16 +173,38 @@ def run(args: argparse.Namespace, path: Path) -> None:
             out.flush()
 
 
-def report(args: argparse.Namespace, path: Path) -> str:
+def label(method: str, tanh: float | None) -> str:
+    return method if tanh is None or tanh == PRETRAINED_TANH else f"{method} (C={tanh:g})"
+
+
+def hitting_times(
+    args: argparse.Namespace, path: Path, training: Tables, held_out: Tables
+) -> dict[tuple[str, str, float | None], tuple[list[float], np.ndarray]]:
+    """Per (task, method, logit bound): the runs' evaluations to the top 1% and regret curves."""
+    sha256s = table_sha256s(training, held_out)
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    records = [r for r in records if same_setup(r, args, list(training), sha256s)]
+    out = {}
+    for task, table in held_out.items():
+        scores = table.scores()
+        ranked = np.sort(scores)[::-1]
+        top1 = ranked[max(1, math.ceil(0.01 * len(ranked))) - 1]
+        keys = sorted({run_key(r)[1::2] for r in records if r["task"] == task},
+                      key=lambda k: (METHODS.index(k[0]), -(k[1] or 0.0)))  # fmt: skip
+        for method, tanh in keys:
+            runs = [r for r in records if run_key(r) == (task, method, r["seed"], tanh)]
+            curves = np.stack([incumbent_curve(r["history"], table, scores) for r in runs])
+            out[task, method, tanh] = ([hitting_time(c, top1) for c in curves], ranked[0] - curves)
+    return out
+
+
+def report(args: argparse.Namespace, path: Path, training: Tables, held_out: Tables) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    training, held_out, _ = tables(args)
-    records = [json.loads(line) for line in path.read_text().splitlines()]
-    sha256s = table_sha256s(training, held_out)
-    records = [r for r in records if same_setup(r, args, list(training), sha256s)]
+    results = hitting_times(args, path, training, held_out)
     fig, axes = plt.subplots(1, len(held_out), figsize=(6 * len(held_out), 4.5), squeeze=False)
     lines = [
         f"Pretraining: {args.pretrain} evaluations on the training tasks "
@@ -149,25 +214,18 @@ def report(args: argparse.Namespace, path: Path) -> str:
         "| its 95% bootstrap interval | final regret |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
-    for ax, (task, table) in zip(axes[0], held_out.items()):
-        scores = table.scores()
-        ranked = np.sort(scores)[::-1]
-        top1 = ranked[max(1, math.ceil(0.01 * len(ranked))) - 1]
-        for method in METHODS:
-            runs = [r for r in records if r["task"] == task and r["method"] == method]
-            if not runs:
+    for ax, task in zip(axes[0], held_out):
+        for (t, method, tanh), (hits, regret) in results.items():
+            if t != task:
                 continue
-            curves = np.stack([incumbent_curve(r["history"], table, scores) for r in runs])
-            regret = ranked[0] - curves
-            hits = [hitting_time(c, top1) for c in curves]
             mean = regret.mean(0)
-            se = regret.std(0, ddof=1) / math.sqrt(len(runs)) if len(runs) > 1 else 0 * mean
+            se = regret.std(0, ddof=1) / math.sqrt(len(hits)) if len(hits) > 1 else 0 * mean
             x = np.arange(1, len(mean) + 1)
-            ax.plot(x, mean, label=method)
+            ax.plot(x, mean, label=label(method, tanh))
             ax.fill_between(x, mean - se, mean + se, alpha=0.2)
             low, high = median_interval(hits)
             lines.append(
-                f"| {task} | {method} | {len(runs)} | {np.median(hits):g} "
+                f"| {task} | {label(method, tanh)} | {len(hits)} | {np.median(hits):g} "
                 f"({np.mean(np.isfinite(hits)):.0%}) | {low:g}-{high:g} "
                 f"| {regret[:, -1].mean():.4f} |"
             )
@@ -184,6 +242,38 @@ def report(args: argparse.Namespace, path: Path) -> str:
     return text
 
 
+def tune(args: argparse.Namespace, path: Path) -> str:
+    """Leave one training task out at a time; a markdown report ending with the chosen bound."""
+    training, held_out, space = tables(args)
+    pool = {**training, **held_out} if args.sample else training  # the sample has two tasks
+    if len(pool) < 2:
+        raise SystemExit(f"--tune needs at least 2 training tasks with tables, got {list(pool)}")
+    scores: dict[float, list[float]] = {c: [] for c in args.tune}
+    for task, table in pool.items():
+        others = {n: t for n, t in pool.items() if n != task}
+        run(args, path, others, {task: table}, space, args.tune)
+        results = hitting_times(args, path, others, {task: table})
+        for c in args.tune:
+            hits = results[task, "transfer-fine-tune", c][0]
+            scores[c].append(float(np.median(np.minimum(hits, args.budget + 1))))
+    lines = [
+        "Leave-one-training-task-out choice of the transferred controller's logit bound C",
+        f"(median evaluations to the top 1%, fine-tuned transfer, {args.seeds} seeds; "
+        f"never = {args.budget + 1}):",
+        "",
+        "| C | " + " | ".join(pool) + " | mean |",
+        "| --- | " + " | ".join("---" for _ in pool) + " | --- |",
+    ]
+    for c, values in scores.items():
+        cells = " | ".join(f"{v:g}" for v in values)
+        lines.append(f"| {c:g} | {cells} | {np.mean(values):g} |")
+    chosen = min(scores, key=lambda c: (np.mean(scores[c]), -c))
+    lines += ["", f"chosen: --tanh-constant {chosen:g}"]
+    text = "\n".join(lines)
+    path.with_suffix(".md").write_text(text + "\n")
+    return text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sample", action="store_true", help="the tests' sample tables")
@@ -194,6 +284,20 @@ def main() -> None:
         "--train-tasks", nargs="+", default=list(TRAINING_TASKS), help="pretraining task set"
     )
     parser.add_argument("--held-out", nargs="+", default=list(HELD_OUT_TASKS), help="test tasks")
+    parser.add_argument(
+        "--tanh-constant",
+        type=float,
+        default=PRETRAINED_TANH,
+        help=f"logit bound of the transferred controller (default {PRETRAINED_TANH:g}, as "
+        "pretrained; smaller flattens the prior)",
+    )
+    parser.add_argument(
+        "--tune",
+        type=float,
+        nargs="+",
+        metavar="C",
+        help="choose the logit bound among these, leaving one training task out at a time",
+    )
     args = parser.parse_args()
     if args.sample:
         name = "sample"
@@ -201,9 +305,13 @@ def main() -> None:
         name = "tasks"
     else:  # a partial task set (e.g. while task tables are being built) keeps its own files
         name = "from-" + "-".join(get_spec(t).slug for t in args.train_tasks)
+    if args.tune:
+        print(tune(args, RESULTS / f"transfer-tune-{name}.jsonl"))
+        return
     path = RESULTS / f"transfer-{name}.jsonl"
-    run(args, path)
-    print(report(args, path))
+    training, held_out, space = tables(args)
+    run(args, path, training, held_out, space, [args.tanh_constant])
+    print(report(args, path, training, held_out))
 
 
 if __name__ == "__main__":

@@ -96,3 +96,22 @@ def test_popularity_recommends_the_most_interacted_unseen_item(tiny_dataset):
     )  # fmt: skip
     metrics = load_script("quality").popularity(TrainingContext(dataset, k=1))
     assert metrics["val_recall"] == 1.0 and metrics["val_ndcg"] == 1.0
+
+
+def test_transfer_tuning_leaves_each_task_out_and_reports_a_choice(tmp_path):
+    import argparse
+
+    transfer = load_script("transfer")
+    args = argparse.Namespace(
+        sample=True, seeds=2, budget=10, pretrain=20, tune=[2.5, 0.5], tanh_constant=2.5
+    )
+    path = tmp_path / "transfer-tune-sample.jsonl"
+    text = transfer.tune(args, path)
+    assert text.splitlines()[-1] in ("chosen: --tanh-constant 2.5", "chosen: --tanh-constant 0.5")
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    # each fold: 2 seeds x (random, reinforce, 2 bounds x 2 transfer methods); none sees its task
+    assert len(records) == 2 * 2 * 6
+    assert all(r["task"] not in r["train_tasks"] for r in records)
+    assert {r["tanh_constant"] for r in records if r["method"] == "random"} == {None}
+    assert transfer.tune(args, path) == text  # resumed from the journal: nothing re-run
+    assert len(path.read_text().splitlines()) == len(records)
