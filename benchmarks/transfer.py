@@ -249,6 +249,7 @@ def tune(args: argparse.Namespace, path: Path) -> str:
     if len(pool) < 2:
         raise SystemExit(f"--tune needs at least 2 training tasks with tables, got {list(pool)}")
     scores: dict[float, list[float]] = {c: [] for c in args.tune}
+    references: dict[str, list[float]] = {}  # the same folds without transfer, for context
     for task, table in pool.items():
         others = {n: t for n, t in pool.items() if n != task}
         run(args, path, others, {task: table}, space, args.tune)
@@ -256,6 +257,11 @@ def tune(args: argparse.Namespace, path: Path) -> str:
         for c in args.tune:
             hits = results[task, "transfer-fine-tune", c][0]
             scores[c].append(float(np.median(np.minimum(hits, args.budget + 1))))
+        for method in ("random", "reinforce"):
+            hits = results[task, method, None][0]
+            references.setdefault(method, []).append(
+                float(np.median(np.minimum(hits, args.budget + 1)))
+            )
     lines = [
         "Leave-one-training-task-out choice of the transferred controller's logit bound C",
         f"(median evaluations to the top 1%, fine-tuned transfer, {args.seeds} seeds; "
@@ -267,6 +273,9 @@ def tune(args: argparse.Namespace, path: Path) -> str:
     for c, values in scores.items():
         cells = " | ".join(f"{v:g}" for v in values)
         lines.append(f"| {c:g} | {cells} | {np.mean(values):g} |")
+    for method, values in references.items():
+        cells = " | ".join(f"{v:g}" for v in values)
+        lines.append(f"| ({method}, no transfer) | {cells} | {np.mean(values):g} |")
     chosen = min(scores, key=lambda c: (np.mean(scores[c]), -c))
     lines += ["", f"chosen: --tanh-constant {chosen:g}"]
     text = "\n".join(lines)
