@@ -89,11 +89,12 @@ def median_interval(
 def run(args: argparse.Namespace) -> Path:
     table, space = load(args.table)
     path = RESULTS / f"run_agents-{args.name}.jsonl"
+    sha256 = table_sha256(table)
     done = set()
     if path.exists():
         for line in path.read_text().splitlines():
             record = json.loads(line)
-            if record.get("table_sha256") == table_sha256(table):
+            if record.get("table_sha256") == sha256:
                 done.add((record["agent"], record["seed"]))
     jobs = [
         (agent, seed)
@@ -109,7 +110,7 @@ def run(args: argparse.Namespace) -> Path:
                 "agent": agent,
                 "seed": seed,
                 "budget": args.budget,
-                "table_sha256": table_sha256(table),
+                "table_sha256": sha256,
                 "wall_seconds": result.wall_seconds,
                 "invalid_episodes": result.invalid_episodes,
                 "history": [

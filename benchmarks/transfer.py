@@ -46,13 +46,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from run_agents import hitting_time, incumbent_curve, median_interval  # noqa: E402
+from run_agents import hitting_time, incumbent_curve, median_interval, table_sha256  # noqa: E402
 
 from agents import make_agent  # noqa: E402
 from agents.reinforce import Reinforce  # noqa: E402
 from agents.runner import Budget, run_search  # noqa: E402
 from agents.transfer import pretrain, transferred  # noqa: E402
-from nasenv.data import HELD_OUT_TASKS, TRAINING_TASKS, get_spec, sha256_of  # noqa: E402
+from nasenv.data import HELD_OUT_TASKS, TRAINING_TASKS, get_spec  # noqa: E402
 from nasenv.env import RecNASEnv  # noqa: E402
 from nasenv.evaluators import TableEvaluator  # noqa: E402
 from nasenv.table import BenchmarkTable, load_table  # noqa: E402
@@ -86,10 +86,10 @@ def tables(args: argparse.Namespace) -> tuple[Tables, Tables, object]:
 
 def table_sha256s(*tables: Tables) -> dict[str, str]:
     """The SHA-256 of every task's table: a rebuilt table starts a fresh set of runs."""
-    return {n: sha256_of(Path(t.source)) for group in tables for n, t in group.items()}
+    return {n: table_sha256(t) for group in tables for n, t in group.items()}
 
 
-def tanh_of(method: str, tanh_constant: float) -> float | None:
+def tanh_of(method: str, tanh_constant: float | None) -> float | None:
     """The logit bound a run used: only transferred controllers have one to choose."""
     return tanh_constant if method.startswith("transfer") else None
 
@@ -110,7 +110,7 @@ def same_setup(
 def run_key(record: dict) -> tuple:
     """What distinguishes runs of one setup (journals before ``--tanh-constant`` existed used
     the pretrained bound)."""
-    tanh = tanh_of(record["method"], record.get("tanh_constant", PRETRAINED_TANH) or 0.0)
+    tanh = tanh_of(record["method"], record.get("tanh_constant", PRETRAINED_TANH))
     return record["task"], record["method"], record["seed"], tanh
 
 
@@ -184,17 +184,20 @@ def hitting_times(
     sha256s = table_sha256s(training, held_out)
     records = [json.loads(line) for line in path.read_text().splitlines()]
     records = [r for r in records if same_setup(r, args, list(training), sha256s)]
+    groups: dict[tuple[str, str, float | None], list[dict]] = {}
+    for record in records:
+        task, method, _, tanh = run_key(record)
+        groups.setdefault((task, method, tanh), []).append(record)
     out = {}
     for task, table in held_out.items():
         scores = table.scores()
         ranked = np.sort(scores)[::-1]
         top1 = ranked[max(1, math.ceil(0.01 * len(ranked))) - 1]
-        keys = sorted({run_key(r)[1::2] for r in records if r["task"] == task},
-                      key=lambda k: (METHODS.index(k[0]), -(k[1] or 0.0)))  # fmt: skip
-        for method, tanh in keys:
-            runs = [r for r in records if run_key(r) == (task, method, r["seed"], tanh)]
-            curves = np.stack([incumbent_curve(r["history"], table, scores) for r in runs])
-            out[task, method, tanh] = ([hitting_time(c, top1) for c in curves], ranked[0] - curves)
+        keys = sorted((k for k in groups if k[0] == task),
+                      key=lambda k: (METHODS.index(k[1]), -(k[2] or 0.0)))  # fmt: skip
+        for key in keys:
+            curves = np.stack([incumbent_curve(r["history"], table, scores) for r in groups[key]])
+            out[key] = ([hitting_time(c, top1) for c in curves], ranked[0] - curves)
     return out
 
 
