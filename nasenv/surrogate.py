@@ -4,8 +4,15 @@ Model: kernel ridge regression on the architectures' decisions with the kernel
 ``exp(-gamma * d(a, b))``, where ``d`` counts the slots on which two architectures differ
 (numerical slots - dim, lr, reg - also contribute their distance on a log scale). Such a kernel
 needs no feature engineering, fits a few thousand architectures in a second with numpy alone, and
-its predictions depend on the architectures most alike the query. ``gamma`` and the ridge
-penalty are chosen by K-fold cross-validation on Kendall's tau.
+its predictions depend on the architectures most alike the query.
+
+Two choices make it extrapolate beyond the benchmark table it is fitted on:
+
+* the ridge penalty of each architecture is divided by its number of training seeds, so a table
+  entry (a mean over seeds) counts as the less noisy measurement it is;
+* ``gamma`` and the ridge penalty are chosen by K-fold cross-validated Kendall tau scored on the
+  trainings *outside* the table only. Scored on every architecture, the table's hundreds of close
+  neighbours favour a kernel that interpolates well inside the table and extrapolates poorly.
 
 A :class:`Surrogate` also predicts the training seconds (same model on log seconds), and draws
 each evaluation's noise from a normal distribution with the standard deviation measured between
@@ -19,7 +26,7 @@ import hashlib
 import itertools
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,14 +84,15 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.corrcoef(rx, ry)[0, 1])
 
 
-def _fit(d: np.ndarray, y: np.ndarray, gamma: float, ridge: float) -> np.ndarray:
-    """Dual coefficients for the pairwise distances ``d`` of the training architectures."""
-    return np.linalg.solve(np.exp(-gamma * d) + ridge * np.eye(len(y)), y - y.mean())
+def _fit(d: np.ndarray, y: np.ndarray, gamma: float, ridge: float, seeds: np.ndarray) -> np.ndarray:
+    """Dual coefficients for the pairwise distances ``d`` of the training architectures, each
+    measured as the mean of ``seeds`` trainings (its ridge penalty is divided by that count)."""
+    return np.linalg.solve(np.exp(-gamma * d) + np.diag(ridge / seeds), y - y.mean())
 
 
 @dataclass(frozen=True)
 class FitReport:
-    """Cross-validated quality of the chosen hyperparameters."""
+    """Cross-validated quality of the chosen hyperparameters, scored on ``n`` architectures."""
 
     gamma: float
     ridge: float
@@ -97,25 +105,42 @@ class FitReport:
 def select(
     d: np.ndarray,
     y: np.ndarray,
+    seeds: np.ndarray | None = None,
+    score_on: Sequence[int] | None = None,
     gammas: Sequence[float] = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0),
-    ridges: Sequence[float] = (1e-3, 1e-2, 1e-1, 1.0, 10.0),
+    ridges: Sequence[float] = (1e-3, 1e-2, 3e-2, 1e-1, 1.0, 10.0),
     folds: int = 5,
     seed: int = 0,
 ) -> FitReport:
-    """Pick ``gamma`` and ``ridge`` by K-fold cross-validated Kendall tau; ``d`` holds the
-    pairwise distances of the architectures scored ``y``."""
-    order = np.random.default_rng(seed).permutation(len(y))
+    """Pick ``gamma`` and ``ridge`` by K-fold cross-validated Kendall tau.
+
+    ``d`` holds the pairwise distances of the architectures scored ``y``, each the mean of
+    ``seeds`` trainings (default 1). The folds split ``score_on`` (default: every architecture);
+    each fold is predicted from all the other architectures, and only those predictions count.
+    """
+    seeds = np.ones(len(y)) if seeds is None else np.asarray(seeds, float)
+    pool = np.arange(len(y)) if score_on is None else np.asarray(score_on, int)
+    if len(pool) < folds:
+        raise ValueError(f"need at least {folds} architectures to score {folds} folds on")
+    order = np.random.default_rng(seed).permutation(pool)
     parts = np.array_split(order, folds)
+    measured = y[np.concatenate(parts)]
     best: FitReport | None = None
     for gamma, ridge in itertools.product(gammas, ridges):
-        predicted = np.empty(len(y))
+        predicted = []
         for held in parts:
-            train = np.setdiff1d(order, held)
-            alpha = _fit(d[np.ix_(train, train)], y[train], gamma, ridge)
+            train = np.setdiff1d(np.arange(len(y)), held)
+            alpha = _fit(d[np.ix_(train, train)], y[train], gamma, ridge, seeds[train])
             kernel = np.exp(-gamma * d[np.ix_(held, train)])
-            predicted[held] = kernel @ alpha + y[train].mean()
+            predicted.append(kernel @ alpha + y[train].mean())
+        joined = np.concatenate(predicted)
         report = FitReport(
-            gamma, ridge, kendall_tau(predicted, y), spearman(predicted, y), folds, len(y)
+            gamma,
+            ridge,
+            kendall_tau(joined, measured),
+            spearman(joined, measured),
+            folds,
+            len(pool),
         )
         if best is None or report.kendall_tau > best.kendall_tau:
             best = report
@@ -139,41 +164,59 @@ class Surrogate:
             raise ValueError(f"surrogate format {int(arrays['format_version'])} is not supported")
         self.arrays = arrays
         self.meta = json.loads(str(arrays["meta"]))
-        self.noise_std = float(arrays["noise_std"])
 
     @classmethod
     def fit(
         cls,
         archs: Sequence[Architecture],
-        targets: dict[str, np.ndarray],
-        noise_std: float,
+        targets: Mapping[str, np.ndarray],
+        noise_std: float | Mapping[str, float],
         meta: dict | None = None,
         folds: int = 5,
+        seeds: Sequence[float] | np.ndarray | None = None,
+        score_on: Sequence[int] | None = None,
     ) -> tuple[Surrogate, dict[str, FitReport]]:
         """Fit one model per entry of ``targets`` (keys from :data:`TARGETS`, each ``(n,)``).
 
-        ``noise_std`` is the standard deviation between training seeds that evaluations draw.
+        Args:
+            noise_std: the standard deviation between training seeds that evaluations draw: one
+                value for every validation target, or one per target (absent targets: 0).
+            seeds: how many training seeds each architecture's values average (default 1).
+            score_on: the architectures whose cross-validated predictions choose the
+                hyperparameters (default: all), e.g. the trainings outside a table.
         """
         unknown = sorted(set(targets) - set(TARGETS))
         if unknown:
             raise ValueError(f"unknown targets {unknown}; allowed: {list(TARGETS)}")
+        if isinstance(noise_std, Mapping):
+            noise = dict(noise_std)
+        else:
+            noise = {name: float(noise_std) for name in ("val_recall", "val_ndcg")}
+        counts = np.ones(len(archs)) if seeds is None else np.asarray(seeds, float)
+        if counts.shape != (len(archs),) or (counts < 1).any():
+            raise ValueError(f"seeds must hold one count >= 1 per architecture ({len(archs)})")
         codes = encode(archs)
         d = distances(codes, codes)
-        arrays: dict[str, np.ndarray] = {
-            "format_version": np.array(FORMAT_VERSION),
-            "codes": codes,
-            "noise_std": np.array(noise_std),
-        }
+        arrays: dict[str, np.ndarray] = {"format_version": np.array(FORMAT_VERSION), "codes": codes}
         reports = {}
         for name, values in targets.items():
             y = np.asarray(values, float)
-            report = select(d, y, folds=folds)
+            report = select(d, y, counts, score_on, folds=folds)
             reports[name] = report
-            arrays[f"alpha_{name}"] = _fit(d, y, report.gamma, report.ridge)
-            arrays[f"hyper_{name}"] = np.array([report.gamma, y.mean()])
+            arrays[f"alpha_{name}"] = _fit(d, y, report.gamma, report.ridge, counts)
+            arrays[f"hyper_{name}"] = np.array([report.gamma, y.mean(), noise.get(name, 0.0)])
         fits = {name: r.__dict__ for name, r in reports.items()}
         arrays["meta"] = np.array(json.dumps({**(meta or {}), "fits": fits}, sort_keys=True))
         return cls(arrays), reports
+
+    def noise_std(self, target: str = "val_recall") -> float:
+        """Standard deviation of the seed noise that :meth:`sample` adds to ``target``."""
+        self._check(target)
+        return float(self.arrays[f"hyper_{target}"][2])
+
+    def _check(self, target: str) -> None:
+        if target not in self.targets:
+            raise ValueError(f"target {target!r} was not fitted; fitted: {self.targets}")
 
     @property
     def targets(self) -> list[str]:
@@ -184,9 +227,8 @@ class Surrogate:
     ) -> np.ndarray:
         """Predicted ``target`` of ``archs`` (``log_seconds`` is returned as seconds).
         ``d``: ``distances_to(archs)`` if already computed (it serves every target)."""
-        if target not in self.targets:
-            raise ValueError(f"target {target!r} was not fitted; fitted: {self.targets}")
-        gamma, mean = self.arrays[f"hyper_{target}"]
+        self._check(target)
+        gamma, mean, _ = self.arrays[f"hyper_{target}"]
         d = self.distances_to(archs) if d is None else d
         values = np.exp(-gamma * d) @ self.arrays[f"alpha_{target}"] + mean
         return np.exp(values) if target == "log_seconds" else values
@@ -198,11 +240,12 @@ class Surrogate:
     def sample(
         self, arch: Architecture, seed: int, target: str = "val_recall", d: np.ndarray | None = None
     ) -> float:
-        """One evaluation: the prediction plus seed noise, reproducible per (arch, seed).
-        ``d``: ``distances_to([arch])`` if already computed."""
+        """One evaluation: the prediction plus seed noise, reproducible per (arch, seed); every
+        target draws the same standard normal, so the metrics' noise is correlated, as it is
+        between the metrics of one training. ``d``: ``distances_to([arch])`` if already computed."""
         digest = hashlib.sha256(f"{arch.to_string()}|{seed}".encode()).digest()
         rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
-        noise = self.noise_std * float(rng.standard_normal())
+        noise = self.noise_std(target) * float(rng.standard_normal())
         return float(np.clip(self.predict([arch], target, d)[0] + noise, 0.0, 1.0))
 
     def save(self, path: str | Path) -> None:
@@ -240,13 +283,45 @@ def load_surrogate(
     return Surrogate.load(*listed_file(directory, surrogate_filename(dataset), "surrogate", how))
 
 
-def training_data(
-    table: BenchmarkTable, extra: Iterable[TrainResult] = ()
-) -> tuple[list[Architecture], dict[str, np.ndarray], float]:
-    """Architectures, targets and seed noise for :meth:`Surrogate.fit`: every table entry
-    (seed means) plus ``extra`` single-seed trainings (e.g. outside the table's space).
+@dataclass(frozen=True)
+class SurrogateData:
+    """What a surrogate is fitted on: architectures, their targets (keys from :data:`TARGETS`),
+    how many seeds each value averages, the seed noise per validation target, and the indices of
+    the trainings outside the table (they choose the hyperparameters; empty: all do)."""
 
-    The noise is the mean over architectures of the standard deviation between the table's seeds.
+    archs: list[Architecture]
+    targets: dict[str, np.ndarray]
+    seeds: np.ndarray
+    noise_std: dict[str, float]
+    outside: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.archs)
+
+    def fit(
+        self, indices: Sequence[int] | None = None, targets: Sequence[str] | None = None, **kw: Any
+    ) -> tuple[Surrogate, dict[str, FitReport]]:
+        """:meth:`Surrogate.fit` on the architectures ``indices`` (default all) and ``targets``
+        (default all); ``kw``: its ``meta`` and ``folds``."""
+        keep = np.arange(len(self)) if indices is None else np.asarray(indices, int)
+        names = list(self.targets) if targets is None else list(targets)
+        positions = np.flatnonzero(np.isin(keep, self.outside))
+        return Surrogate.fit(
+            [self.archs[i] for i in keep],
+            {name: self.targets[name][keep] for name in names},
+            self.noise_std,
+            seeds=self.seeds[keep],
+            score_on=positions if len(positions) >= kw.get("folds", 5) else None,
+            **kw,
+        )
+
+
+def training_data(table: BenchmarkTable, extra: Iterable[TrainResult] = ()) -> SurrogateData:
+    """Every table entry (seed means) plus ``extra`` single-seed trainings (e.g. outside the
+    table's space).
+
+    The noise of a metric is the mean over architectures of its standard deviation between the
+    table's seeds (0 for a one-seed table).
     """
     archs = [table.arch(i) for i in range(len(table))]
     test = [table.test_metrics(i) for i in range(len(table))]
@@ -266,43 +341,49 @@ def training_data(
         columns["test_ndcg"].append(result.test_ndcg if ok else FAILED_SCORE)
         seconds = result.epoch_seconds[-1] if result.epoch_seconds else 1e-3
         columns["log_seconds"].append(math.log(max(seconds, 1e-3)))
-    per_seed = np.stack([table.scores("recall", seed) for seed in table.seeds])
-    noise = float(per_seed.std(axis=0, ddof=1).mean()) if len(table.seeds) > 1 else 0.0
-    return archs, {k: np.asarray(v, float) for k, v in columns.items()}, noise
+    noise = {}
+    for metric in ("recall", "ndcg"):
+        per_seed = np.stack([table.scores(metric, seed) for seed in table.seeds])
+        spread = per_seed.std(axis=0, ddof=1).mean() if len(table.seeds) > 1 else 0.0
+        noise[f"val_{metric}"] = float(spread)
+    seeds = np.ones(len(archs))
+    seeds[: len(table)] = len(table.seeds)
+    return SurrogateData(
+        archs,
+        {k: np.asarray(v, float) for k, v in columns.items()},
+        seeds,
+        noise,
+        np.arange(len(table), len(archs)),
+    )
 
 
 def holdout_predictions(
-    archs: Sequence[Architecture],
-    targets: dict[str, np.ndarray],
-    noise_std: float,
+    data: SurrogateData,
     fraction: float = 0.2,
     seed: int = 0,
     candidates: Sequence[int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Fit on all but a random ``fraction`` of ``candidates`` (default: every architecture) and
-    predict the held-out ones: ``(predicted, measured)`` validation Recall@K."""
-    pool = np.arange(len(archs)) if candidates is None else np.asarray(candidates, int)
+    predict the held-out ones: ``(predicted, measured)`` validation Recall@K. The fit chooses its
+    hyperparameters as the full fit does, on the trainings outside the table it keeps."""
+    pool = np.arange(len(data)) if candidates is None else np.asarray(candidates, int)
     if len(pool) < 2:
         raise ValueError(f"need at least 2 candidates to hold out, got {len(pool)}")
     order = np.random.default_rng(seed).permutation(pool)
     held = order[: max(2, round(fraction * len(pool)))]
-    kept = np.setdiff1d(np.arange(len(archs)), held)
-    model, _ = Surrogate.fit(
-        [archs[i] for i in kept], {"val_recall": targets["val_recall"][kept]}, noise_std
-    )
-    return model.predict([archs[i] for i in held]), targets["val_recall"][held]
+    model, _ = data.fit(np.setdiff1d(np.arange(len(data)), held), ["val_recall"])
+    measured = data.targets["val_recall"][held]
+    return model.predict([data.archs[i] for i in held]), measured
 
 
-def holdout_quality(
-    archs: Sequence[Architecture], targets: dict[str, np.ndarray], noise_std: float, **split: Any
-) -> dict[str, float]:
+def holdout_quality(data: SurrogateData, **split: Any) -> dict[str, float]:
     """Kendall tau and Spearman of :func:`holdout_predictions` (``split``: its keyword arguments
     ``fraction``, ``seed``, ``candidates``) against the measured scores.
 
     ``candidates`` restricts what may be held out, e.g. to the trainings outside the table's
     space, which measures how well the surrogate extrapolates beyond it.
     """
-    predicted, measured = holdout_predictions(archs, targets, noise_std, **split)
+    predicted, measured = holdout_predictions(data, **split)
     return {
         "held_out": len(measured),
         "kendall_tau": kendall_tau(predicted, measured),

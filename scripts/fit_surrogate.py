@@ -20,7 +20,6 @@ import numpy as np
 
 from nasenv.data import DEFAULT_DATASET, get_spec, write_checksums
 from nasenv.surrogate import (
-    Surrogate,
     holdout_predictions,
     kendall_tau,
     spearman,
@@ -54,19 +53,21 @@ def main(argv: list[str] | None = None) -> None:
     for directory in args.extra:
         if (directory / ShardStore.PLAN_FILE).exists():
             extra += list(ShardStore.open(directory).results())
-    archs, targets, noise = training_data(table, extra)
-    print(f"{len(archs)} architectures ({len(extra)} outside the table); seed noise {noise:.4f}")
+    data = training_data(table, extra)
+    noise = data.noise_std
+    print(
+        f"{len(data)} architectures ({len(extra)} outside the table); seed noise "
+        f"{noise['val_recall']:.4f} (Recall), {noise['val_ndcg']:.4f} (NDCG)"
+    )
 
-    outside = list(range(len(table), len(archs)))
+    outside = list(data.outside)
     pools = {"any": None, "outside": outside} if len(outside) >= 10 else {"any": None}
     quality: dict[str, dict] = {}
     scatter: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for name, pool in pools.items():
         taus, rhos = [], []
         for split in range(args.splits):
-            predicted, measured = holdout_predictions(
-                archs, targets, noise, seed=split, candidates=pool
-            )
+            predicted, measured = holdout_predictions(data, seed=split, candidates=pool)
             taus.append(kendall_tau(predicted, measured))
             rhos.append(spearman(predicted, measured))
             if split == 0:
@@ -87,21 +88,21 @@ def main(argv: list[str] | None = None) -> None:
         )
 
     meta = {"dataset": args.dataset, "table": table.source, "extra": len(extra), **quality}
-    surrogate, reports = Surrogate.fit(archs, targets, noise, meta)
+    surrogate, reports = data.fit(meta=meta)
     path = args.out / surrogate_filename(args.dataset)
     surrogate.save(path)
     write_checksums(args.out)
     for name, report in reports.items():
         print(
             f"{name:12} gamma {report.gamma:g} ridge {report.ridge:g} "
-            f"CV tau {report.kendall_tau:.3f}"
+            f"CV tau {report.kendall_tau:.3f} (on {report.n})"
         )
     print(f"wrote {path}")
 
     stem = args.results / f"surrogate-{get_spec(args.dataset).slug}"
     stem.parent.mkdir(parents=True, exist_ok=True)
     fits = {name: r.__dict__ for name, r in reports.items()}
-    report = {"n": len(archs), "extra": len(extra), "noise_std": noise, **quality, "fits": fits}
+    report = {"n": len(data), "extra": len(extra), "noise_std": noise, **quality, "fits": fits}
     stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     _plot(scatter, quality, stem.with_suffix(".png"))
     print(f"wrote {stem}.json and .png")

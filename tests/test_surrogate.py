@@ -7,7 +7,14 @@ import pytest
 from scipy.stats import kendalltau, spearmanr
 
 from nasenv.space import CORE, FULL, SLOTS
-from nasenv.surrogate import Surrogate, distances, encode, kendall_tau, spearman
+from nasenv.surrogate import (
+    Surrogate,
+    SurrogateData,
+    distances,
+    encode,
+    kendall_tau,
+    spearman,
+)
 
 
 def test_distance_counts_differing_decisions():
@@ -78,11 +85,14 @@ def test_a_surrogate_fitted_on_the_sample_table_drives_the_full_space_env():
     from nasenv.table import BenchmarkTable
 
     table = BenchmarkTable.load(Path(__file__).resolve().parent / "data" / "tiny.npz")
-    archs, targets, noise = training_data(table)
-    assert len(archs) == len(table) and noise > 0
-    quality = holdout_quality(archs, targets, noise)
+    data = training_data(table)
+    assert len(data) == len(table) and set(data.noise_std) == {"val_recall", "val_ndcg"}
+    assert data.noise_std["val_recall"] > 0 and len(data.outside) == 0
+    assert (data.seeds == len(table.seeds)).all()
+    quality = holdout_quality(data)
     assert quality["held_out"] == 12 and -1 <= quality["kendall_tau"] <= 1
-    surrogate, _ = Surrogate.fit(archs, targets, noise, folds=3)
+    surrogate, _ = data.fit(folds=3)
+    assert surrogate.noise_std("val_ndcg") == data.noise_std["val_ndcg"]
     env = RecNASEnv(evaluator=SurrogateEvaluator(surrogate, "tiny"), space="full")
     rewards = []
     for _ in range(2):
@@ -137,15 +147,44 @@ def test_a_shipped_surrogate_is_verified_and_serves_the_surrogate_backend(tmp_pa
         load_surrogate("Books-20core", tmp_path)
 
 
+def _data(n: int = 30, outside: int = 0) -> SurrogateData:
+    rng = np.random.default_rng(4)
+    archs = [FULL.sample(rng) for _ in range(n)]
+    seeds = np.where(np.arange(n) < n - outside, 3.0, 1.0)
+    outside_indices = np.arange(n - outside, n)
+    return SurrogateData(archs, {"val_recall": np.arange(n) / 100.0}, seeds, {}, outside_indices)
+
+
 def test_holdout_draws_only_from_the_candidates_and_names_too_few():
     from nasenv.surrogate import holdout_predictions, holdout_quality
 
-    rng = np.random.default_rng(4)
-    archs = [FULL.sample(rng) for _ in range(30)]
-    targets = {"val_recall": np.arange(30) / 100.0}
+    data = _data()
     candidates = list(range(20, 30))
-    _, measured = holdout_predictions(archs, targets, 0.0, candidates=candidates)
+    _, measured = holdout_predictions(data, candidates=candidates)
     assert len(measured) == 2 and set(np.round(measured * 100).astype(int)) <= set(candidates)
-    assert holdout_quality(archs, targets, 0.0)["held_out"] == 6
+    assert holdout_quality(data)["held_out"] == 6
     with pytest.raises(ValueError, match="at least 2 candidates to hold out, got 1"):
-        holdout_predictions(archs, targets, 0.0, candidates=[3])
+        holdout_predictions(data, candidates=[3])
+
+
+def test_hyperparameters_are_scored_on_the_trainings_outside_the_table():
+    data = _data(60, outside=20)
+    _, reports = data.fit()
+    assert reports["val_recall"].n == 20
+    _, reports = data.fit(np.arange(45))  # 5 outside trainings kept: enough for 5 folds
+    assert reports["val_recall"].n == 5
+    _, reports = data.fit(np.arange(44))  # 4: too few, so every architecture scores
+    assert reports["val_recall"].n == 44
+
+
+def test_more_seeds_mean_a_smaller_penalty_and_a_closer_fit():
+    from nasenv.surrogate import _fit
+
+    codes = encode([CORE[i] for i in range(4)])
+    d = distances(codes, codes)
+    y = np.array([0.1, 0.0, 0.05, 0.02])
+    one, three = (_fit(d, y, 0.5, 0.1, np.full(4, n)) for n in (1.0, 3.0))
+    residual = [np.abs(np.exp(-0.5 * d) @ a + y.mean() - y).sum() for a in (one, three)]
+    assert residual[1] < residual[0]
+    with pytest.raises(ValueError, match=r"one count >= 1 per architecture \(4\)"):
+        Surrogate.fit([CORE[i] for i in range(4)], {"val_recall": y}, 0.0, seeds=[1, 1, 0, 1])
