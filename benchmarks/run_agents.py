@@ -70,6 +70,12 @@ def hitting_time(curve: np.ndarray, threshold: float) -> float:
     return float(hits[0] + 1) if len(hits) else math.inf
 
 
+def top_threshold(ranked: np.ndarray, fraction: float) -> float:
+    """The score an architecture needs to be in the top ``fraction`` of ``ranked`` (scores sorted
+    best first); at least the best one counts."""
+    return float(ranked[max(1, math.ceil(fraction * len(ranked))) - 1])
+
+
 def table_sha256(table: BenchmarkTable) -> str:
     """Which table a journalled run searched: a rebuilt table starts a fresh set of runs."""
     return sha256_of(Path(table.source))
@@ -133,8 +139,7 @@ def report(args: argparse.Namespace, path: Path) -> str:
     scores = table.scores(args.metric, "mean")
     ranked = np.sort(scores)[::-1]
     best = ranked[0]
-    top1 = ranked[max(1, math.ceil(0.01 * len(ranked))) - 1]
-    top01 = ranked[max(1, math.ceil(0.001 * len(ranked))) - 1]
+    top1, top01 = top_threshold(ranked, 0.01), top_threshold(ranked, 0.001)
     runs: dict[str, list[dict]] = {}
     sha256 = table_sha256(table)
     for line in path.read_text().splitlines():

@@ -46,7 +46,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from run_agents import hitting_time, incumbent_curve, median_interval, table_sha256  # noqa: E402
+from run_agents import (  # noqa: E402
+    hitting_time,
+    incumbent_curve,
+    median_interval,
+    table_sha256,
+    top_threshold,
+)
 
 from agents import make_agent  # noqa: E402
 from agents.reinforce import Reinforce  # noqa: E402
@@ -192,7 +198,7 @@ def hitting_times(
     for task, table in held_out.items():
         scores = table.scores()
         ranked = np.sort(scores)[::-1]
-        top1 = ranked[max(1, math.ceil(0.01 * len(ranked))) - 1]
+        top1 = top_threshold(ranked, 0.01)
         keys = sorted((k for k in groups if k[0] == task),
                       key=lambda k: (METHODS.index(k[1]), -(k[2] or 0.0)))  # fmt: skip
         for key in keys:

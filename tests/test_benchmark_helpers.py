@@ -43,6 +43,13 @@ def test_incumbent_follows_the_best_reward_and_reports_its_seed_mean(table):
     assert run_agents.hitting_time(np.array([0.1, 0.2]), 0.9) == math.inf
 
 
+def test_top_threshold_is_the_score_at_the_fraction_boundary_and_at_least_the_best():
+    run_agents = load_script("run_agents")
+    ranked = np.arange(250, 0, -1) / 1000.0  # best first
+    assert run_agents.top_threshold(ranked, 0.01) == 0.248  # the 3rd best of 250 (ceil 2.5)
+    assert run_agents.top_threshold(ranked, 0.001) == 0.25  # fewer than one: the best counts
+
+
 def test_median_interval_brackets_the_median_and_keeps_never_reached_runs():
     run_agents = load_script("run_agents")
     low, high = run_agents.median_interval([float(x) for x in range(1, 21)])
