@@ -2,6 +2,7 @@
 
     python benchmarks/env_throughput.py                 # the shipped Books-20core table
     python benchmarks/env_throughput.py --sample        # the tests' sample table (before a build)
+    python benchmarks/env_throughput.py --surrogate     # RecNAS-Books-Surrogate-v0 (full space)
 
 Both envs are made with ``gym.make`` (same wrappers) and stepped by the same loop replaying
 pre-drawn actions, so that only the envs are timed: uniform random actions for FrozenLake, the
@@ -11,7 +12,9 @@ the import of ``nasenv.table`` (numpy and gymnasium included), then the seconds 
 the table (SHA-256 check included) to the answer of a first query, and the growth of resident
 memory over that span. ``--live N`` also trains N uniformly drawn core architectures for real at
 the tabulation budget (seed 0, all cores), to put a live evaluation's seconds next to a table
-look-up's in the same run. Results: ``benchmarks/results/env_throughput.json``.
+look-up's in the same run. ``--surrogate`` times the surrogate env instead (every 12th step is a
+prediction), and loading the shipped surrogate plus a first prediction. Results:
+``benchmarks/results/env_throughput[-surrogate].json``.
 """
 
 from __future__ import annotations
@@ -31,29 +34,42 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "tests" / "data" / "tiny.npz"
 
-LOAD_PROBE = """
+PROBE = """
 import json, sys, time
 def rss_mb():
     for line in open("/proc/self/status"):
         if line.startswith("VmRSS"):
             return int(line.split()[1]) / 1024
 start = time.perf_counter()
-from nasenv.table import BenchmarkTable, load_table
-from nasenv.data import read_checksums
+IMPORTS
 imported = time.perf_counter()
 before = rss_mb()
-path = sys.argv[1]
+LOAD
+seconds = time.perf_counter() - imported
+print(json.dumps({"import_s": imported - start, "load_and_first_query_s": seconds,
+                  "rss_growth_mb": rss_mb() - before,
+                  "torch_imported": "torch" in sys.modules, "architectures": n}))
+"""
+"""Times the imports and ``LOAD`` (which sets ``n``, the architectures loaded) in a fresh
+interpreter."""
+
+TABLE_LOAD = (
+    "from nasenv.table import BenchmarkTable, load_table\nfrom nasenv.data import read_checksums",
+    """path = sys.argv[1]
 if path == "shipped":
     table = load_table()
 else:
     from pathlib import Path
     table = BenchmarkTable.load(path, read_checksums(Path(path).parent)[Path(path).name])
 table.query(0)
-seconds = time.perf_counter() - imported
-print(json.dumps({"import_s": imported - start, "load_and_first_query_s": seconds,
-                  "rss_growth_mb": rss_mb() - before,
-                  "torch_imported": "torch" in sys.modules, "architectures": len(table)}))
-"""
+n = len(table)""",
+)
+SURROGATE_LOAD = (
+    "from nasenv.space import FULL\nfrom nasenv.surrogate import load_surrogate",
+    """surrogate = load_surrogate()
+surrogate.predict([FULL[0]])
+n = len(surrogate.arrays["codes"])""",
+)
 
 
 def steps_per_second(env: gym.Env, actions: list[int]) -> float:
@@ -79,9 +95,11 @@ def random_architecture_actions(env: gym.Env, steps: int, seed: int) -> list[int
     return actions[: steps - steps % len(SLOTS)]
 
 
-def make_recnas(sample: bool) -> gym.Env:
+def make_recnas(sample: bool, surrogate: bool = False) -> gym.Env:
     import nasenv  # noqa: F401 - registers the ids
 
+    if surrogate:
+        return gym.make("RecNAS-Books-Surrogate-v0")
     if not sample:
         return gym.make("RecNAS-Books-v0", backend="table")
     sys.path.insert(0, str(ROOT))
@@ -117,19 +135,21 @@ def live_seconds(n: int, seed: int = 0) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sample", action="store_true", help="use the tests' sample table")
+    parser.add_argument("--surrogate", action="store_true", help="time the surrogate env")
     parser.add_argument("--steps", type=int, default=60_000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--live", type=int, default=0, help="also time N live evaluations")
     parser.add_argument(
         "--out",
         type=Path,
-        default=ROOT / "benchmarks" / "results" / "env_throughput.json",
-        help="where the JSON result goes",
+        help="the JSON result (default benchmarks/results/env_throughput[-surrogate].json)",
     )
     args = parser.parse_args()
+    name = "env_throughput-surrogate" if args.surrogate else "env_throughput"
+    args.out = args.out or ROOT / "benchmarks" / "results" / f"{name}.json"
 
     frozen = gym.make("FrozenLake-v1")
-    recnas = make_recnas(args.sample)
+    recnas = make_recnas(args.sample, args.surrogate)
     ours, theirs = [], []
     for repeat in range(args.repeats):  # interleaved, so that machine load hits both alike
         rng = np.random.default_rng(repeat)
@@ -137,17 +157,26 @@ def main() -> None:
         ours.append(
             steps_per_second(recnas, random_architecture_actions(recnas, args.steps, repeat))
         )
+    imports, load_code = SURROGATE_LOAD if args.surrogate else TABLE_LOAD
+    probe_code = PROBE.replace("IMPORTS", imports).replace("LOAD", load_code)
+    probe_arg = str(SAMPLE) if args.sample else "shipped"
     probe = subprocess.run(
-        [sys.executable, "-c", LOAD_PROBE, str(SAMPLE) if args.sample else "shipped"],
+        [sys.executable, "-c", probe_code, probe_arg],
         capture_output=True,
         text=True,
         check=True,
         cwd=ROOT,
     )
     result = {
-        "table": "tests/data/tiny.npz (sample)" if args.sample else "shipped Books-20core",
+        "table": (
+            "surrogate of Books-20core (full space)"
+            if args.surrogate
+            else "tests/data/tiny.npz (sample)"
+            if args.sample
+            else "shipped Books-20core"
+        ),
         "frozenlake_steps_per_s": statistics.median(theirs),
-        "recnas_table_steps_per_s": statistics.median(ours),
+        f"recnas_{'surrogate' if args.surrogate else 'table'}_steps_per_s": statistics.median(ours),
         "ratio": statistics.median(ours) / statistics.median(theirs),
         "episodes_per_s": statistics.median(ours) / 12,
         **json.loads(probe.stdout),

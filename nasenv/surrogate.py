@@ -317,8 +317,8 @@ class SurrogateData:
 
 
 def training_data(table: BenchmarkTable, extra: Iterable[TrainResult] = ()) -> SurrogateData:
-    """Every table entry (seed means) plus ``extra`` single-seed trainings (e.g. outside the
-    table's space).
+    """Every table entry (seed means) plus ``extra`` trainings (e.g. outside the table's space);
+    the seeds of an extra architecture trained more than once are averaged.
 
     The noise of a metric is the mean over architectures of its standard deviation between the
     table's seeds (0 for a one-seed table).
@@ -332,29 +332,43 @@ def training_data(table: BenchmarkTable, extra: Iterable[TrainResult] = ()) -> S
         "test_ndcg": [t["test_ndcg"] for t in test],
         "log_seconds": list(np.log(np.maximum(table.costs(), 1e-3))),
     }
-    for result in extra:
-        ok = result.ok and bool(result.val_recall)
-        archs.append(Architecture.from_string(result.arch))
-        columns["val_recall"].append(result.val_recall_best if ok else FAILED_SCORE)
-        columns["val_ndcg"].append(result.val_ndcg_best if ok else FAILED_SCORE)
-        columns["test_recall"].append(result.test_recall if ok else FAILED_SCORE)
-        columns["test_ndcg"].append(result.test_ndcg if ok else FAILED_SCORE)
-        seconds = result.epoch_seconds[-1] if result.epoch_seconds else 1e-3
-        columns["log_seconds"].append(math.log(max(seconds, 1e-3)))
+    seeds = [float(len(table.seeds))] * len(table)
+    for arch, rows in extra_values(extra).items():
+        archs.append(Architecture.from_string(arch))
+        for name, column in columns.items():
+            column.append(float(np.mean([row[name] for row in rows])))
+        seeds.append(float(len(rows)))
     noise = {}
     for metric in ("recall", "ndcg"):
         per_seed = np.stack([table.scores(metric, seed) for seed in table.seeds])
         spread = per_seed.std(axis=0, ddof=1).mean() if len(table.seeds) > 1 else 0.0
         noise[f"val_{metric}"] = float(spread)
-    seeds = np.ones(len(archs))
-    seeds[: len(table)] = len(table.seeds)
     return SurrogateData(
         archs,
         {k: np.asarray(v, float) for k, v in columns.items()},
-        seeds,
+        np.asarray(seeds),
         noise,
         np.arange(len(table), len(archs)),
     )
+
+
+def extra_values(results: Iterable[TrainResult]) -> dict[str, list[dict[str, float]]]:
+    """The surrogate's targets of each training, grouped by architecture string (in first-seen
+    order; a failed training scores ``FAILED_SCORE``)."""
+    out: dict[str, list[dict[str, float]]] = {}
+    for result in results:
+        ok = result.ok and bool(result.val_recall)
+        seconds = result.epoch_seconds[-1] if result.epoch_seconds else 1e-3
+        out.setdefault(result.arch, []).append(
+            {
+                "val_recall": result.val_recall_best if ok else FAILED_SCORE,
+                "val_ndcg": result.val_ndcg_best if ok else FAILED_SCORE,
+                "test_recall": result.test_recall if ok else FAILED_SCORE,
+                "test_ndcg": result.test_ndcg if ok else FAILED_SCORE,
+                "log_seconds": math.log(max(seconds, 1e-3)),
+            }
+        )
+    return out
 
 
 def holdout_predictions(

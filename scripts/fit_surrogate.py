@@ -5,7 +5,9 @@
 
 Reports held-out Kendall tau and Spearman over several random 80/20 splits, twice: holding out
 any architecture, and holding out only trainings outside the table (how well the surrogate
-extrapolates to the rest of the full space). Then fits on everything and writes
+extrapolates to the rest of the full space). Architectures outside the table trained with a second
+seed (``build_table.py ... --seeds 1 --limit N --out <build>-seed1``) show how well one seed ranks
+them against the other: the ceiling for predicting single-seed results. Then fits on everything and writes
 ``nasenv/tables/<slug>-surrogate.npz`` and its SHA-256, and the quality report to
 ``benchmarks/results/surrogate-<slug>.{json,png}``.
 """
@@ -20,6 +22,7 @@ import numpy as np
 
 from nasenv.data import DEFAULT_DATASET, get_spec, write_checksums
 from nasenv.surrogate import (
+    extra_values,
     holdout_predictions,
     kendall_tau,
     spearman,
@@ -40,8 +43,12 @@ def main(argv: list[str] | None = None) -> None:
         "--extra",
         type=Path,
         nargs="*",
-        default=[ROOT / "benchmarks/table-build/Books-20core-full-sample500-no-core"],
-        help="build directories of single trainings to add (finished ones are used)",
+        default=[
+            ROOT / "benchmarks/table-build/Books-20core-full-sample500-no-core",
+            ROOT / "benchmarks/table-build/Books-20core-full-sample500-no-core-seed1",
+        ],
+        help="build directories of trainings to add (finished ones are used; the seeds of an "
+        "architecture trained more than once are averaged)",
     )
     parser.add_argument("--splits", type=int, default=5, help="random hold-out splits (default 5)")
     parser.add_argument("--out", type=Path, default=TABLE_DIR)
@@ -59,6 +66,15 @@ def main(argv: list[str] | None = None) -> None:
         f"{len(data)} architectures ({len(extra)} outside the table); seed noise "
         f"{noise['val_recall']:.4f} (Recall), {noise['val_ndcg']:.4f} (NDCG)"
     )
+
+    replicates = seed_agreement(extra)
+    if replicates:
+        print(
+            f"{replicates['architectures']} architectures outside the table trained twice: "
+            f"Kendall tau {replicates['kendall_tau']:.3f} and Spearman "
+            f"{replicates['spearman']:.3f} between the two seeds, seed std "
+            f"{replicates['seed_std']:.4f}"
+        )
 
     outside = list(data.outside)
     pools = {"any": None, "outside": outside} if len(outside) >= 10 else {"any": None}
@@ -87,6 +103,7 @@ def main(argv: list[str] | None = None) -> None:
             f"Spearman {q['spearman']:.3f} ± {q['spearman_std']:.3f}"
         )
 
+    quality["between_seeds"] = replicates
     meta = {"dataset": args.dataset, "table": table.source, "extra": len(extra), **quality}
     surrogate, reports = data.fit(meta=meta)
     path = args.out / surrogate_filename(args.dataset)
@@ -106,6 +123,21 @@ def main(argv: list[str] | None = None) -> None:
     stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     _plot(scatter, quality, stem.with_suffix(".png"))
     print(f"wrote {stem}.json and .png")
+
+
+def seed_agreement(extra: list) -> dict | None:
+    """How well one seed's validation Recall@K ranks the architectures trained with two seeds
+    against the other's: the best a predictor of single-seed results can hope to reach."""
+    pairs = [rows[:2] for rows in extra_values(extra).values() if len(rows) >= 2]
+    if len(pairs) < 10:
+        return None
+    a, b = (np.array([pair[k]["val_recall"] for pair in pairs]) for k in (0, 1))
+    return {
+        "architectures": len(pairs),
+        "kendall_tau": kendall_tau(a, b),
+        "spearman": spearman(a, b),
+        "seed_std": float(np.std(a - b, ddof=1) / np.sqrt(2)),
+    }
 
 
 def _plot(scatter: dict, quality: dict, path: Path) -> None:

@@ -188,3 +188,30 @@ def test_more_seeds_mean_a_smaller_penalty_and_a_closer_fit():
     assert residual[1] < residual[0]
     with pytest.raises(ValueError, match=r"one count >= 1 per architecture \(4\)"):
         Surrogate.fit([CORE[i] for i in range(4)], {"val_recall": y}, 0.0, seeds=[1, 1, 0, 1])
+
+
+def test_extra_trainings_of_one_architecture_are_averaged_and_counted():
+    from pathlib import Path
+
+    from nasenv.results import FAILED_SCORE, TrainConfig, TrainResult
+    from nasenv.surrogate import training_data
+    from nasenv.table import BenchmarkTable
+
+    table = BenchmarkTable.load(Path(__file__).resolve().parent / "data" / "tiny.npz")
+    rng = np.random.default_rng(6)
+    a, b = (FULL.sample(rng).to_string() for _ in range(2))
+
+    def result(arch: str, seed: int, recall: float, status: str = "ok") -> TrainResult:
+        curve = (recall / 2, recall) if status == "ok" else ()
+        return TrainResult(
+            arch, "tiny", seed, TrainConfig(), status, "", curve, curve, curve, curve,
+            (1.0, 2.0) if status == "ok" else (), 10, 0.1,
+        )  # fmt: skip
+
+    data = training_data(table, [result(a, 0, 0.1), result(b, 0, 0.3), result(a, 1, 0.2)])
+    assert len(data) == len(table) + 2 and list(data.outside) == [len(table), len(table) + 1]
+    assert [str(x) for x in data.archs[-2:]] == [a, b]
+    np.testing.assert_allclose(data.targets["val_recall"][-2:], [0.15, 0.3])
+    np.testing.assert_allclose(data.seeds[-2:], [2, 1])
+    failed = training_data(table, [result(a, 0, 0.1, "failed")])
+    assert failed.targets["val_recall"][-1] == FAILED_SCORE
