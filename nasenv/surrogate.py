@@ -4,19 +4,17 @@ Model: kernel ridge regression on the architectures' decisions with the kernel
 ``exp(-gamma * d(a, b))``, where ``d`` counts the slots on which two architectures differ
 (numerical slots - dim, lr, reg - also contribute their distance on a log scale). Such a kernel
 needs no feature engineering, fits a few thousand architectures in a second with numpy alone, and
-its predictions depend on the architectures most alike the query.
-
-Two choices make it extrapolate beyond the benchmark table it is fitted on:
-
-* the ridge penalty of each architecture is divided by its number of training seeds, so a table
-  entry (a mean over seeds) counts as the less noisy measurement it is;
-* ``gamma`` and the ridge penalty are chosen by K-fold cross-validated Kendall tau scored on the
-  trainings *outside* the table only. Scored on every architecture, the table's hundreds of close
-  neighbours favour a kernel that interpolates well inside the table and extrapolates poorly.
+its predictions depend on the architectures most alike the query. The ridge penalty of each
+architecture is divided by its number of training seeds, so a table entry (a mean over seeds)
+counts as the less noisy measurement it is. ``gamma`` and the ridge penalty are chosen by K-fold
+cross-validated Kendall tau, scored on every architecture or (``select_on_outside``) on the
+trainings outside the table only; on Books-20core both pick alike and extrapolate alike
+(``benchmarks/RESULTS.md``), so the simpler one is the default.
 
 A :class:`Surrogate` also predicts the training seconds (same model on log seconds), and draws
 each evaluation's noise from a normal distribution with the standard deviation measured between
-the seeds of the benchmark table, seeded by (architecture, seed) so that a query is reproducible.
+training seeds (on architectures outside the table trained twice, where there are enough of them;
+else between the table's seeds), seeded by (architecture, seed) so that a query is reproducible.
 It is saved as an ``.npz`` without pickle.
 """
 
@@ -287,13 +285,15 @@ def load_surrogate(
 class SurrogateData:
     """What a surrogate is fitted on: architectures, their targets (keys from :data:`TARGETS`),
     how many seeds each value averages, the seed noise per validation target, and the indices of
-    the trainings outside the table (they choose the hyperparameters; empty: all do)."""
+    the trainings outside the table. ``select_on_outside``: those trainings alone choose the
+    hyperparameters (when at least one per fold remains)."""
 
     archs: list[Architecture]
     targets: dict[str, np.ndarray]
     seeds: np.ndarray
     noise_std: dict[str, float]
     outside: np.ndarray
+    select_on_outside: bool = False
 
     def __len__(self) -> int:
         return len(self.archs)
@@ -306,12 +306,13 @@ class SurrogateData:
         keep = np.arange(len(self)) if indices is None else np.asarray(indices, int)
         names = list(self.targets) if targets is None else list(targets)
         positions = np.flatnonzero(np.isin(keep, self.outside))
+        enough = self.select_on_outside and len(positions) >= kw.get("folds", 5)
         return Surrogate.fit(
             [self.archs[i] for i in keep],
             {name: self.targets[name][keep] for name in names},
             self.noise_std,
             seeds=self.seeds[keep],
-            score_on=positions if len(positions) >= kw.get("folds", 5) else None,
+            score_on=positions if enough else None,
             **kw,
         )
 
@@ -320,8 +321,10 @@ def training_data(table: BenchmarkTable, extra: Iterable[TrainResult] = ()) -> S
     """Every table entry (seed means) plus ``extra`` trainings (e.g. outside the table's space);
     the seeds of an extra architecture trained more than once are averaged.
 
-    The noise of a metric is the mean over architectures of its standard deviation between the
-    table's seeds (0 for a one-seed table).
+    The noise of a metric is its standard deviation between seeds where the surrogate is used:
+    measured on the extra architectures trained with two seeds if there are at least
+    :data:`MIN_REPLICATES` of them, else the mean over the table's architectures (0 for a one-seed
+    table).
     """
     archs = [table.arch(i) for i in range(len(table))]
     test = [table.test_metrics(i) for i in range(len(table))]
@@ -333,13 +336,18 @@ def training_data(table: BenchmarkTable, extra: Iterable[TrainResult] = ()) -> S
         "log_seconds": list(np.log(np.maximum(table.costs(), 1e-3))),
     }
     seeds = [float(len(table.seeds))] * len(table)
-    for arch, rows in extra_values(extra).items():
+    grouped = extra_values(extra)
+    for arch, rows in grouped.items():
         archs.append(Architecture.from_string(arch))
         for name, column in columns.items():
             column.append(float(np.mean([row[name] for row in rows])))
         seeds.append(float(len(rows)))
     noise = {}
     for metric in ("recall", "ndcg"):
+        first, second = replicate_pairs(grouped, f"val_{metric}")
+        if len(first) >= MIN_REPLICATES:
+            noise[f"val_{metric}"] = float(np.std(first - second, ddof=1) / math.sqrt(2))
+            continue
         per_seed = np.stack([table.scores(metric, seed) for seed in table.seeds])
         spread = per_seed.std(axis=0, ddof=1).mean() if len(table.seeds) > 1 else 0.0
         noise[f"val_{metric}"] = float(spread)
@@ -350,6 +358,20 @@ def training_data(table: BenchmarkTable, extra: Iterable[TrainResult] = ()) -> S
         noise,
         np.arange(len(table), len(archs)),
     )
+
+
+MIN_REPLICATES = 10
+"""Architectures trained twice needed to measure the seed noise outside the table."""
+
+
+def replicate_pairs(
+    grouped: Mapping[str, Sequence[Mapping[str, float]]], target: str = "val_recall"
+) -> tuple[np.ndarray, np.ndarray]:
+    """``target`` of the first and second training of every architecture of ``grouped`` (from
+    :func:`extra_values`) trained at least twice."""
+    pairs = [(rows[0][target], rows[1][target]) for rows in grouped.values() if len(rows) >= 2]
+    first, second = np.array(pairs, float).reshape(-1, 2).T
+    return first, second
 
 
 def extra_values(results: Iterable[TrainResult]) -> dict[str, list[dict[str, float]]]:
@@ -379,7 +401,7 @@ def holdout_predictions(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Fit on all but a random ``fraction`` of ``candidates`` (default: every architecture) and
     predict the held-out ones: ``(predicted, measured)`` validation Recall@K. The fit chooses its
-    hyperparameters as the full fit does, on the trainings outside the table it keeps."""
+    hyperparameters as the full fit does (see :attr:`SurrogateData.select_on_outside`)."""
     pool = np.arange(len(data)) if candidates is None else np.asarray(candidates, int)
     if len(pool) < 2:
         raise ValueError(f"need at least 2 candidates to hold out, got {len(pool)}")

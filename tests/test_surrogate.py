@@ -167,8 +167,11 @@ def test_holdout_draws_only_from_the_candidates_and_names_too_few():
         holdout_predictions(data, candidates=[3])
 
 
-def test_hyperparameters_are_scored_on_the_trainings_outside_the_table():
-    data = _data(60, outside=20)
+def test_hyperparameters_can_be_scored_on_the_trainings_outside_the_table():
+    import dataclasses
+
+    assert _data(60, outside=20).fit()[1]["val_recall"].n == 60  # default: all score
+    data = dataclasses.replace(_data(60, outside=20), select_on_outside=True)
     _, reports = data.fit()
     assert reports["val_recall"].n == 20
     _, reports = data.fit(np.arange(45))  # 5 outside trainings kept: enough for 5 folds
@@ -215,3 +218,10 @@ def test_extra_trainings_of_one_architecture_are_averaged_and_counted():
     np.testing.assert_allclose(data.seeds[-2:], [2, 1])
     failed = training_data(table, [result(a, 0, 0.1, "failed")])
     assert failed.targets["val_recall"][-1] == FAILED_SCORE
+    table_noise = data.noise_std["val_recall"]  # one pair: too few to measure noise outside
+    twice = [FULL.sample(rng).to_string() for _ in range(10)]
+    pairs = [result(x, s, 0.1 + (0.01 if s else 0.0) * (i % 2)) for i, x in enumerate(twice)
+             for s in (0, 1)]  # fmt: skip
+    replicated = training_data(table, pairs)
+    expected = np.std(np.tile([0.0, -0.01], 5), ddof=1) / np.sqrt(2)
+    assert replicated.noise_std["val_recall"] == pytest.approx(expected) != table_noise
