@@ -194,7 +194,7 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
         self.decisions: list[Choice] = []
         # Per-prefix caches: a space has a few thousand decision prefixes, and table-mode
         # episodes are cheap enough that recomputing masks and encodings would dominate.
-        self._masks: dict[tuple[Choice, ...], tuple[np.ndarray, np.ndarray]] = {}
+        self._masks: dict[tuple | None, tuple[np.ndarray, np.ndarray]] = {}
         self._finished: dict[tuple[Choice, ...], tuple[Architecture, dict[str, Any]]] = {}
         self._obs = np.zeros(size, dtype=np.float32)
         self.done = True
@@ -206,7 +206,7 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
 
     def _masks_now(self) -> tuple[np.ndarray, np.ndarray]:
         """(bool, int8) read-only masks over the actions of the current slot."""
-        key = (*self.decisions, None) if self.done else tuple(self.decisions)
+        key = None if self.done else self.space.mask_key(self.decisions)
         if key not in self._masks:
             mask = np.zeros(N_ACTIONS, dtype=bool)
             if not self.done:

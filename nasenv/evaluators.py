@@ -298,15 +298,15 @@ class SurrogateEvaluator:
         return self._dataset
 
     def evaluate(self, arch: Architecture, seed: int) -> Evaluation:
-        d = self.surrogate.distances_to([arch])  # once for the three predictions
+        drawn = self.surrogate.sample(arch, seed)
         return Evaluation(
             arch=arch.to_string(),
             seed=seed,
             status="ok",
             reason="",
-            val_recall=self.surrogate.sample(arch, seed, "val_recall", d),
-            val_ndcg=self.surrogate.sample(arch, seed, "val_ndcg", d),
-            cost_seconds=float(self.surrogate.predict([arch], "log_seconds", d)[0]),
+            val_recall=drawn["val_recall"],
+            val_ndcg=drawn["val_ndcg"],
+            cost_seconds=drawn["log_seconds"],
             n_params=0,  # not modelled
         )
 

@@ -202,7 +202,8 @@ def _is_float(token: str) -> bool:
 
 
 def _rule_allows(slot: int, value: Choice, prefix: Sequence[Choice]) -> bool:
-    """The conditional-validity rules shared by every space."""
+    """The conditional-validity rules shared by every space. They read only ``prefix[0]``,
+    ``prefix[slot - 1]`` and ``prefix[slot - 2]`` (:meth:`SearchSpace.mask_key` relies on it)."""
     name = SLOTS[slot].name
     if name.startswith("layer"):
         return slot == 0 or prefix[slot - 2] != STOP or value == STOP
@@ -235,18 +236,33 @@ class SearchSpace:
         # Slots from here on have no conditional rule: the space is a product over them.
         self._free_from = SLOT_INDEX["dim"]
         self._free_sizes = [len(self._choices(i)) for i in range(self._free_from, len(SLOTS))]
+        self._mask_cache: dict[tuple, np.ndarray] = {}
 
     def _choices(self, slot: int) -> list[Choice]:
         return [c for c in SLOTS[slot].choices if c in self.allowed[slot]]
 
+    @staticmethod
+    def mask_key(prefix: Sequence[Choice]) -> tuple:
+        """What :meth:`mask` depends on: the slot, and the first and two latest decisions (all
+        that the validity rules read). Prefixes with one key share one mask."""
+        slot = len(prefix)
+        return (slot, *(prefix[i] if 0 <= i < slot else None for i in (0, slot - 1, slot - 2)))
+
     def mask(self, prefix: Sequence[Choice]) -> np.ndarray:
-        """Boolean mask over ``SLOTS[len(prefix)].choices``: which may follow ``prefix``."""
+        """Boolean mask over ``SLOTS[len(prefix)].choices``: which may follow ``prefix``
+        (read-only; shared between calls)."""
         slot = len(prefix)
         if slot >= len(SLOTS):
             raise ValueError(f"prefix already has all {len(SLOTS)} decisions")
-        return np.array(
-            [c in self.allowed[slot] and _rule_allows(slot, c, prefix) for c in SLOTS[slot].choices]
-        )
+        key = self.mask_key(prefix)
+        if key not in self._mask_cache:
+            valid = [
+                c in self.allowed[slot] and _rule_allows(slot, c, prefix)
+                for c in SLOTS[slot].choices
+            ]
+            self._mask_cache[key] = np.array(valid)
+            self._mask_cache[key].setflags(write=False)
+        return self._mask_cache[key]
 
     def validate_values(self, values: Sequence[Choice]) -> None:
         """Raise ``ValueError`` naming the first decision that is not allowed here."""

@@ -53,18 +53,33 @@ def encode(archs: Sequence[Architecture]) -> np.ndarray:
     return out
 
 
+def _span(slot_name: str, choices: Sequence[Any]) -> float:
+    if slot_name not in _NUMERIC:
+        return 1.0
+    logs = [math.log2(max(float(c), 1e-6)) for c in choices]
+    return max(logs) - min(logs) or 1.0
+
+
+_IS_NUMERIC = np.array([slot.name in _NUMERIC for slot in SLOTS])
+_SPANS = np.array([_span(slot.name, slot.choices) for slot in SLOTS])
+
+
+def _split(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Categorical codes (int8) and numeric codes divided by their slot's range."""
+    return codes[:, ~_IS_NUMERIC].astype(np.int8), codes[:, _IS_NUMERIC] / _SPANS[_IS_NUMERIC]
+
+
+def _split_distances(
+    a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]
+) -> np.ndarray:
+    mismatches = (a[0][:, None, :] != b[0][None, :, :]).sum(axis=2)
+    return mismatches + np.abs(a[1][:, None, :] - b[1][None, :, :]).sum(axis=2)
+
+
 def distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pairwise distances between encoded architectures: mismatched categorical slots count 1,
     numeric slots their log2 distance divided by that slot's range."""
-    numeric = np.array([slot.name in _NUMERIC for slot in SLOTS])
-    span = np.ones(len(SLOTS))
-    for j, slot in enumerate(SLOTS):
-        if slot.name in _NUMERIC:
-            logs = [math.log2(max(float(c), 1e-6)) for c in slot.choices]
-            span[j] = max(logs) - min(logs) or 1.0
-    diff = np.abs(a[:, None, :] - b[None, :, :])
-    cost = np.where(numeric, diff / span, diff > 0)
-    return cost.sum(axis=2)
+    return _split_distances(_split(a), _split(b))
 
 
 def kendall_tau(x: np.ndarray, y: np.ndarray) -> float:
@@ -162,6 +177,7 @@ class Surrogate:
             raise ValueError(f"surrogate format {int(arrays['format_version'])} is not supported")
         self.arrays = arrays
         self.meta = json.loads(str(arrays["meta"]))
+        self._split = _split(arrays["codes"])  # once: distances_to runs on every evaluation
 
     @classmethod
     def fit(
@@ -232,19 +248,35 @@ class Surrogate:
         return np.exp(values) if target == "log_seconds" else values
 
     def distances_to(self, archs: Sequence[Architecture]) -> np.ndarray:
-        """Distances of ``archs`` to the training architectures."""
-        return distances(encode(archs), self.arrays["codes"])
+        """Distances of ``archs`` to the training architectures (as :func:`distances`)."""
+        return _split_distances(_split(encode(archs)), self._split)
 
     def sample(
-        self, arch: Architecture, seed: int, target: str = "val_recall", d: np.ndarray | None = None
-    ) -> float:
-        """One evaluation: the prediction plus seed noise, reproducible per (arch, seed); every
-        target draws the same standard normal, so the metrics' noise is correlated, as it is
-        between the metrics of one training. ``d``: ``distances_to([arch])`` if already computed."""
-        digest = hashlib.sha256(f"{arch.to_string()}|{seed}".encode()).digest()
-        rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
-        noise = self.noise_std(target) * float(rng.standard_normal())
-        return float(np.clip(self.predict([arch], target, d)[0] + noise, 0.0, 1.0))
+        self,
+        arch: Architecture,
+        seed: int,
+        targets: Sequence[str] = ("val_recall", "val_ndcg", "log_seconds"),
+    ) -> dict[str, float]:
+        """One evaluation of ``arch`` with training seed ``seed``: each target's prediction plus
+        seed noise (clipped to [0, 1]; ``log_seconds`` comes back as seconds, without noise),
+        reproducible per (arch, seed). Every target draws the same standard normal, so the metrics'
+        noise is correlated, as it is between the metrics of one training."""
+        for target in targets:
+            self._check(target)
+        d = self.distances_to([arch])[0]
+        z = standard_normal(f"{arch.to_string()}|{seed}")
+        kernels: dict[float, np.ndarray] = {}
+        out = {}
+        for target in targets:
+            gamma, mean, noise = (float(v) for v in self.arrays[f"hyper_{target}"])
+            if gamma not in kernels:
+                kernels[gamma] = np.exp(-gamma * d)
+            value = float(kernels[gamma] @ self.arrays[f"alpha_{target}"]) + mean
+            if target == "log_seconds":
+                out[target] = math.exp(value)
+            else:
+                out[target] = min(max(value + noise * z, 0.0), 1.0)
+        return out
 
     def save(self, path: str | Path) -> None:
         write_npz(Path(path), self.arrays)
@@ -256,6 +288,15 @@ class Surrogate:
         if sha256 is not None:
             verify_file(path, sha256, "Reinstall the package or re-run scripts/fit_surrogate.py.")
         return cls(read_npz(path))
+
+
+def standard_normal(key: str) -> float:
+    """A standard normal draw determined by ``key`` (Box-Muller on two 32-bit words of its
+    SHA-256): reproducible across processes, and cheaper than seeding a generator per draw."""
+    digest = hashlib.sha256(key.encode()).digest()
+    u1 = (int.from_bytes(digest[:4], "little") + 1) / 2**32  # in (0, 1]
+    u2 = int.from_bytes(digest[4:8], "little") / 2**32
+    return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
 
 
 def surrogate_filename(dataset: str) -> str:

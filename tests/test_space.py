@@ -108,3 +108,19 @@ def test_hash_is_stable():
         str(arch)
         == "layers=lgconv-lgconv-lgconv,combine=mean,dim=64,items=id,loss=bpr,lr=0.01,reg=0.0001"
     )
+
+
+def test_cached_masks_equal_the_rules_applied_to_the_whole_prefix():
+    from nasenv.space import _rule_allows
+
+    rng = np.random.default_rng(7)
+    for space in (FULL, CORE):
+        for _ in range(300):
+            values = space.sample(rng).decisions()
+            for slot in range(len(SLOTS)):
+                prefix = values[:slot]
+                expected = [
+                    c in space.allowed[slot] and _rule_allows(slot, c, prefix)
+                    for c in SLOTS[slot].choices
+                ]
+                assert space.mask(prefix).tolist() == expected

@@ -71,8 +71,12 @@ def test_samples_are_reproducible_per_seed_and_noisy_across_seeds():
     archs = [FULL.sample(rng) for _ in range(60)]
     surrogate, _ = Surrogate.fit(archs, {"val_recall": rng.random(60) * 0.1}, 0.01, folds=3)
     target = FULL.sample(rng)
-    assert surrogate.sample(target, 0) == surrogate.sample(target, 0)
-    draws = np.array([surrogate.sample(target, seed) for seed in range(300)])
+    assert surrogate.sample(target, 0, ["val_recall"]) == surrogate.sample(
+        target, 0, ["val_recall"]
+    )
+    draws = np.array(
+        [surrogate.sample(target, seed, ["val_recall"])["val_recall"] for seed in range(300)]
+    )
     assert draws.std() == pytest.approx(0.01, rel=0.25)
 
 
