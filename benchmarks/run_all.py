@@ -10,7 +10,9 @@ Runs, in order, each as its own process (so each can also be run alone, with the
 2. ``table_stats.py``: what the shipped table holds (distribution, seed noise, fidelities);
 3. ``run_agents.py``: every agent x seeds on the table env, regret curves and leaderboard;
 4. ``quality.py``: the architecture the searches found most often, retrained with fresh seeds,
-   against popularity, MF-BPR, LightGCN and GCN-3.
+   against popularity, MF-BPR, LightGCN and GCN-3;
+5. ``env_throughput.py --surrogate`` and ``surrogate_search.py``: the full-space surrogate env's
+   speed, and the architectures agents find on it, trained for real.
 
 Outputs land in ``benchmarks/results/``. Every step resumes where a killed run stopped.
 """
@@ -36,12 +38,22 @@ def steps(quick: bool) -> list[list[str]]:
             ["table_stats.py"],
             ["run_agents.py", "--quick"],
             ["quality.py", "--quick"],
+            [
+                *("env_throughput.py", "--surrogate", "--steps", "20000", "--repeats", "3"),
+                *("--out", "benchmarks/results/env_throughput-surrogate-quick.json"),
+            ],
+            [
+                *("surrogate_search.py", "--agents", "random", "--seeds", "1", "--budget", "50"),
+                *("--name", "surrogate_search-quick"),
+            ],
         ]
     return [
         ["env_throughput.py", "--live", "5"],
         ["table_stats.py"],
         ["run_agents.py"],
         ["quality.py"],
+        ["env_throughput.py", "--surrogate"],
+        ["surrogate_search.py"],
     ]
 
 
