@@ -170,6 +170,11 @@ class Surrogate:
 
     Build with :meth:`fit`; persist with :meth:`save` / :meth:`load`. Test predictions exist for
     reporting a search's result; they are fitted separately and never enter a validation score.
+
+    File format (``.npz``, :data:`FORMAT_VERSION`): ``format_version``; ``codes`` ``(n, 12)``,
+    the training architectures as :func:`encode` writes them; per target ``t``, ``alpha_t``
+    ``(n,)`` dual coefficients and ``hyper_t`` = ``[gamma, mean of t, seed noise std]``; ``meta``,
+    a JSON string with the fit's data sources, hyperparameter reports and held-out quality.
     """
 
     def __init__(self, arrays: dict[str, np.ndarray]) -> None:
