@@ -241,14 +241,11 @@ class Surrogate:
     def targets(self) -> list[str]:
         return [name for name in TARGETS if f"alpha_{name}" in self.arrays]
 
-    def predict(
-        self, archs: Sequence[Architecture], target: str = "val_recall", d: np.ndarray | None = None
-    ) -> np.ndarray:
-        """Predicted ``target`` of ``archs`` (``log_seconds`` is returned as seconds).
-        ``d``: ``distances_to(archs)`` if already computed (it serves every target)."""
+    def predict(self, archs: Sequence[Architecture], target: str = "val_recall") -> np.ndarray:
+        """Predicted ``target`` of ``archs`` (``log_seconds`` is returned as seconds)."""
         self._check(target)
         gamma, mean, _ = self.arrays[f"hyper_{target}"]
-        d = self.distances_to(archs) if d is None else d
+        d = self.distances_to(archs)
         values = np.exp(-gamma * d) @ self.arrays[f"alpha_{target}"] + mean
         return np.exp(values) if target == "log_seconds" else values
 
