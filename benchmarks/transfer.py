@@ -5,11 +5,14 @@ top architecture of a held-out task in fewer evaluations?
     python benchmarks/transfer.py --sample        # the tests' sample tables (tiny -> tiny-b)
     python benchmarks/transfer.py --tune 2.5 1.5 1.0 0.5   # choose --tanh-constant (see below)
 
-For every held-out task and seed (100, 101, ...), four searches of ``--budget`` evaluations on that
+For every held-out task and seed (100, 101, ...), five searches of ``--budget`` evaluations on that
 task's table env (``seed_policy="random"``):
 
 * ``random``: random search;
 * ``reinforce``: the REINFORCE controller from scratch;
+* ``portfolio``: the architectures in the order of their mean rank on the training tasks' tables,
+  best first (:class:`agents.transfer.Portfolio`): transfer without any learning, the baseline
+  for the two below;
 * ``transfer-fine-tune``: the controller pretrained for ``--pretrain`` evaluations on a
   :class:`~nasenv.tasks.TaskSetEnv` of the training tasks (a task drawn per episode), then
   updated as usual on the held-out task (:func:`agents.transfer.transferred`);
@@ -57,7 +60,7 @@ from run_agents import (  # noqa: E402
 from agents import make_agent  # noqa: E402
 from agents.reinforce import Reinforce  # noqa: E402
 from agents.runner import Budget, run_search  # noqa: E402
-from agents.transfer import pretrain, transferred  # noqa: E402
+from agents.transfer import Portfolio, portfolio, pretrain, transferred  # noqa: E402
 from nasenv.data import HELD_OUT_TASKS, TRAINING_TASKS, get_spec  # noqa: E402
 from nasenv.env import RecNASEnv  # noqa: E402
 from nasenv.evaluators import TableEvaluator  # noqa: E402
@@ -65,7 +68,7 @@ from nasenv.table import BenchmarkTable, load_table  # noqa: E402
 from nasenv.tasks import TaskSetEnv  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
-METHODS = ("random", "reinforce", "transfer-fine-tune", "transfer-frozen")
+METHODS = ("random", "reinforce", "portfolio", "transfer-fine-tune", "transfer-frozen")
 FIRST_SEED = 100
 PRETRAINED_TANH = Reinforce.tanh_constant
 
@@ -153,6 +156,7 @@ def run(
         key=lambda job: (job[0], job[1], METHODS.index(job[2]), -(job[3] or 0.0)),
     )
     weights: dict[int, dict] = {}
+    ranking = portfolio(training)
     with open(path, "a") as out:
         for seed, task, method, tanh in tqdm(jobs, desc="searches"):
             if method.startswith("transfer") and seed not in weights:
@@ -161,6 +165,8 @@ def run(
             if method.startswith("transfer"):
                 fine_tune = method.endswith("fine-tune")
                 agent = transferred(weights[seed], seed, fine_tune, tanh_constant=tanh)
+            elif method == "portfolio":
+                agent = Portfolio(seed, architectures=ranking)
             else:
                 agent = make_agent(method, seed=seed)
             result = run_search(agent, env_of(held_out[task], space), Budget(args.budget), seed)
@@ -214,13 +220,14 @@ def report(args: argparse.Namespace, path: Path, training: Tables, held_out: Tab
     import matplotlib.pyplot as plt
 
     results = hitting_times(args, path, training, held_out)
+    marks = sorted({m for m in (1, 10, 100) if m < args.budget} | {args.budget})
     fig, axes = plt.subplots(1, len(held_out), figsize=(6 * len(held_out), 4.5), squeeze=False)
     lines = [
         f"Pretraining: {args.pretrain} evaluations on the training tasks "
         f"({', '.join(training)}); budget {args.budget} evaluations on each held-out task.",
         "",
         "| held-out task | method | runs | median evals to top 1% (reached) "
-        "| its 95% bootstrap interval | final regret |",
+        f"| its 95% bootstrap interval | mean regret after {' / '.join(map(str, marks))} |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for ax, task in zip(axes[0], held_out):
@@ -236,7 +243,7 @@ def report(args: argparse.Namespace, path: Path, training: Tables, held_out: Tab
             lines.append(
                 f"| {task} | {label(method, tanh)} | {len(hits)} | {np.median(hits):g} "
                 f"({np.mean(np.isfinite(hits)):.0%}) | {low:g}-{high:g} "
-                f"| {regret[:, -1].mean():.4f} |"
+                f"| {' / '.join(f'{mean[m - 1]:.4f}' for m in marks)} |"
             )
         ax.set_xscale("log")
         ax.set_xlabel("evaluations on the held-out task")
@@ -266,7 +273,7 @@ def tune(args: argparse.Namespace, path: Path) -> str:
         for c in args.tune:
             hits = results[task, "transfer-fine-tune", c][0]
             scores[c].append(float(np.median(np.minimum(hits, args.budget + 1))))
-        for method in ("random", "reinforce"):
+        for method in ("random", "reinforce", "portfolio"):
             hits = results[task, method, None][0]
             references.setdefault(method, []).append(
                 float(np.median(np.minimum(hits, args.budget + 1)))
@@ -284,7 +291,8 @@ def tune(args: argparse.Namespace, path: Path) -> str:
         lines.append(f"| {c:g} | {cells} | {np.mean(values):g} |")
     for method, values in references.items():
         cells = " | ".join(f"{v:g}" for v in values)
-        lines.append(f"| ({method}, no transfer) | {cells} | {np.mean(values):g} |")
+        what = "the other tasks' ranking" if method == "portfolio" else "no transfer"
+        lines.append(f"| ({method}, {what}) | {cells} | {np.mean(values):g} |")
     chosen = min(scores, key=lambda c: (np.mean(scores[c]), -c))
     lines += ["", f"chosen: --tanh-constant {chosen:g}"]
     text = "\n".join(lines)

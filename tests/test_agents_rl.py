@@ -8,6 +8,7 @@ import functools
 import importlib
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import gymnasium as gym
@@ -24,6 +25,7 @@ from nasenv.table import BenchmarkTable
 from tests.conftest import TINY_SPACE, PlantedEvaluator
 
 TABLE = BenchmarkTable.load(Path(__file__).resolve().parent / "data" / "tiny.npz")
+TABLE_B = Path(__file__).resolve().parent / "data" / "tiny-b.npz"
 NEEDS_SB3 = {"ppo", "ppo-plain"}
 
 
@@ -168,3 +170,23 @@ def test_a_pretrained_controller_transfers_to_a_related_task():
     best(frozen, 0)
     assert all(torch.equal(frozen.weights[k], v) for k, v in weights.items())
     assert "initial_weights" not in frozen.hyperparameters()
+
+
+def test_the_portfolio_ranks_by_mean_rank_and_evaluates_best_first():
+    from agents.transfer import Portfolio, portfolio
+
+    tiny, tiny_b = TABLE, BenchmarkTable.load(TABLE_B)
+    order = portfolio({"a": tiny, "b": tiny_b})
+    assert sorted(order) == sorted(tiny.arch_strings)
+    rank_a = {a: r for r, a in enumerate(portfolio({"a": tiny}))}
+    rank_b = {a: r for r, a in enumerate(portfolio({"b": tiny_b}))}
+    mean_rank = [rank_a[a] + rank_b[a] for a in order]
+    assert mean_rank == sorted(mean_rank)
+    assert portfolio({"a": tiny})[0] == tiny.arch_strings[int(np.argmax(tiny.scores()))]
+
+    env = RecNASEnv(evaluator=TableEvaluator(tiny_b), space=TINY_SPACE)
+    result = run_search(Portfolio(0, architectures=order[:3]), env, Budget(5), 0)
+    assert [t.arch for t in result.history[:3]] == list(order[:3])  # then random search
+    assert len(result.history) == 5
+    with pytest.raises(ValueError, match="other architectures"):
+        portfolio({"a": tiny, "c": SimpleNamespace(arch_strings=tiny.arch_strings[::-1])})

@@ -116,8 +116,9 @@ def test_transfer_tuning_leaves_each_task_out_and_reports_a_choice(tmp_path):
     text = transfer.tune(args, path)
     assert text.splitlines()[-1] in ("chosen: --tanh-constant 2.5", "chosen: --tanh-constant 0.5")
     records = [json.loads(line) for line in path.read_text().splitlines()]
-    # each fold: 2 seeds x (random, reinforce, 2 bounds x 2 transfer methods); none sees its task
-    assert len(records) == 2 * 2 * 6
+    # each fold: 2 seeds x (random, reinforce, portfolio, 2 bounds x 2 transfer methods); none
+    # sees its task
+    assert len(records) == 2 * 2 * 7
     assert all(r["task"] not in r["train_tasks"] for r in records)
     assert {r["tanh_constant"] for r in records if r["method"] == "random"} == {None}
     assert transfer.tune(args, path) == text  # resumed from the journal: nothing re-run
