@@ -3,7 +3,7 @@ top architecture of a held-out task in fewer evaluations?
 
     python benchmarks/transfer.py                 # shipped tables: training -> held-out tasks
     python benchmarks/transfer.py --sample        # the tests' sample tables (tiny -> tiny-b)
-    python benchmarks/transfer.py --tune 2.5 1.5 1.0 0.5   # choose --tanh-constant (see below)
+    python benchmarks/transfer.py --tune 2.5 1.5 1.0 0.5   # the whole protocol (see below)
 
 For every held-out task and seed (100, 101, ...), five searches of ``--budget`` evaluations on that
 task's table env (``seed_policy="random"``):
@@ -30,7 +30,8 @@ keeps more exploration on a task unlike the training tasks. ``--tune C1 C2 ...``
 without looking at the held-out tasks: each training task in turn is held out, the controller is
 pretrained on the other training tasks, and the ``C`` with the lowest mean (over those tasks) of
 the median evaluations to the top 1% of fine-tuned transfer is reported (runs that never get there
-count as ``budget + 1``). Its journal is ``transfer-tune-<name>.jsonl``.
+count as ``budget + 1``). Its journal is ``transfer-tune-<name>.jsonl``. The held-out study then
+runs with both the pretrained bound and the chosen one (``--tune-only`` stops after the choice).
 """
 
 from __future__ import annotations
@@ -258,8 +259,9 @@ def report(args: argparse.Namespace, path: Path, training: Tables, held_out: Tab
     return text
 
 
-def tune(args: argparse.Namespace, path: Path) -> str:
-    """Leave one training task out at a time; a markdown report ending with the chosen bound."""
+def tune(args: argparse.Namespace, path: Path) -> tuple[str, float]:
+    """Leave one training task out at a time: a markdown report ending with the chosen bound, and
+    the bound."""
     training, held_out, space = tables(args)
     pool = {**training, **held_out} if args.sample else training  # the sample has two tasks
     if len(pool) < 2:
@@ -297,7 +299,7 @@ def tune(args: argparse.Namespace, path: Path) -> str:
     lines += ["", f"chosen: --tanh-constant {chosen:g}"]
     text = "\n".join(lines)
     path.with_suffix(".md").write_text(text + "\n")
-    return text
+    return text, chosen
 
 
 def main() -> None:
@@ -322,8 +324,10 @@ def main() -> None:
         type=float,
         nargs="+",
         metavar="C",
-        help="choose the logit bound among these, leaving one training task out at a time",
+        help="choose the logit bound among these, leaving one training task out at a time, then "
+        "run the held-out study with it and with the pretrained bound",
     )
+    parser.add_argument("--tune-only", action="store_true", help="stop after choosing the bound")
     args = parser.parse_args()
     if args.sample:
         name = "sample"
@@ -331,12 +335,16 @@ def main() -> None:
         name = "tasks"
     else:  # a partial task set (e.g. while task tables are being built) keeps its own files
         name = "from-" + "-".join(get_spec(t).slug for t in args.train_tasks)
+    bounds = [args.tanh_constant]
     if args.tune:
-        print(tune(args, RESULTS / f"transfer-tune-{name}.jsonl"))
-        return
+        text, chosen = tune(args, RESULTS / f"transfer-tune-{name}.jsonl")
+        print(text + "\n")
+        if args.tune_only:
+            return
+        bounds = sorted({PRETRAINED_TANH, chosen}, reverse=True)
     path = RESULTS / f"transfer-{name}.jsonl"
     training, held_out, space = tables(args)
-    run(args, path, training, held_out, space, [args.tanh_constant])
+    run(args, path, training, held_out, space, bounds)
     print(report(args, path, training, held_out))
 
 

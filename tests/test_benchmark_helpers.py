@@ -113,13 +113,22 @@ def test_transfer_tuning_leaves_each_task_out_and_reports_a_choice(tmp_path):
         sample=True, seeds=2, budget=10, pretrain=20, tune=[2.5, 0.5], tanh_constant=2.5
     )
     path = tmp_path / "transfer-tune-sample.jsonl"
-    text = transfer.tune(args, path)
-    assert text.splitlines()[-1] in ("chosen: --tanh-constant 2.5", "chosen: --tanh-constant 0.5")
+    text, chosen = transfer.tune(args, path)
+    assert text.splitlines()[-1] == f"chosen: --tanh-constant {chosen:g}" and chosen in (2.5, 0.5)
     records = [json.loads(line) for line in path.read_text().splitlines()]
     # each fold: 2 seeds x (random, reinforce, portfolio, 2 bounds x 2 transfer methods); none
     # sees its task
     assert len(records) == 2 * 2 * 7
     assert all(r["task"] not in r["train_tasks"] for r in records)
     assert {r["tanh_constant"] for r in records if r["method"] == "random"} == {None}
-    assert transfer.tune(args, path) == text  # resumed from the journal: nothing re-run
+    assert transfer.tune(args, path) == (text, chosen)  # resumed from the journal: nothing re-run
     assert len(path.read_text().splitlines()) == len(records)
+
+
+def test_run_all_skips_the_transfer_study_until_every_training_task_has_a_table(monkeypatch):
+    run_all = load_script("run_all")
+    assert run_all.missing_tables(("Books-20core",)) == []
+    monkeypatch.setattr(run_all, "missing_tables", lambda: ["Books-10core"])
+    assert not any(step[0] == "transfer.py" for step in run_all.steps(quick=False))
+    monkeypatch.setattr(run_all, "missing_tables", lambda: [])
+    assert ["transfer.py", "--tune", "2.5", "1.5", "1.0", "0.5"] in run_all.steps(quick=False)
