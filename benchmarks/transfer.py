@@ -192,8 +192,9 @@ def label(method: str, tanh: float | None) -> str:
 
 def hitting_times(
     args: argparse.Namespace, path: Path, training: Tables, held_out: Tables
-) -> dict[tuple[str, str, float | None], tuple[list[float], np.ndarray]]:
-    """Per (task, method, logit bound): the runs' evaluations to the top 1% and regret curves."""
+) -> dict[tuple[str, str, float | None], tuple[list[float], np.ndarray, list[int]]]:
+    """Per (task, method, logit bound): the runs' evaluations to the top 1%, regret curves and
+    numbers of distinct architectures evaluated."""
     sha256s = table_sha256s(training, held_out)
     records = [json.loads(line) for line in path.read_text().splitlines()]
     records = [r for r in records if same_setup(r, args, list(training), sha256s)]
@@ -210,7 +211,8 @@ def hitting_times(
                       key=lambda k: (METHODS.index(k[1]), -(k[2] or 0.0)))  # fmt: skip
         for key in keys:
             curves = np.stack([incumbent_curve(r["history"], table, scores) for r in groups[key]])
-            out[key] = ([hitting_time(c, top1) for c in curves], ranked[0] - curves)
+            distinct = [len({trial["arch"] for trial in r["history"]}) for r in groups[key]]
+            out[key] = ([hitting_time(c, top1) for c in curves], ranked[0] - curves, distinct)
     return out
 
 
@@ -228,11 +230,12 @@ def report(args: argparse.Namespace, path: Path, training: Tables, held_out: Tab
         f"({', '.join(training)}); budget {args.budget} evaluations on each held-out task.",
         "",
         "| held-out task | method | runs | median evals to top 1% (reached) "
-        f"| its 95% bootstrap interval | mean regret after {' / '.join(map(str, marks))} |",
-        "| --- | --- | --- | --- | --- | --- |",
+        f"| its 95% bootstrap interval | mean regret after {' / '.join(map(str, marks))} "
+        "| distinct architectures (median) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for ax, task in zip(axes[0], held_out):
-        for (t, method, tanh), (hits, regret) in results.items():
+        for (t, method, tanh), (hits, regret, distinct) in results.items():
             if t != task:
                 continue
             mean = regret.mean(0)
@@ -244,7 +247,8 @@ def report(args: argparse.Namespace, path: Path, training: Tables, held_out: Tab
             lines.append(
                 f"| {task} | {label(method, tanh)} | {len(hits)} | {np.median(hits):g} "
                 f"({np.mean(np.isfinite(hits)):.0%}) | {low:g}-{high:g} "
-                f"| {' / '.join(f'{mean[m - 1]:.4f}' for m in marks)} |"
+                f"| {' / '.join(f'{mean[m - 1]:.4f}' for m in marks)} "
+                f"| {np.median(distinct):g} |"
             )
         ax.set_xscale("log")
         ax.set_xlabel("evaluations on the held-out task")
