@@ -17,7 +17,7 @@ from torch import nn
 from agents.base import Agent, single_threaded
 from agents.runner import SearchRunner
 from nasenv.env import N_ACTIONS
-from nasenv.space import CHOICE_OFFSETS, SLOTS
+from nasenv.space import CHOICE_OFFSETS, SLOTS, Choice, SearchSpace
 
 _SIZES = [len(slot.choices) for slot in SLOTS]
 _START = CHOICE_OFFSETS[-1]  # token of "no decision yet", after every (slot, choice) token
@@ -129,6 +129,13 @@ class Reinforce(Agent):
             (``tests/test_agents_rl.py``), 3.5e-3 was still near random after 100 evaluations,
             0.02 and 0.05 more often settled on a wrong decision early, and 0.01 found the
             optimum within 300 evaluations in every seed tried.
+        avoid_repeats: ``False``, as in the sources, whose controllers sample with replacement.
+            ``True``: the controller draws each architecture on its own first, under the env's
+            masks narrowed to the decisions below which some architecture is still untried in
+            this search, so none is evaluated twice before every one has been. Every evaluation
+            counts, repeats included (:mod:`agents.runner`), and a sharp controller, such as a
+            pretrained one, otherwise spends most of its budget on repeats. The update is
+            unchanged: the log-probability under the env's masks.
         initial_weights: controller weights to start from (``state_dict`` of an earlier
             search's :attr:`weights`, for transfer across tasks, see :mod:`agents.transfer`);
             ``None``: fresh weights from ``seed``. Not a hyperparameter: left out of reports.
@@ -145,6 +152,7 @@ class Reinforce(Agent):
     baseline_decay: float = 0.95
     entropy_weight: float = 1e-4
     learning_rate: float = 0.01
+    avoid_repeats: bool = False
     initial_weights: dict[str, torch.Tensor] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -173,10 +181,17 @@ class Reinforce(Agent):
         optimizer = torch.optim.Adam(controller.parameters(), lr=self.learning_rate)
         baseline: float | None = None
         batch: list[tuple[float, list[int], np.ndarray]] = []
+        tried: dict[tuple[int, ...], int] = {}  # action prefix -> architectures tried below it
         while not runner.exhausted:
-            episode = self._play(runner, controller, generator)
+            planned = None
+            if self.avoid_repeats:
+                planned = self._draw_untried(controller, runner.space, generator, tried)
+            episode = self._play(runner, controller, generator, planned)
             if episode is None:
                 continue
+            actions = tuple(episode[1])
+            for end in range(len(actions) + 1):
+                tried[actions[:end]] = tried.get(actions[:end], 0) + 1
             batch.append(episode)
             if len(batch) < self.batch_size:
                 continue
@@ -196,11 +211,45 @@ class Reinforce(Agent):
             batch = []
 
     @staticmethod
+    def _draw_untried(
+        controller: Controller,
+        space: SearchSpace,
+        generator: torch.Generator,
+        tried: dict[tuple[int, ...], int],
+    ) -> list[int] | None:
+        """The actions of an architecture drawn from the controller without the env, among
+        those not yet tried: a decision is allowed only while fewer architectures were tried
+        below it than the space holds there. ``None`` once every architecture was tried."""
+        prefix: list[Choice] = []
+        actions: list[int] = []
+        state: tuple[torch.Tensor, torch.Tensor] | None = None
+        tokens = torch.tensor([_START])
+        with torch.no_grad():
+            for slot in range(len(SLOTS)):
+                valid = torch.zeros(1, N_ACTIONS, dtype=torch.bool)
+                for action in map(int, np.flatnonzero(space.mask(prefix))):
+                    below = [*prefix, SLOTS[slot].choices[action]]
+                    untried = tried.get((*actions, action), 0) < space.completions(below)
+                    valid[0, action] = untried
+                if not valid.any():
+                    return None
+                log_p, state = controller.step(slot, tokens, valid, state)
+                action = int(torch.multinomial(log_p[0].exp(), 1, generator=generator))
+                actions.append(action)
+                prefix.append(SLOTS[slot].choices[action])
+                tokens = torch.tensor([CHOICE_OFFSETS[slot] + action])
+        return actions
+
+    @staticmethod
     def _play(
-        runner: SearchRunner, controller: Controller, generator: torch.Generator
+        runner: SearchRunner,
+        controller: Controller,
+        generator: torch.Generator,
+        planned: list[int] | None = None,
     ) -> tuple[float, list[int], np.ndarray] | None:
-        """One episode on ``runner``, sampled without gradients: (reward, actions, their masks
-        ``(slots, N_ACTIONS)``), or ``None`` if it ended without an architecture."""
+        """One episode on ``runner``, sampled without gradients (or the ``planned`` actions):
+        (reward, actions, their masks ``(slots, N_ACTIONS)``), or ``None`` if it ended without
+        an architecture."""
         _, info = runner.reset()
         state: tuple[torch.Tensor, torch.Tensor] | None = None
         tokens = torch.tensor([_START])
@@ -210,13 +259,16 @@ class Reinforce(Agent):
         with torch.no_grad():
             for slot in range(len(SLOTS)):
                 masks[slot] = np.asarray(info["action_mask"], dtype=bool)
-                log_p, state = controller.step(
-                    slot, tokens, torch.as_tensor(masks[slot])[None], state
-                )
-                action = int(torch.multinomial(log_p[0].exp(), 1, generator=generator))
+                if planned is None:
+                    log_p, state = controller.step(
+                        slot, tokens, torch.as_tensor(masks[slot])[None], state
+                    )
+                    action = int(torch.multinomial(log_p[0].exp(), 1, generator=generator))
+                    tokens = torch.tensor([CHOICE_OFFSETS[slot] + action])
+                else:
+                    action = planned[slot]
                 actions.append(action)
                 _, step_reward, terminated, truncated, info = runner.step(action)
-                tokens = torch.tensor([CHOICE_OFFSETS[slot] + action])
                 reward = float(step_reward)
                 if terminated or truncated:
                     break

@@ -24,6 +24,10 @@ seed-mean validation score (median, its bootstrap interval, and the fraction of 
 there), and the final regret. Runs are journalled in ``benchmarks/results/transfer-<name>.jsonl``
 (resumable); a PNG of regret curves and a markdown table are written next to it.
 
+``--avoid-repeats`` gives the controllers (from scratch and transferred; not their pretraining)
+:class:`~agents.reinforce.Reinforce`'s ``avoid_repeats``: no architecture is evaluated twice on
+the held-out task. Its runs keep their own files (``transfer-<name>-no-repeats.*``).
+
 ``--tanh-constant C`` bounds the transferred controller's logits by ``C`` instead of the
 ``tanh_constant`` it was pretrained with (2.5): a smaller ``C`` flattens the learned prior, which
 keeps more exploration on a task unlike the training tasks. ``--tune C1 C2 ...`` chooses ``C``
@@ -99,6 +103,10 @@ def table_sha256s(*tables: Tables) -> dict[str, str]:
     return {n: table_sha256(t) for group in tables for n, t in group.items()}
 
 
+def avoid_repeats(args: argparse.Namespace) -> bool:
+    return getattr(args, "avoid_repeats", False)
+
+
 def tanh_of(method: str, tanh_constant: float | None) -> float | None:
     """The logit bound a run used: only transferred controllers have one to choose."""
     return tanh_constant if method.startswith("transfer") else None
@@ -107,10 +115,11 @@ def tanh_of(method: str, tanh_constant: float | None) -> float | None:
 def same_setup(
     record: dict, args: argparse.Namespace, train_tasks: list[str], sha256s: dict[str, str]
 ) -> bool:
-    """Whether a journalled run belongs to this budget, pretraining, set of training tasks and
-    task tables."""
+    """Whether a journalled run belongs to this budget, pretraining, set of training tasks,
+    task tables and repeat policy."""
     return (
-        record["budget"] == args.budget
+        record.get("avoid_repeats", False) == avoid_repeats(args)
+        and record["budget"] == args.budget
         and record["pretrain"] == args.pretrain
         and record.get("train_tasks") == train_tasks
         and record.get("table_sha256") == sha256s
@@ -158,6 +167,7 @@ def run(
     )
     weights: dict[int, dict] = {}
     ranking = portfolio(training)
+    controllers = {"avoid_repeats": True} if avoid_repeats(args) else {}
     with open(path, "a") as out:
         for seed, task, method, tanh in tqdm(jobs, desc="searches"):
             if method.startswith("transfer") and seed not in weights:
@@ -165,9 +175,13 @@ def run(
                 weights = {seed: pretrain(task_set, args.pretrain, seed=seed)}  # jobs: seed-major
             if method.startswith("transfer"):
                 fine_tune = method.endswith("fine-tune")
-                agent = transferred(weights[seed], seed, fine_tune, tanh_constant=tanh)
+                agent = transferred(
+                    weights[seed], seed, fine_tune, tanh_constant=tanh, **controllers
+                )
             elif method == "portfolio":
                 agent = Portfolio(seed, architectures=ranking)
+            elif method == "reinforce":
+                agent = make_agent(method, seed=seed, **controllers)
             else:
                 agent = make_agent(method, seed=seed)
             result = run_search(agent, env_of(held_out[task], space), Budget(args.budget), seed)
@@ -178,6 +192,7 @@ def run(
                 "tanh_constant": tanh,
                 "budget": args.budget,
                 "pretrain": args.pretrain,
+                "avoid_repeats": avoid_repeats(args),
                 "train_tasks": list(training),
                 "table_sha256": sha256s,
                 "history": [{"arch": t.arch, "reward": t.reward} for t in result.history],
@@ -332,6 +347,11 @@ def main() -> None:
         "run the held-out study with it and with the pretrained bound",
     )
     parser.add_argument("--tune-only", action="store_true", help="stop after choosing the bound")
+    parser.add_argument(
+        "--avoid-repeats",
+        action="store_true",
+        help="controllers never evaluate an architecture twice on the searched task",
+    )
     args = parser.parse_args()
     if args.sample:
         name = "sample"
@@ -339,6 +359,8 @@ def main() -> None:
         name = "tasks"
     else:  # a partial task set (e.g. while task tables are being built) keeps its own files
         name = "from-" + "-".join(get_spec(t).slug for t in args.train_tasks)
+    if args.avoid_repeats:
+        name += "-no-repeats"
     bounds = [args.tanh_constant]
     if args.tune:
         text, chosen = tune(args, RESULTS / f"transfer-tune-{name}.jsonl")

@@ -237,6 +237,7 @@ class SearchSpace:
         self._free_from = SLOT_INDEX["dim"]
         self._free_sizes = [len(self._choices(i)) for i in range(self._free_from, len(SLOTS))]
         self._mask_cache: dict[tuple, np.ndarray] = {}
+        self._completion_cache: dict[tuple, int] = {}
 
     def _choices(self, slot: int) -> list[Choice]:
         return [c for c in SLOTS[slot].choices if c in self.allowed[slot]]
@@ -294,6 +295,22 @@ class SearchSpace:
 
     def __len__(self) -> int:
         return len(self._structures) * math.prod(self._free_sizes)
+
+    def completions(self, prefix: Sequence[Choice]) -> int:
+        """How many architectures of this space start with the valid decisions ``prefix``
+        (``completions([]) == len(space)``). Like a mask, the count depends only on
+        :meth:`mask_key`, and is cached by it."""
+        slot = len(prefix)
+        if slot == len(SLOTS):
+            return 1
+        key = self.mask_key(prefix)
+        if key not in self._completion_cache:
+            self._completion_cache[key] = sum(
+                self.completions([*prefix, c])
+                for c, ok in zip(SLOTS[slot].choices, self.mask(prefix))
+                if ok
+            )
+        return self._completion_cache[key]
 
     def __contains__(self, arch: object) -> bool:
         if not isinstance(arch, Architecture):

@@ -190,3 +190,25 @@ def test_the_portfolio_ranks_by_mean_rank_and_evaluates_best_first():
     assert len(result.history) == 5
     with pytest.raises(ValueError, match="other architectures"):
         portfolio({"a": tiny, "c": SimpleNamespace(arch_strings=tiny.arch_strings[::-1])})
+
+
+def test_a_controller_that_avoids_repeats_evaluates_distinct_architectures():
+    """A sharp (pretrained, frozen) controller repeats itself; with ``avoid_repeats`` it draws
+    again instead, so a budget below the space's size buys that many distinct architectures."""
+    from agents.transfer import pretrain, transferred
+
+    weights = pretrain(tiny_env(), 300, seed=0)
+
+    def distinct(**hyperparameters: Any) -> int:
+        agent = transferred(weights, seed=0, fine_tune=False, **hyperparameters)
+        result = run_search(agent, tiny_env(), Budget(40), seed=0)
+        assert len(result.history) == 40 and result.invalid_episodes == 0
+        return len({t.arch for t in result.history})
+
+    assert distinct() < 30
+    assert distinct(avoid_repeats=True) == 40 < len(TINY_SPACE)
+    fresh = search("reinforce", seed=1, evaluations=len(TINY_SPACE), avoid_repeats=True)
+    assert len({arch for arch, _ in trials(fresh)}) == len(TINY_SPACE)
+    assert trials(fresh) == trials(
+        search("reinforce", seed=1, evaluations=len(TINY_SPACE), avoid_repeats=True)
+    )

@@ -132,3 +132,21 @@ def test_run_all_skips_the_transfer_study_until_every_training_task_has_a_table(
     assert not any(step[0] == "transfer.py" for step in run_all.steps(quick=False))
     monkeypatch.setattr(run_all, "missing_tables", lambda: [])
     assert ["transfer.py", "--tune", "2.5", "1.5", "1.0", "0.5"] in run_all.steps(quick=False)
+
+
+def test_transfer_without_repeats_keeps_its_own_runs_and_never_repeats(tmp_path):
+    import argparse
+
+    transfer = load_script("transfer")
+    args = argparse.Namespace(sample=True, seeds=1, budget=30, pretrain=100, avoid_repeats=True)
+    training, held_out, space = transfer.tables(args)
+    path = tmp_path / "transfer-sample-no-repeats.jsonl"
+    transfer.run(args, path, training, held_out, space, [2.5])
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert {r["method"] for r in records} == set(transfer.METHODS)
+    for record in records:
+        assert record["avoid_repeats"] is True
+        if record["method"] != "random":
+            assert len({t["arch"] for t in record["history"]}) == 30, record["method"]
+    args.avoid_repeats = False  # another setup: nothing of the journal is reused
+    assert transfer.hitting_times(args, path, training, held_out) == {}

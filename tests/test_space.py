@@ -124,3 +124,17 @@ def test_cached_masks_equal_the_rules_applied_to_the_whole_prefix():
                     for c in SLOTS[slot].choices
                 ]
                 assert space.mask(prefix).tolist() == expected
+
+
+def test_completions_count_the_architectures_below_every_prefix():
+    from collections import Counter
+
+    for space in (CORE, FULL):
+        assert space.completions([]) == len(space)
+    below = Counter(prefix for arch in CORE for prefix in _prefixes(arch.decisions()))
+    for prefix, count in below.items():
+        assert CORE.completions(list(prefix)) == count, prefix
+
+
+def _prefixes(values: tuple) -> list[tuple]:
+    return [values[:end] for end in range(len(values) + 1)]
