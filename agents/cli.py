@@ -1,6 +1,7 @@
 """The ``recnas`` command: run a search, evaluate an architecture, list the agents.
 
 recnas search --agent reinforce --budget 300 --seed 0
+recnas search --agent reinforce --set avoid_repeats=true --set learning_rate=0.005
 recnas search --agent evolution --budget 100 --env-id RecNAS-Books-Live-v0 --fidelity low
 recnas evaluate "layers=lgconv-lgconv-lgconv,combine=mean,dim=64,items=id,loss=bpr,..."
 recnas agents
@@ -9,6 +10,7 @@ recnas agents
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import inspect
 import json
 import sys
@@ -35,6 +37,39 @@ def _tensorboard(directory: str | None) -> Any:
     return SummaryWriter(directory)
 
 
+def hyperparameters(name: str, settings: Sequence[str]) -> dict[str, Any]:
+    """``NAME=VALUE`` overrides of agent ``name``'s hyperparameters, each value parsed as the
+    type of the hyperparameter's default (``true``/``false`` for flags)."""
+    defaults = {
+        f.name: f.default
+        for f in dataclasses.fields(agent_class(name))
+        if f.name != "seed" and f.repr and f.default is not dataclasses.MISSING
+    }
+    out: dict[str, Any] = {}
+    for setting in settings:
+        key, sep, text = setting.partition("=")
+        if not sep or key not in defaults:
+            raise SystemExit(
+                f"--set {setting!r}: expected NAME=VALUE with NAME one of {name}'s "
+                f"hyperparameters {sorted(defaults)}"
+            )
+        default = defaults[key]
+        try:
+            if isinstance(default, bool):
+                if text.lower() not in ("true", "false"):
+                    raise ValueError(text)
+                out[key] = text.lower() == "true"
+            elif default is None:
+                raise SystemExit(f"--set {key}: not settable from the command line")
+            else:
+                out[key] = type(default)(text)
+        except ValueError:
+            kinds = {bool: "true or false", int: "an integer", float: "a number"}
+            kind = kinds.get(type(default), type(default).__name__)
+            raise SystemExit(f"--set {setting!r}: {key} must be {kind}, got {text!r}") from None
+    return out
+
+
 def search(args: argparse.Namespace) -> None:
     env_kwargs: dict[str, Any] = {"metric": args.metric, "seed_policy": args.seed_policy}
     if args.dataset:
@@ -50,7 +85,7 @@ def search(args: argparse.Namespace) -> None:
     except ValueError as error:  # an argument value the env does not know, with allowed ones
         raise SystemExit(str(error)) from None
     budget = Budget(evaluations=args.budget, seconds=args.seconds)
-    agent = make_agent(args.agent, seed=args.seed)
+    agent = make_agent(args.agent, seed=args.seed, **hyperparameters(args.agent, args.set))
     writer = _tensorboard(args.tensorboard)
     best = -float("inf")
     with tqdm(total=args.budget, desc=f"{args.agent} search", unit="eval") as bar:
@@ -108,6 +143,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     s.add_argument("--out", help="write the result and full history as JSON here")
     s.add_argument("--tensorboard", help="log every evaluation to this TensorBoard directory")
+    s.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override one of the agent's hyperparameters (repeatable; see its docstring)",
+    )
     ev = commands.add_parser("evaluate", help="train one architecture and print its metrics")
     add_evaluate_arguments(ev)
     commands.add_parser("agents", help="list the agents")

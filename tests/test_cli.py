@@ -84,3 +84,26 @@ def test_recnas_search_runs_on_the_shipped_table_and_explains_a_missing_one(
     monkeypatch.undo()
     with pytest.raises(SystemExit, match="unknown fidelity 'huge'"):
         cli.main(["search", "--fidelity", "huge", "--budget", "5"])
+
+
+def test_recnas_search_sets_hyperparameters_and_names_the_allowed_ones(tmp_path):
+    import pytest
+
+    from agents import cli
+
+    assert cli.hyperparameters("reinforce", ["avoid_repeats=true", "learning_rate=0.005"]) == {
+        "avoid_repeats": True,
+        "learning_rate": 0.005,
+    }
+    assert cli.hyperparameters("evolution", ["population_size=7"]) == {"population_size": 7}
+    with pytest.raises(SystemExit, match=r"'lr=1'.*reinforce's hyperparameters.*learning_rate"):
+        cli.hyperparameters("reinforce", ["lr=1"])
+    with pytest.raises(SystemExit, match=r"avoid_repeats must be true or false, got 'yes'"):
+        cli.hyperparameters("reinforce", ["avoid_repeats=yes"])
+    with pytest.raises(SystemExit, match=r"batch_size must be an integer, got '2.5'"):
+        cli.hyperparameters("reinforce", ["batch_size=2.5"])
+    out = tmp_path / "run.json"
+    cli.main(["search", "--agent", "reinforce", "--budget", "30", "--set", "avoid_repeats=true",
+              "--out", str(out)])  # fmt: skip
+    history = json.loads(out.read_text())["history"]
+    assert len({t["arch"] for t in history}) == 30
