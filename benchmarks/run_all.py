@@ -13,9 +13,10 @@ Runs, in order, each as its own process (so each can also be run alone, with the
    against popularity, MF-BPR, LightGCN and GCN-3;
 5. ``env_throughput.py --surrogate`` and ``surrogate_search.py``: the full-space surrogate env's
    speed, and the architectures agents find on it, trained for real;
-6. ``cross_task.py`` and ``transfer.py --tune ...``: how alike the book tasks rank architectures,
-   and transfer from the training tasks to the held-out ones (skipped, saying why, while a
-   training task has no table yet; ``--quick`` runs both on the tests' sample tables).
+6. ``cross_task.py`` and ``transfer.py --tune ...`` (and ``--avoid-repeats``): how alike the book
+   tasks rank architectures, and transfer from the training tasks to the held-out ones (skipped,
+   saying why, while a training task has no table yet; ``--quick`` runs both on the tests'
+   sample tables).
 
 Outputs land in ``benchmarks/results/``. Every step resumes where a killed run stopped.
 """
@@ -68,6 +69,7 @@ def steps(quick: bool) -> list[list[str]]:
             ["transfer.py", "--sample", "--seeds", "3", "--pretrain", "200", "--budget", "50"],
         ]
     missing = missing_tables()
+    transfer = ["transfer.py", "--tune", "2.5", "1.5", "1.0", "0.5"]
     if missing:
         print(f"transfer.py is skipped: no table yet for the training tasks {missing}")
     return [
@@ -78,7 +80,7 @@ def steps(quick: bool) -> list[list[str]]:
         ["env_throughput.py", "--surrogate"],
         ["surrogate_search.py"],
         ["cross_task.py"],
-        *([] if missing else [["transfer.py", "--tune", "2.5", "1.5", "1.0", "0.5"]]),
+        *([] if missing else [transfer, [*transfer, "--avoid-repeats"]]),
     ]
 
 
