@@ -271,6 +271,8 @@ def report(args: argparse.Namespace, path: Path, training: Tables, held_out: Tab
         ax.set_title(task)
         ax.grid(alpha=0.3)
         ax.legend()
+    repeats = "; controllers without repeats" if avoid_repeats(args) else ""
+    fig.suptitle(f"Pretrained on {', '.join(training)}{repeats}")
     fig.tight_layout()
     fig.savefig(path.with_suffix(".png"), dpi=120)
     text = "\n".join(lines)
