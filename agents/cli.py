@@ -14,6 +14,7 @@ import dataclasses
 import inspect
 import json
 import sys
+import typing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -39,34 +40,33 @@ def _tensorboard(directory: str | None) -> Any:
 
 def hyperparameters(name: str, settings: Sequence[str]) -> dict[str, Any]:
     """``NAME=VALUE`` overrides of agent ``name``'s hyperparameters, each value parsed as the
-    type of the hyperparameter's default (``true``/``false`` for flags)."""
-    defaults = {
-        f.name: f.default
-        for f in dataclasses.fields(agent_class(name))
-        if f.name != "seed" and f.repr and f.default is not dataclasses.MISSING
-    }
+    hyperparameter's declared type (``true``/``false`` for flags)."""
+    cls = agent_class(name)
+    types = typing.get_type_hints(cls)
+    settable = sorted(f.name for f in dataclasses.fields(cls) if f.name != "seed" and f.repr)
+    kinds = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
     out: dict[str, Any] = {}
     for setting in settings:
         key, sep, text = setting.partition("=")
-        if not sep or key not in defaults:
+        if not sep or key not in settable:
             raise SystemExit(
                 f"--set {setting!r}: expected NAME=VALUE with NAME one of {name}'s "
-                f"hyperparameters {sorted(defaults)}"
+                f"hyperparameters {settable}"
             )
-        default = defaults[key]
+        kind = types[key]
+        if kind not in kinds:
+            raise SystemExit(f"--set {key}: a {kind} is not settable from the command line")
         try:
-            if isinstance(default, bool):
+            if kind is bool:
                 if text.lower() not in ("true", "false"):
                     raise ValueError(text)
                 out[key] = text.lower() == "true"
-            elif default is None:
-                raise SystemExit(f"--set {key}: not settable from the command line")
             else:
-                out[key] = type(default)(text)
+                out[key] = kind(text)
         except ValueError:
-            kinds = {bool: "true or false", int: "an integer", float: "a number"}
-            kind = kinds.get(type(default), type(default).__name__)
-            raise SystemExit(f"--set {setting!r}: {key} must be {kind}, got {text!r}") from None
+            raise SystemExit(
+                f"--set {setting!r}: {key} must be {kinds[kind]}, got {text!r}"
+            ) from None
     return out
 
 
