@@ -18,6 +18,7 @@ AGENTS: dict[str, str] = {
     "reinforce": "agents.reinforce:Reinforce",
     "ppo": "agents.ppo:MaskablePPOAgent",
     "ppo-plain": "agents.ppo:PlainPPOAgent",
+    "portfolio": "agents.portfolio:Portfolio",
 }
 """Agent name -> ``module:class``."""
 

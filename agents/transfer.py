@@ -9,12 +9,9 @@ fewer evaluations on a new task. Two ways of using it on the new task:
   baseline restarts from the new task's first batch, as reward scales differ between tasks);
 * ``fine_tune=False``: the policy is frozen (learning rate 0) and only sampled.
 
-The baseline any learned transfer has to beat is :class:`Portfolio`: no policy at all, only the
-training tasks' tables read as a ranking. It evaluates the architectures in the order of their mean
-rank over the training tasks (:func:`portfolio`), best first, the warm start of hyperparameter
-optimisation from related datasets (Feurer et al. 2015, "Initializing Bayesian Hyperparameter
-Optimization via Meta-Learning"; Pfisterer et al. 2018, "Learning Multiple Defaults for Machine
-Learning Algorithms"). It needs every training task tabulated; the controller needs only samples.
+The baseline any learned transfer has to beat is :class:`agents.portfolio.Portfolio`: no policy
+at all, only the training tasks' tables read as a ranking. It needs every training task
+tabulated; the controller needs only samples.
 
 A transferred controller may also get a smaller ``tanh_constant`` than it was pretrained with
 (e.g. ``transferred(weights, tanh_constant=1.0)``): its logits keep their order but are bounded
@@ -31,19 +28,13 @@ own search, whose every evaluation counts in its budget.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 import gymnasium as gym
-import numpy as np
 import torch
 
-from agents.base import Agent
 from agents.reinforce import Reinforce
-from agents.runner import Budget, SearchRunner, run_search
-from nasenv.space import Architecture
-from nasenv.table import BenchmarkTable
+from agents.runner import Budget, run_search
 
 
 def pretrain(
@@ -65,45 +56,3 @@ def transferred(
     if not fine_tune:
         hyperparameters["learning_rate"] = 0.0
     return Reinforce(seed=seed, initial_weights=weights, **hyperparameters)
-
-
-def portfolio(tables: Mapping[str, BenchmarkTable], metric: str = "recall") -> tuple[str, ...]:
-    """Every architecture of ``tables`` (tables of one space), best first by its mean rank over
-    the tables' seed-mean validation ``metric``. Ranks, not scores, are averaged, so a task with
-    a wider spread of scores weighs no more than the others; ties keep the tables' order."""
-    if not tables:
-        raise ValueError("tables is empty; give at least one training task's table")
-    names = list(tables)
-    archs = tables[names[0]].arch_strings
-    for name in names[1:]:
-        if tables[name].arch_strings != archs:
-            raise ValueError(f"the {name} table holds other architectures than {names[0]}'s")
-    ranks = np.zeros(len(archs))
-    for table in tables.values():
-        order = np.argsort(-table.scores(metric), kind="stable")
-        ranks[order] += np.arange(len(archs))
-    return tuple(archs[i] for i in np.argsort(ranks, kind="stable"))
-
-
-@dataclass
-class Portfolio(Agent):
-    """Evaluates ``architectures`` in order (typically :func:`portfolio` of the training tasks),
-    skipping those outside the searched space, then searches at random when the list runs out.
-
-    Every evaluation counts, as for any agent; the list is fixed, so what it learned elsewhere
-    never adapts to the new task's rewards."""
-
-    name: ClassVar[str] = "portfolio"
-    seed: int = 0
-    architectures: tuple[str, ...] = field(default=(), repr=False)
-
-    def search(self, runner: SearchRunner) -> None:
-        for text in self.architectures:
-            if runner.exhausted:
-                return
-            arch = Architecture.from_string(text)
-            if arch in runner.space:
-                runner.evaluate(arch)
-        rng = np.random.default_rng(self.seed)
-        while not runner.exhausted:
-            runner.evaluate(runner.space.sample(rng))

@@ -29,6 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from agents import AGENTS, make_agent  # noqa: E402
+
+TRANSFER_AGENTS = ("portfolio",)  # they start from other tasks' tables: see transfer.py
 from agents.runner import Budget, run_search  # noqa: E402
 from nasenv.data import sha256_of  # noqa: E402
 from nasenv.env import RecNASEnv  # noqa: E402
@@ -222,7 +224,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="5 seeds x 100 evaluations")
     parser.add_argument("--seeds", type=int, help="runs per agent (default 50, quick 5)")
     parser.add_argument("--budget", type=int, help="evaluations per run (default 500, quick 100)")
-    parser.add_argument("--agents", nargs="+", default=list(AGENTS), choices=list(AGENTS))
+    parser.add_argument(
+        "--agents",
+        nargs="+",
+        default=[a for a in AGENTS if a not in TRANSFER_AGENTS],
+        choices=list(AGENTS),
+        help=f"default: every agent but those that transfer from other tasks {TRANSFER_AGENTS}",
+    )
     parser.add_argument("--metric", default="recall", choices=["recall", "ndcg"])
     args = parser.parse_args()
     args.seeds = args.seeds or (5 if args.quick else 50)

@@ -11,7 +11,7 @@ task's table env (``seed_policy="random"``):
 * ``random``: random search;
 * ``reinforce``: the REINFORCE controller from scratch;
 * ``portfolio``: the architectures in the order of their mean rank on the training tasks' tables,
-  best first (:class:`agents.transfer.Portfolio`): transfer without any learning, the baseline
+  best first (:class:`agents.portfolio.Portfolio`): transfer without any learning, the baseline
   for the two below;
 * ``transfer-fine-tune``: the controller pretrained for ``--pretrain`` evaluations on a
   :class:`~nasenv.tasks.TaskSetEnv` of the training tasks (a task drawn per episode), then
@@ -63,9 +63,10 @@ from run_agents import (  # noqa: E402
 )
 
 from agents import make_agent  # noqa: E402
+from agents.portfolio import Portfolio, portfolio  # noqa: E402
 from agents.reinforce import Reinforce  # noqa: E402
 from agents.runner import Budget, run_search  # noqa: E402
-from agents.transfer import Portfolio, portfolio, pretrain, transferred  # noqa: E402
+from agents.transfer import pretrain, transferred  # noqa: E402
 from nasenv.data import HELD_OUT_TASKS, TRAINING_TASKS, get_spec  # noqa: E402
 from nasenv.env import RecNASEnv  # noqa: E402
 from nasenv.evaluators import TableEvaluator  # noqa: E402

@@ -112,3 +112,17 @@ def test_learning_agents_find_a_planted_optimum_more_often_than_random_search(na
     seeds = range(12)
     random_hits = planted_hits("random", seeds)  # chance: 1 - (707/708)^80 = 11% per search
     assert planted_hits(name, seeds) >= max(2 * random_hits, random_hits + 3)
+
+
+def test_the_portfolio_starts_from_the_other_tasks_shipped_tables():
+    from agents.portfolio import portfolio, shipped_tables
+
+    env = RecNASEnv(dataset="Books-Canada-5core")
+    others = shipped_tables(exclude="Books-Canada-5core")
+    assert others and "Books-Canada-5core" not in others
+    result = run_search(make_agent("portfolio", seed=0), env, Budget(evaluations=4), seed=0)
+    assert [t.arch for t in result.history] == list(portfolio(others)[:4])
+    only = make_agent("portfolio", tasks="Books-Europe-5core")
+    assert only.order() == portfolio({"Books-Europe-5core": shipped_tables()["Books-Europe-5core"]})
+    with pytest.raises(ValueError, match="unknown dataset 'Books-Mars'"):
+        make_agent("portfolio", tasks="Books-Mars").order()

@@ -173,7 +173,7 @@ def test_a_pretrained_controller_transfers_to_a_related_task():
 
 
 def test_the_portfolio_ranks_by_mean_rank_and_evaluates_best_first():
-    from agents.transfer import Portfolio, portfolio
+    from agents.portfolio import Portfolio, portfolio
 
     tiny, tiny_b = TABLE, BenchmarkTable.load(TABLE_B)
     order = portfolio({"a": tiny, "b": tiny_b})
