@@ -1,7 +1,9 @@
-"""A portfolio: architectures tried in the order in which they did best on other tasks' tables,
-the warm start of hyperparameter optimisation from related datasets (Feurer et al. 2015,
+"""A portfolio: the architectures that did best on other tasks' tables, tried first.
+
+The warm start of hyperparameter optimisation from related datasets (Feurer et al. 2015,
 "Initializing Bayesian Hyperparameter Optimization via Meta-Learning"; Pfisterer et al. 2018,
-"Learning Multiple Defaults for Machine Learning Algorithms")."""
+"Learning Multiple Defaults for Machine Learning Algorithms"), without any learning on the
+searched task."""
 
 from __future__ import annotations
 
