@@ -14,7 +14,9 @@ import dataclasses
 import inspect
 import json
 import sys
+import textwrap
 import typing
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -111,14 +113,18 @@ def search(args: argparse.Namespace) -> None:
 
 
 def list_agents() -> None:
-    for name in AGENTS:
+    """Every agent with the first paragraph of its module's docstring (of its class's, where a
+    module holds several agents)."""
+    modules = Counter(path.partition(":")[0] for path in AGENTS.values())
+    for name, path in AGENTS.items():
         try:
             cls = agent_class(name)
         except ImportError as error:
             print(f"{name:10} (unavailable: {error})")
             continue
-        doc = inspect.getdoc(sys.modules[cls.__module__]) or ""
-        print(f"{name:10} {doc.splitlines()[0] if doc else ''}")
+        source = cls if modules[path.partition(":")[0]] > 1 else sys.modules[cls.__module__]
+        summary = " ".join((inspect.getdoc(source) or "").split("\n\n")[0].split())
+        print(textwrap.fill(summary, 100, initial_indent=f"{name:11}", subsequent_indent=" " * 11))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
