@@ -22,6 +22,10 @@ AGENTS: dict[str, str] = {
 }
 """Agent name -> ``module:class``."""
 
+TRANSFER_AGENTS: tuple[str, ...] = ("portfolio",)
+"""Agents that start from other tasks' tables: measured as transfer (``benchmarks/transfer.py``),
+not in the leaderboard of searches from scratch."""
+
 
 def agent_class(name: str) -> type:
     """The class registered under ``name``."""

@@ -15,9 +15,8 @@ import numpy as np
 
 from agents.base import Agent
 from agents.runner import SearchRunner
-from nasenv.data import DATASETS
 from nasenv.space import Architecture
-from nasenv.table import BenchmarkTable, load_table
+from nasenv.table import BenchmarkTable, load_table, shipped_tables
 
 
 def portfolio(tables: Mapping[str, BenchmarkTable], metric: str = "recall") -> tuple[str, ...]:
@@ -36,18 +35,6 @@ def portfolio(tables: Mapping[str, BenchmarkTable], metric: str = "recall") -> t
         order = np.argsort(-table.scores(metric), kind="stable")
         ranks[order] += np.arange(len(archs))
     return tuple(archs[i] for i in np.argsort(ranks, kind="stable"))
-
-
-def shipped_tables(exclude: str | None = None) -> dict[str, BenchmarkTable]:
-    """The shipped table of every registered task but ``exclude``."""
-    tables = {}
-    for name in DATASETS:
-        if name != exclude:
-            try:
-                tables[name] = load_table(name)
-            except FileNotFoundError:
-                continue
-    return tables
 
 
 @dataclass

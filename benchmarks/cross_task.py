@@ -22,21 +22,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from nasenv.data import DATASETS  # noqa: E402
 from nasenv.surrogate import kendall_tau, spearman  # noqa: E402
-from nasenv.table import BenchmarkTable, load_table  # noqa: E402
+from nasenv.table import BenchmarkTable, shipped_tables  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
-
-
-def shipped_tables() -> dict[str, BenchmarkTable]:
-    tables = {}
-    for name in DATASETS:
-        try:
-            tables[name] = load_table(name)
-        except FileNotFoundError:
-            continue
-    return tables
 
 
 def compare(tables: dict[str, BenchmarkTable]) -> dict:

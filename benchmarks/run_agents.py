@@ -28,9 +28,7 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agents import AGENTS, make_agent  # noqa: E402
-
-TRANSFER_AGENTS = ("portfolio",)  # they start from other tasks' tables: see transfer.py
+from agents import AGENTS, TRANSFER_AGENTS, make_agent  # noqa: E402
 from agents.runner import Budget, run_search  # noqa: E402
 from nasenv.data import sha256_of  # noqa: E402
 from nasenv.env import RecNASEnv  # noqa: E402

@@ -33,18 +33,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from nasenv.data import TRAINING_TASKS  # noqa: E402
-from nasenv.table import load_table  # noqa: E402
+from nasenv.table import shipped_tables  # noqa: E402
 
 
 def missing_tables(tasks: tuple[str, ...] = TRAINING_TASKS) -> list[str]:
     """The tasks whose table is not shipped (yet)."""
-    missing = []
-    for task in tasks:
-        try:
-            load_table(task)
-        except FileNotFoundError:
-            missing.append(task)
-    return missing
+    return [task for task in tasks if task not in shipped_tables()]
 
 
 def steps(quick: bool) -> list[list[str]]:

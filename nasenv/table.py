@@ -42,6 +42,7 @@ import numpy as np
 
 from nasenv.data import (
     DATA_DIR,
+    DATASETS,
     DEFAULT_DATASET,
     get_spec,
     listed_file,
@@ -381,6 +382,19 @@ def load_table(
         ChecksumError: the file's SHA-256 differs from the recorded one.
     """
     return _load_table(table_filename(dataset), Path(directory) if directory else TABLE_DIR)
+
+
+def shipped_tables(exclude: str | None = None) -> dict[str, BenchmarkTable]:
+    """The shipped table of every registered task (in registry order) but ``exclude``; tasks
+    without a table are left out."""
+    tables = {}
+    for name in DATASETS:
+        if name != exclude:
+            try:
+                tables[name] = load_table(name)
+            except FileNotFoundError:
+                continue
+    return tables
 
 
 @functools.lru_cache(maxsize=8)

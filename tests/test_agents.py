@@ -115,7 +115,8 @@ def test_learning_agents_find_a_planted_optimum_more_often_than_random_search(na
 
 
 def test_the_portfolio_starts_from_the_other_tasks_shipped_tables():
-    from agents.portfolio import portfolio, shipped_tables
+    from agents.portfolio import portfolio
+    from nasenv.table import shipped_tables
 
     env = RecNASEnv(dataset="Books-Canada-5core")
     others = shipped_tables(exclude="Books-Canada-5core")
