@@ -133,7 +133,7 @@ def live_seconds(n: int, seed: int = 0) -> list[float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sample", action="store_true", help="use the tests' sample table")
     parser.add_argument("--surrogate", action="store_true", help="time the surrogate env")
     parser.add_argument("--steps", type=int, default=60_000)

@@ -191,7 +191,7 @@ CHECKS = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--table", default="sample", choices=["sample", "shipped"])
     parser.add_argument(
         "--checks", nargs="+", default=list(CHECKS), choices=list(CHECKS), help="default: all"

@@ -217,7 +217,7 @@ def report(args: argparse.Namespace, path: Path) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--table", default="shipped", choices=["shipped", "sample"])
     parser.add_argument("--quick", action="store_true", help="5 seeds x 100 evaluations")
     parser.add_argument("--seeds", type=int, help="runs per agent (default 50, quick 5)")

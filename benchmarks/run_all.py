@@ -79,7 +79,7 @@ def steps(quick: bool) -> list[list[str]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small runs of every benchmark")
     args = parser.parse_args()
     timings = []

@@ -79,7 +79,7 @@ def train_live(archs: list[str], journal: Path, threads: int) -> dict[str, dict]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--agents", nargs="+", default=["random", "evolution", "reinforce", "qlearning"]
     )

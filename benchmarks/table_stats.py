@@ -178,7 +178,7 @@ def markdown(s: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sample", action="store_true", help="the tests' sample table")
     parser.add_argument("--dataset", default=DEFAULT_DATASET, help="the task whose table to read")
     parser.add_argument(

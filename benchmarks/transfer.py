@@ -325,7 +325,7 @@ def tune(args: argparse.Namespace, path: Path) -> tuple[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sample", action="store_true", help="the tests' sample tables")
     parser.add_argument("--seeds", type=int, default=20, help="runs per task and method")
     parser.add_argument("--budget", type=int, default=200, help="evaluations on a held-out task")

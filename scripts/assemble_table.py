@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--build", type=Path, default=ROOT / "benchmarks/table-build/Books-20core")
     parser.add_argument("--seeds", type=int, nargs="+", help="default: every seed of the plan")
     parser.add_argument("--out", type=Path, default=TABLE_DIR)

@@ -86,7 +86,7 @@ def run_ray(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", default=BuildPlan.dataset)
     parser.add_argument("--space", default=BuildPlan.space)
     parser.add_argument("--fidelity", default=BuildPlan.fidelity)

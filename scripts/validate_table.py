@@ -25,7 +25,7 @@ from nasenv.train import TrainingContext
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", default=DEFAULT_DATASET)
     parser.add_argument("--n", type=int, default=10, help="entries to retrain (default 10)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the entry draw")
