@@ -104,10 +104,6 @@ def table_sha256s(*tables: Tables) -> dict[str, str]:
     return {n: table_sha256(t) for group in tables for n, t in group.items()}
 
 
-def avoid_repeats(args: argparse.Namespace) -> bool:
-    return getattr(args, "avoid_repeats", False)
-
-
 def tanh_of(method: str, tanh_constant: float | None) -> float | None:
     """The logit bound a run used: only transferred controllers have one to choose."""
     return tanh_constant if method.startswith("transfer") else None
@@ -119,7 +115,7 @@ def same_setup(
     """Whether a journalled run belongs to this budget, pretraining, set of training tasks,
     task tables and repeat policy."""
     return (
-        record.get("avoid_repeats", False) == avoid_repeats(args)
+        record.get("avoid_repeats", False) == args.avoid_repeats
         and record["budget"] == args.budget
         and record["pretrain"] == args.pretrain
         and record.get("train_tasks") == train_tasks
@@ -168,7 +164,7 @@ def run(
     )
     weights: dict[int, dict] = {}
     ranking = portfolio(training)
-    controllers = {"avoid_repeats": True} if avoid_repeats(args) else {}
+    controllers = {"avoid_repeats": True} if args.avoid_repeats else {}
     with open(path, "a") as out:
         for seed, task, method, tanh in tqdm(jobs, desc="searches"):
             if method.startswith("transfer") and seed not in weights:
@@ -193,7 +189,7 @@ def run(
                 "tanh_constant": tanh,
                 "budget": args.budget,
                 "pretrain": args.pretrain,
-                "avoid_repeats": avoid_repeats(args),
+                "avoid_repeats": args.avoid_repeats,
                 "train_tasks": list(training),
                 "table_sha256": sha256s,
                 "history": [{"arch": t.arch, "reward": t.reward} for t in result.history],
@@ -272,7 +268,7 @@ def report(args: argparse.Namespace, path: Path, training: Tables, held_out: Tab
         ax.set_title(task)
         ax.grid(alpha=0.3)
         ax.legend()
-    repeats = "; controllers without repeats" if avoid_repeats(args) else ""
+    repeats = "; controllers without repeats" if args.avoid_repeats else ""
     fig.suptitle(f"Pretrained on {', '.join(training)}{repeats}")
     fig.tight_layout()
     fig.savefig(path.with_suffix(".png"), dpi=120)
@@ -324,7 +320,8 @@ def tune(args: argparse.Namespace, path: Path) -> tuple[str, float]:
     return text, chosen
 
 
-def main() -> None:
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line; ``argv`` defaults to ``sys.argv[1:]``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sample", action="store_true", help="the tests' sample tables")
     parser.add_argument("--seeds", type=int, default=20, help="runs per task and method")
@@ -355,7 +352,11 @@ def main() -> None:
         action="store_true",
         help="controllers never evaluate an architecture twice on the searched task",
     )
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
     if args.sample:
         name = "sample"
     elif args.train_tasks == list(TRAINING_TASKS):

@@ -106,11 +106,9 @@ def test_popularity_recommends_the_most_interacted_unseen_item(tiny_dataset):
 
 
 def test_transfer_tuning_leaves_each_task_out_and_reports_a_choice(tmp_path):
-    import argparse
-
     transfer = load_script("transfer")
-    args = argparse.Namespace(
-        sample=True, seeds=2, budget=10, pretrain=20, tune=[2.5, 0.5], tanh_constant=2.5
+    args = transfer.parse_args(
+        ["--sample", "--seeds", "2", "--budget", "10", "--pretrain", "20", "--tune", "2.5", "0.5"]
     )
     path = tmp_path / "transfer-tune-sample.jsonl"
     text, chosen = transfer.tune(args, path)
@@ -135,10 +133,10 @@ def test_run_all_skips_the_transfer_study_until_every_training_task_has_a_table(
 
 
 def test_transfer_without_repeats_keeps_its_own_runs_and_never_repeats(tmp_path):
-    import argparse
-
     transfer = load_script("transfer")
-    args = argparse.Namespace(sample=True, seeds=1, budget=30, pretrain=100, avoid_repeats=True)
+    args = transfer.parse_args(
+        ["--sample", "--seeds", "1", "--budget", "30", "--pretrain", "100", "--avoid-repeats"]
+    )
     training, held_out, space = transfer.tables(args)
     path = tmp_path / "transfer-sample-no-repeats.jsonl"
     transfer.run(args, path, training, held_out, space, [2.5])
