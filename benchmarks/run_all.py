@@ -38,7 +38,8 @@ from nasenv.table import shipped_tables  # noqa: E402
 
 def missing_tables(tasks: tuple[str, ...] = TRAINING_TASKS) -> list[str]:
     """The tasks whose table is not shipped (yet)."""
-    return [task for task in tasks if task not in shipped_tables()]
+    shipped = shipped_tables()
+    return [task for task in tasks if task not in shipped]
 
 
 def steps(quick: bool) -> list[list[str]]:
