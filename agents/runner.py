@@ -102,8 +102,7 @@ class SearchRunner(gym.Wrapper):
         return spent or late
 
     def step(self, action: Any) -> tuple[Any, Any, bool, bool, dict[str, Any]]:
-        unwrapped = self.env.unwrapped
-        if self.exhausted and len(unwrapped.decisions) == len(SLOTS) - 1:
+        if self.exhausted and self.env.unwrapped.completes(action):
             raise BudgetExhausted(
                 f"budget {self.budget} spent after {len(self.history)} evaluations and "
                 f"{self.total_seconds:.0f} s of simulated training"
@@ -134,11 +133,13 @@ class SearchRunner(gym.Wrapper):
         values = arch.decisions() if isinstance(arch, Architecture) else list(arch)
         if self.exhausted:
             raise BudgetExhausted(f"budget {self.budget} spent")
+        if len(values) != len(SLOTS):
+            raise ValueError(f"expected {len(SLOTS)} decisions, got {len(values)}")
         self.reset()
-        for slot, value in zip(SLOTS, values):
-            _, _, terminated, _, info = self.step(slot.choices.index(value))
-            if terminated:
-                break
+        unwrapped, terminated = self.env.unwrapped, False
+        while not terminated:  # the env may take forced decisions itself (skip_forced)
+            slot = len(unwrapped.decisions)
+            _, _, terminated, _, info = self.step(SLOTS[slot].choices.index(values[slot]))
         if info.get("invalid_action"):
             raise ValueError(info["reason"])
         return self.history[-1]

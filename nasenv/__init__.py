@@ -2,33 +2,35 @@
 
 Importing the package registers the environment ids:
 
-* ``RecNAS-Books-v0`` - the benchmark environment: rewards from the shipped benchmark table;
+* ``RecNAS-Books-v0`` - the benchmark environment and its leaderboard's protocol
+  (:data:`nasenv.leaderboard.PROTOCOL`): rewards from the shipped benchmark table, each
+  evaluation one training seed drawn from the env's ``np_random`` (``seed_policy="random"``);
 * ``RecNAS-Books-Surrogate-v0`` - the full space, rewards predicted by the shipped surrogate model
   (fitted on the table plus trainings outside it) with seed noise;
 * ``RecNAS-Books-Live-v0`` - always trains for real (``nondeterministic=True``: costs are measured
   wall seconds).
 
-``gym.make("nasenv:RecNAS-Books-v0")`` imports the package itself.
+Every id has ``max_episode_steps=12`` (one step per decision).
+``gym.make("nasenv:RecNAS-Books-v0")`` imports the package itself: the form to use where another
+process makes the env (RLlib env runners, ``SubprocVecEnv`` with a spawn start method).
 """
 
 from gymnasium.envs.registration import register, registry
 
-__version__ = "0.1.0"
+from nasenv.leaderboard import PROTOCOL
+from nasenv.space import SLOTS
+
+__version__ = "0.2.0"
 
 ENV_IDS = ("RecNAS-Books-v0", "RecNAS-Books-Surrogate-v0", "RecNAS-Books-Live-v0")
 
-if "RecNAS-Books-v0" not in registry:
-    register(id="RecNAS-Books-v0", entry_point="nasenv.env:RecNASEnv", kwargs={"backend": "table"})
-if "RecNAS-Books-Surrogate-v0" not in registry:
-    register(
-        id="RecNAS-Books-Surrogate-v0",
-        entry_point="nasenv.env:RecNASEnv",
-        kwargs={"backend": "surrogate", "space": "full"},
-    )
-if "RecNAS-Books-Live-v0" not in registry:
-    register(
-        id="RecNAS-Books-Live-v0",
-        entry_point="nasenv.env:RecNASEnv",
-        kwargs={"backend": "live"},
-        nondeterministic=True,
-    )
+_IDS = {
+    "RecNAS-Books-v0": {"kwargs": PROTOCOL.registration_kwargs()},
+    "RecNAS-Books-Surrogate-v0": {"kwargs": {"backend": "surrogate", "space": "full"}},
+    "RecNAS-Books-Live-v0": {"kwargs": {"backend": "live"}, "nondeterministic": True},
+}
+for _id, _options in _IDS.items():
+    if _id not in registry:
+        register(
+            id=_id, entry_point="nasenv.env:RecNASEnv", max_episode_steps=len(SLOTS), **_options
+        )

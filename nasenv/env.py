@@ -32,8 +32,37 @@ from nasenv.surrogate import load_surrogate
 
 BACKENDS = ("table", "surrogate", "live")
 SEED_POLICIES = ("fixed", "random", "mean")
-INVALID_ACTIONS = ("penalize", "raise")
+INVALID_ACTIONS = ("penalize", "raise", "wrap")
 N_ACTIONS = max(len(slot.choices) for slot in SLOTS)
+MAX_EPISODE_STEPS = len(SLOTS)
+"""No episode is longer: one step per slot (fewer with ``skip_forced`` or an invalid action)."""
+CELL = 12
+"""Pixels per (slot, choice) cell of the ``rgb_array`` rendering."""
+
+
+def as_action(action: object) -> int:
+    """The integer an action denotes.
+
+    Accepted: everything ``Discrete.contains`` accepts as an integer (a Python ``int``, ``bool``
+    included as Gymnasium counts it; a NumPy integer scalar; a 0-d NumPy integer array, which is
+    what Stable-Baselines3's ``model.predict`` returns for one observation), and any other 0-d
+    array or tensor whose ``item()`` is an ``int`` (a 0-d integer ``torch.Tensor``, on any
+    device). Anything else (floats, strings, ``None``, arrays with a dimension, boolean arrays)
+    raises ``TypeError``: a value of the wrong kind is a bug in the caller, never a decision.
+    """
+    if isinstance(action, (int, np.integer)):
+        return int(action)
+    if getattr(action, "ndim", None) == 0 and hasattr(action, "item"):
+        value = action.item()  # type: ignore[attr-defined]
+        if type(value) is int:
+            return value
+    hint = ""
+    if getattr(action, "shape", None) == (1,):
+        hint = " (an array of one action: pass action[0] or action.item())"
+    raise TypeError(
+        f"action {action!r} of type {type(action).__name__} is not an integer action{hint}; "
+        "RecNASEnv takes a Python int, a NumPy integer scalar, or a 0-d integer array or tensor"
+    )
 
 
 def _check(name: str, value: object, allowed: tuple | list) -> None:
@@ -52,16 +81,27 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
     size, item input (ID embedding, MiniLM text features, or both), loss, learning rate and L2
     regularisation. When the last decision is made the recommender is trained and its validation
     quality on Book-Crossing is the reward: looked up in the benchmark table (``backend="table"``,
-    every architecture of the core space trained for real beforehand) or trained now
-    (``backend="live"``).
+    every architecture of the core space trained for real beforehand), predicted by the
+    surrogate (``backend="surrogate"``) or trained now (``backend="live"``).
 
     ## Action Space
 
     ``Discrete(6)``: the index of a choice of the current slot (slots have 2 to 6 choices). The
     valid actions of the current slot are ``info["action_mask"]`` (``np.int8``) and
-    ``action_masks()`` (bool, for sb3-contrib's ``MaskablePPO``). Validity depends on earlier
-    decisions (after ``stop`` only ``stop``; an aggregator only for ``sage``; ``combine=last``
-    without layers) and on the search space (``space="core"`` or ``"full"``).
+    ``action_masks()`` (bool, for sb3-contrib's ``MaskablePPO``; through Gymnasium wrappers
+    ``env.unwrapped.action_masks()`` or ``env.get_wrapper_attr("action_masks")()``). Validity
+    depends on earlier decisions (after ``stop`` only ``stop``; an aggregator only for ``sage``;
+    ``combine=last`` without layers) and on the search space (``space="core"`` or ``"full"``).
+
+    An action is any value :func:`as_action` accepts: what ``action_space.contains`` accepts (a
+    Python int, a NumPy integer scalar, a 0-d integer array such as SB3's ``model.predict``
+    returns) and 0-d integer tensors. Any other type raises ``TypeError`` whatever
+    ``invalid_action`` says; an integer that is not a valid choice here is an *invalid action*.
+
+    Once an episode has ended, the mask (``info["action_mask"]`` of the terminal step and
+    ``action_masks()``) is that of the first slot of the next episode, never all zeros, so that a
+    vector env in next-step autoreset mode hands its agent a usable mask for the (ignored) action
+    of the reset step. Stepping an ended episode still raises: call ``reset()``.
 
     ## Observation Space
 
@@ -71,8 +111,9 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
 
     ## Starting State
 
-    No decision made; the current slot is ``layer1``. Resetting draws nothing random unless the
-    seed policy is ``random``.
+    No decision made; the current slot is ``layer1`` (with ``skip_forced``, the first slot with a
+    real choice). Resetting draws nothing random; the ``random`` seed policy draws each
+    evaluation's training seed from ``np_random`` when the architecture is complete.
 
     ## Rewards
 
@@ -84,24 +125,33 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
 
     ## Episode End
 
-    Terminates after the 12th decision, or at an invalid action (``"penalize"``). Never truncates.
+    Terminates when the architecture is complete (after the 12th decision; earlier steps with
+    ``skip_forced``), or at an invalid action (``"penalize"``). Never truncates by itself; the
+    registered ids set ``max_episode_steps=12``, so Gymnasium's ``TimeLimit`` also flags the 12th
+    step ``truncated``: both are then ``True`` and, as Gymnasium documents, ``terminated`` is what
+    counts (nothing to bootstrap from).
 
     ## Information
 
     Every step: ``action_mask``, ``slot`` (name of the current slot, ``None`` when done),
     ``total_cost_seconds`` and ``evaluations`` of this env instance. On termination by an
-    architecture also: ``arch`` (canonical string), ``arch_index`` (index in the full space),
-    ``hash``, ``seed`` (training seed; ``None`` under the ``mean`` policy), ``status``
-    (``ok``/``failed``), ``val_recall``,
-    ``val_ndcg``, ``cost_seconds`` (training seconds of this evaluation) and ``n_params``. On an
-    invalid action: ``invalid_action=True``.
+    architecture also: ``arch`` (canonical string), ``full_index`` (its index in the *full*
+    space, ``nasenv.space.FULL``; not a table row: use ``table.index(arch)`` for that), ``hash``,
+    ``seed`` (training seed; ``None`` under the ``mean`` policy), ``status`` (``ok``/``failed``),
+    ``val_recall``, ``val_ndcg``, ``cost_seconds`` (training seconds of this evaluation) and
+    ``n_params``. On an invalid action: ``invalid_action=True`` and ``reason``; on a step whose
+    action ``invalid_action="wrap"`` replaced: ``wrapped_action`` (the action taken).
 
     ## Arguments
 
     ```python
-    gym.make("RecNAS-Books-v0", dataset="Books-20core", backend="live", metric="recall",
-             fidelity="tabulation", seed_policy="fixed", space="core")
+    gym.make("RecNAS-Books-v0", dataset="Books-20core", backend="table", metric="recall",
+             fidelity="tabulation", seed_policy="random", space="core")
     ```
+
+    ``gym.make("RecNAS-Books-v0")`` is the leaderboard's protocol
+    (:data:`nasenv.leaderboard.PROTOCOL`: table back end, ``seed_policy="random"``, Recall@20,
+    the tabulation budget); the class's own defaults below are those of a plain constructor.
 
     * ``dataset``: a registered task (``nasenv.data.DATASETS``). Default ``"Books-20core"``.
     * ``backend``: ``"table"`` (the shipped benchmark table; core space only), ``"surrogate"``
@@ -117,39 +167,63 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
     * ``eval_seed``: seed of the ``fixed`` policy. Default 0.
     * ``n_seeds``: the seeds ``0 .. n_seeds - 1`` of the ``random`` and ``mean`` policies.
       Default: every seed of the table, 3 for live training.
-    * ``invalid_action``: ``"penalize"`` or ``"raise"`` (``ValueError``). Default ``"penalize"``.
-    * ``invalid_reward``: reward of an invalid action. Default -1.0.
-    * ``evaluator``: any ``nasenv.evaluators.Evaluator``; overrides ``dataset``, ``backend`` and
-      ``fidelity`` (used by tests with tiny data). Default ``None``.
+    * ``invalid_action``: what an integer that is not a valid choice does: ``"penalize"`` (ends
+      the episode with ``invalid_reward``), ``"raise"`` (``ValueError``) or ``"wrap"`` (an
+      invalid action in ``0..5`` stands for ``valid[action % len(valid)]``, ``valid`` the valid
+      actions in slot order; valid actions stand for themselves: every action of ``Discrete(6)``
+      builds a valid architecture, so agents without masks learn from rewards alone). Default
+      ``"penalize"``.
+    * ``invalid_reward``: reward of an invalid action under ``"penalize"``. Default -1.0.
+    * ``skip_forced``: take every decision that has a single valid choice automatically, so an
+      episode is only the real choices (in the core space 6 of the 12 slots are forced for most
+      architectures). The observation still encodes every slot. Default ``False``.
+    * ``evaluator``: any ``nasenv.evaluators.Evaluator``, in place of ``dataset``, ``backend``
+      and ``fidelity`` (used by tests with tiny data). Giving ``dataset`` or ``fidelity`` with
+      it, or a ``backend`` other than the one of a built-in evaluator's class, raises
+      ``ValueError``. Default ``None``.
     * ``cache``: SQLite path of the live back end's cache (``None``: no cache). Default: see
       ``nasenv.evaluators.default_cache_path``.
+    * ``render_mode``: ``None``, ``"ansi"`` (the decisions as text) or ``"rgb_array"`` (a
+      picture of the decision grid, one row per slot: chosen, valid and invalid choices in three
+      shades, the current slot marked). Default ``None``.
 
     ## Version History
 
+    * v0, protocol alignment (package 0.2.0): ``RecNAS-Books-v0`` is registered with the
+      leaderboard's protocol (``seed_policy="random"`` instead of ``"fixed"``), ``max_episode_steps
+      =12`` and ``render_fps``; every action ``action_space.contains`` accepts is the action it
+      denotes (a 0-d NumPy array used to be scored as invalid); ``render_mode="rgb_array"``; the
+      mask of an ended episode is the next episode's first mask instead of all zeros;
+      ``info["arch_index"]`` became ``info["full_index"]``; ``skip_forced`` and
+      ``invalid_action="wrap"`` added (off by default). Rewards of valid episodes are unchanged
+      for a given seed policy.
     * v0: initial version.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"]}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
 
     def __init__(
         self,
-        dataset: str = DEFAULT_DATASET,
-        backend: str = "table",
+        dataset: str | None = None,
+        backend: str | None = None,
         metric: str = "recall",
-        fidelity: str = "tabulation",
+        fidelity: str | None = None,
         seed_policy: str = "fixed",
         space: str | SearchSpace = "core",
         eval_seed: int = 0,
         n_seeds: int | None = None,
         invalid_action: str = "penalize",
         invalid_reward: float = -1.0,
+        skip_forced: bool = False,
         evaluator: Evaluator | None = None,
         cache: str | None = "default",
         render_mode: str | None = None,
     ) -> None:
-        _check("backend", backend, BACKENDS)
+        if backend is not None:
+            _check("backend", backend, BACKENDS)
         _check("metric", metric, METRICS)
-        _check("fidelity", fidelity, sorted(FIDELITIES))
+        if fidelity is not None:
+            _check("fidelity", fidelity, sorted(FIDELITIES))
         _check("seed_policy", seed_policy, SEED_POLICIES)
         if not isinstance(space, SearchSpace):
             _check("space", space, sorted(SPACES))
@@ -157,16 +231,11 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
         _check("invalid_action", invalid_action, INVALID_ACTIONS)
         _check("render_mode", render_mode, [None, *self.metadata["render_modes"]])
         if evaluator is None:
-            if backend == "table":
-                evaluator = TableEvaluator(dataset, fidelity)
-            elif backend == "surrogate":
-                if fidelity != "tabulation":
-                    raise ValueError(
-                        f"the surrogate predicts the 'tabulation' budget only, not {fidelity!r}"
-                    )
-                evaluator = SurrogateEvaluator(load_surrogate(dataset), dataset)
-            else:
-                evaluator = LiveEvaluator(dataset, fidelity, cache)
+            evaluator = _make_evaluator(
+                dataset or DEFAULT_DATASET, backend or "table", fidelity or "tabulation", cache
+            )
+        else:
+            _check_evaluator(evaluator, dataset, backend, fidelity)
         if isinstance(evaluator, TableEvaluator) and evaluator.table.space_name != space.name:
             raise ValueError(
                 f"the {evaluator.dataset_name} table holds the {evaluator.table.space_name!r} "
@@ -186,6 +255,7 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
         self.metric, self.seed_policy, self.space = metric, seed_policy, space
         self.eval_seed, self.n_seeds = eval_seed, n_seeds
         self.invalid_action, self.invalid_reward = invalid_action, float(invalid_reward)
+        self.skip_forced = bool(skip_forced)
         self.render_mode = render_mode
 
         self.action_space = spaces.Discrete(N_ACTIONS)
@@ -194,7 +264,7 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
         self.decisions: list[Choice] = []
         # Per-prefix caches: a space has a few thousand decision prefixes, and table-mode
         # episodes are cheap enough that recomputing masks and encodings would dominate.
-        self._masks: dict[tuple | None, tuple[np.ndarray, np.ndarray]] = {}
+        self._masks: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
         self._finished: dict[tuple[Choice, ...], tuple[Architecture, dict[str, Any]]] = {}
         self._obs = np.zeros(size, dtype=np.float32)
         self.done = True
@@ -205,13 +275,14 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
         self.last_seed: int | None = None
 
     def _masks_now(self) -> tuple[np.ndarray, np.ndarray]:
-        """(bool, int8) read-only masks over the actions of the current slot."""
-        key = None if self.done else self.space.mask_key(self.decisions)
+        """(bool, int8) read-only masks over the actions of the current slot; once the episode
+        ended, those of the first slot of the next one."""
+        prefix: Sequence[Choice] = () if self.done else self.decisions
+        key = self.space.mask_key(prefix)
         if key not in self._masks:
             mask = np.zeros(N_ACTIONS, dtype=bool)
-            if not self.done:
-                valid = self.space.mask(self.decisions)
-                mask[: len(valid)] = valid
+            valid = self.space.mask(prefix)
+            mask[: len(valid)] = valid
             as_int8 = mask.astype(np.int8)
             mask.setflags(write=False)
             as_int8.setflags(write=False)
@@ -222,7 +293,8 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
         return self._masks_now()[0]
 
     def action_masks(self) -> np.ndarray:
-        """Valid actions of the current slot as booleans (all ``False`` once the episode ended)."""
+        """Valid actions of the current slot as booleans (once the episode ended: those of the
+        next episode's first slot)."""
         return self._mask().copy()
 
     def _observation(self) -> np.ndarray:
@@ -239,6 +311,21 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
         self._obs[CHOICE_OFFSETS[-1] :] = 0.0
         self._obs[CHOICE_OFFSETS[-1] + (len(SLOTS) if self.done else n)] = 1.0
 
+    def _decide(self, choice: Choice) -> None:
+        """Record one decision and, with ``skip_forced``, every forced one after it."""
+        self.decisions.append(choice)
+        self._update_observation()
+        self._take_forced()
+
+    def _take_forced(self) -> None:
+        """With ``skip_forced``: decide every slot from here on that has a single valid choice."""
+        while self.skip_forced and len(self.decisions) < len(SLOTS):
+            valid = self.space.mask(self.decisions)
+            if valid.sum() != 1:
+                break
+            self.decisions.append(SLOTS[len(self.decisions)].choices[int(np.argmax(valid))])
+            self._update_observation()
+
     def _info(self) -> dict[str, Any]:
         return {
             "action_mask": self._masks_now()[1].copy(),
@@ -253,33 +340,66 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
         super().reset(seed=seed)
         self.decisions, self.done, self._reset_called = [], False, True
         self._update_observation()
+        self._take_forced()
         return self._observation(), self._info()
+
+    def _resolve(self, action: object) -> tuple[int | None, str]:
+        """The choice index ``action`` stands for under ``invalid_action`` (``None``: invalid),
+        and the reason when it is invalid."""
+        index = as_action(action)
+        mask = self._mask()
+        if 0 <= index < N_ACTIONS and mask[index]:
+            return index, ""
+        if self.invalid_action == "wrap" and 0 <= index < N_ACTIONS:
+            valid = np.flatnonzero(mask)
+            return int(valid[index % len(valid)]), ""
+        slot = SLOTS[len(self.decisions)]
+        allowed = [int(i) for i in np.flatnonzero(mask)]
+        return None, (
+            f"action {action!r} is invalid for slot {slot.name!r} after {self.decisions}; "
+            f"valid actions: {allowed} (= {[slot.choices[i] for i in allowed]})"
+        )
+
+    def completes(self, action: object) -> bool:
+        """Whether stepping ``action`` now would complete the architecture and evaluate it (for
+        budget-keeping wrappers that must refuse an evaluation before it starts)."""
+        if self.done:
+            return False
+        index, _ = self._resolve(action)
+        if index is None:
+            return False
+        prefix = [*self.decisions, SLOTS[len(self.decisions)].choices[index]]
+        while self.skip_forced and len(prefix) < len(SLOTS):
+            valid = self.space.mask(prefix)
+            if valid.sum() != 1:
+                break
+            prefix.append(SLOTS[len(prefix)].choices[int(np.argmax(valid))])
+        return len(prefix) == len(SLOTS)
 
     def step(self, action: int) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
         if not self._reset_called:
             raise RuntimeError("step() called before reset(); call env.reset() first")
         if self.done:
             raise RuntimeError("step() called after the episode ended; call env.reset() first")
-        slot = SLOTS[len(self.decisions)]
-        mask = self._mask()
-        valid = isinstance(action, (int, np.integer)) and 0 <= int(action) < N_ACTIONS
-        if not (valid and mask[int(action)]):
-            allowed = [i for i in range(N_ACTIONS) if mask[i]]
-            message = (
-                f"action {action!r} is invalid for slot {slot.name!r} after {self.decisions}; "
-                f"valid actions: {allowed} (= {[slot.choices[i] for i in allowed]})"
-            )
+        index, reason = self._resolve(action)
+        if index is None:
             if self.invalid_action == "raise":
-                raise ValueError(message)
+                raise ValueError(reason)
             self.done = True
             self._update_observation()
-            info = {**self._info(), "invalid_action": True, "reason": message}
+            info = {**self._info(), "invalid_action": True, "reason": reason}
             return self._observation(), self.invalid_reward, True, False, info
-        self.decisions.append(slot.choices[int(action)])
+        wrapped = index != as_action(action)
+        self._decide(SLOTS[len(self.decisions)].choices[index])
         if len(self.decisions) < len(SLOTS):
-            self._update_observation()
-            return self._observation(), 0.0, False, False, self._info()
-        return self._finish()
+            info = self._info()
+            if wrapped:
+                info["wrapped_action"] = index
+            return self._observation(), 0.0, False, False, info
+        obs, reward, terminated, truncated, info = self._finish()
+        if wrapped:
+            info["wrapped_action"] = index
+        return obs, reward, terminated, truncated, info
 
     def _evaluate(self, arch: Architecture) -> Evaluation:
         """One evaluation under the seed policy (``mean``: averaged scores, summed cost)."""
@@ -305,7 +425,7 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
         key = tuple(self.decisions)
         if key not in self._finished:
             arch = Architecture.from_decisions(self.decisions)
-            names = {"arch": arch.to_string(), "arch_index": FULL.index(arch), "hash": arch.hash}
+            names = {"arch": arch.to_string(), "full_index": FULL.index(arch), "hash": arch.hash}
             self._finished[key] = (arch, names)
         return self._finished[key]
 
@@ -355,8 +475,62 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
         metrics = [self.evaluator.test_metrics(arch, int(s)) for s in seeds]
         return {key: float(np.mean([m[key] for m in metrics])) for key in metrics[0]}
 
-    def render(self) -> str | None:
+    def render(self) -> str | np.ndarray | None:
         if self.render_mode == "ansi":
-            names = [f"{s.name}={v}" for s, v in zip(SLOTS, self.decisions)]
+            names = [f"{s.name}={v}" for s, v in zip(SLOTS, self.decisions, strict=False)]
             return " ".join(names) or "(no decision yet)"
+        if self.render_mode == "rgb_array":
+            return self._picture()
         return None
+
+    def _picture(self) -> np.ndarray:
+        """The decision grid as an RGB image: a row per slot, a column per action."""
+        grid = np.full((len(SLOTS), N_ACTIONS, 3), 235, dtype=np.uint8)  # not a choice
+        for slot, spec in enumerate(SLOTS):
+            if slot < len(self.decisions):
+                grid[slot, spec.choices.index(self.decisions[slot])] = (33, 102, 172)
+            elif slot == len(self.decisions) and not self.done:
+                valid = self.space.mask(self.decisions)
+                grid[slot, : len(valid)][valid] = (146, 197, 222)
+            grid[slot, len(spec.choices) :] = (255, 255, 255)
+        if not self.done and len(self.decisions) < len(SLOTS):
+            grid[len(self.decisions), :, 0] = np.maximum(grid[len(self.decisions), :, 0], 200)
+        return np.kron(grid, np.ones((CELL, CELL, 1), dtype=np.uint8))
+
+
+def _make_evaluator(dataset: str, backend: str, fidelity: str, cache: str | None) -> Evaluator:
+    """The evaluator of a named back end."""
+    if backend == "table":
+        return TableEvaluator(dataset, fidelity)
+    if backend == "surrogate":
+        if fidelity != "tabulation":
+            raise ValueError(
+                f"the surrogate predicts the 'tabulation' budget only, not {fidelity!r}"
+            )
+        return SurrogateEvaluator(load_surrogate(dataset), dataset)
+    return LiveEvaluator(dataset, fidelity, cache)
+
+
+EVALUATOR_BACKENDS: dict[type, str] = {
+    TableEvaluator: "table",
+    SurrogateEvaluator: "surrogate",
+    LiveEvaluator: "live",
+}
+
+
+def _check_evaluator(
+    evaluator: Evaluator, dataset: str | None, backend: str | None, fidelity: str | None
+) -> None:
+    """Refuse arguments that an explicit evaluator would silently override."""
+    given = {"dataset": dataset, "fidelity": fidelity}
+    clashes = [f"{name}={value!r}" for name, value in given.items() if value is not None]
+    if clashes:
+        raise ValueError(
+            f"{', '.join(clashes)} conflicts with evaluator={evaluator!r}, which fixes its own "
+            "dataset and budget; give either the evaluator or those arguments"
+        )
+    own = EVALUATOR_BACKENDS.get(type(evaluator))
+    if backend is not None and own is not None and own != backend:
+        raise ValueError(
+            f"backend={backend!r} conflicts with evaluator={evaluator!r}, a {own!r} evaluator"
+        )

@@ -40,7 +40,7 @@ class TaskSetEnv(gym.Env[np.ndarray, int]):
     ``evaluations`` add up over the tasks.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"]}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
 
     def __init__(
         self,
@@ -144,12 +144,16 @@ class TaskSetEnv(gym.Env[np.ndarray, int]):
         """Valid actions of the current slot (see :meth:`RecNASEnv.action_masks`)."""
         return self.current.action_masks()
 
+    def completes(self, action: object) -> bool:
+        """Whether ``action`` would complete the architecture (see :meth:`RecNASEnv.completes`)."""
+        return self.current.completes(action)
+
     def test_metrics(
         self, arch: Architecture | str | None = None, seed: int | Sequence[int] | None = None
     ) -> dict[str, float]:
         """Test metrics on the current task (see :meth:`RecNASEnv.test_metrics`)."""
         return self.current.test_metrics(arch, seed)
 
-    def render(self) -> str | None:
-        text = self.current.render()
-        return None if text is None else f"[{self.task}] {text}"
+    def render(self) -> str | np.ndarray | None:
+        out = self.current.render()
+        return f"[{self.task}] {out}" if isinstance(out, str) else out

@@ -8,7 +8,7 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 import nasenv
 from nasenv.env import N_ACTIONS, RecNASEnv
 from nasenv.evaluators import LiveEvaluator
-from nasenv.space import CORE, SLOTS
+from nasenv.space import CORE, FULL, SLOTS, Architecture
 from nasenv.train import TrainConfig
 
 
@@ -25,9 +25,14 @@ def masked_episode(env, rng):
 def test_gymnasium_and_sb3_checkers_pass(env_id, tiny_dataset):
     from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-    evaluator = LiveEvaluator(tiny_dataset, TrainConfig(max_epochs=1, batch_size=64), cache=None)
-    env = gym.make(env_id, evaluator=evaluator)
-    gym_check_env(env.unwrapped, skip_render_check=True)
+    if env_id == "RecNAS-Books-Live-v0":  # real trainings, on tiny data
+        config = TrainConfig(max_epochs=1, batch_size=64)
+        env = gym.make(env_id, evaluator=LiveEvaluator(tiny_dataset, config, cache=None))
+    else:  # the shipped table and surrogate
+        env = gym.make(env_id)
+    for render_mode in env.metadata["render_modes"]:
+        env.unwrapped.render_mode = render_mode
+        gym_check_env(env.unwrapped)
     sb3_check_env(env.unwrapped, warn=True)
 
 
@@ -55,8 +60,10 @@ def test_episode_contract(planted):
     assert info["arch"] in {str(a) for a in CORE}
     assert 0 <= reward <= 1 and reward == info["val_recall"]
     assert info["cost_seconds"] == 2.0 and info["total_cost_seconds"] == 2.0
-    for key in ("arch_index", "hash", "n_params", "seed", "status", "evaluations"):
+    assert info["full_index"] == FULL.index(Architecture.from_string(info["arch"]))
+    for key in ("hash", "n_params", "seed", "status", "evaluations"):
         assert key in info
+    assert "arch_index" not in info  # a full-space index, not a table row: named full_index
     assert not any(key.startswith("test") for key in info)
     assert env.unwrapped.test_metrics() == {"test_recall": 0.0, "test_ndcg": 0.0}
 
@@ -111,9 +118,13 @@ def test_invalid_action_policies_and_misuse(planted):
     strict.reset()
     with pytest.raises(ValueError, match="valid actions"):
         strict.step(5)
-    for bad in (-1, 99, 1.5, "x"):
+    for bad in (-1, 99):  # integers, but no choice: invalid actions
         env.reset()
         assert env.step(bad)[4]["invalid_action"]
+    for wrong in (1.5, "x", None, np.array([1]), np.array(1.0), np.bool_(True)):  # not actions
+        env.reset()
+        with pytest.raises(TypeError, match="not an integer action"):
+            env.step(wrong)
 
 
 @pytest.mark.parametrize(
