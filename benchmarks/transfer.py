@@ -52,24 +52,21 @@ from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from run_agents import (  # noqa: E402
-    hitting_time,
-    incumbent_curve,
-    median_interval,
-    table_sha256,
-    top_threshold,
-)
 
 from agents import make_agent  # noqa: E402
 from agents.portfolio import Portfolio, portfolio  # noqa: E402
 from agents.reinforce import Reinforce  # noqa: E402
 from agents.runner import Budget, run_search  # noqa: E402
 from agents.transfer import pretrain, transferred  # noqa: E402
-from nasenv.data import HELD_OUT_TASKS, TRAINING_TASKS, get_spec  # noqa: E402
+from nasenv.data import HELD_OUT_TASKS, TRAINING_TASKS, get_spec, sha256_of  # noqa: E402
 from nasenv.env import RecNASEnv  # noqa: E402
 from nasenv.evaluators import TableEvaluator  # noqa: E402
+from nasenv.leaderboard import (  # noqa: E402
+    hitting_time,
+    incumbent_curve,
+    median_interval,
+    top_threshold,
+)
 from nasenv.table import BenchmarkTable, load_table  # noqa: E402
 from nasenv.tasks import TaskSetEnv  # noqa: E402
 
@@ -99,9 +96,15 @@ def tables(args: argparse.Namespace) -> tuple[Tables, Tables, object]:
     )
 
 
+def incumbents(history: list[dict], table: BenchmarkTable) -> np.ndarray:
+    """Table row of the incumbent after each evaluation of a journalled run."""
+    archs, rewards = [t["arch"] for t in history], [t["reward"] for t in history]
+    return incumbent_curve(archs, rewards, table, "recall")
+
+
 def table_sha256s(*tables: Tables) -> dict[str, str]:
     """The SHA-256 of every task's table: a rebuilt table starts a fresh set of runs."""
-    return {n: table_sha256(t) for group in tables for n, t in group.items()}
+    return {n: sha256_of(Path(t.source)) for group in tables for n, t in group.items()}
 
 
 def tanh_of(method: str, tanh_constant: float | None) -> float | None:
@@ -218,11 +221,11 @@ def hitting_times(
     for task, table in held_out.items():
         scores = table.scores()
         ranked = np.sort(scores)[::-1]
-        top1 = top_threshold(ranked, 0.01)
+        top1 = top_threshold(scores, 0.01)
         keys = sorted((k for k in groups if k[0] == task),
                       key=lambda k: (METHODS.index(k[1]), -(k[2] or 0.0)))  # fmt: skip
         for key in keys:
-            curves = np.stack([incumbent_curve(r["history"], table, scores) for r in groups[key]])
+            curves = np.stack([scores[incumbents(r["history"], table)] for r in groups[key]])
             distinct = [len({trial["arch"] for trial in r["history"]}) for r in groups[key]]
             out[key] = ([hitting_time(c, top1) for c in curves], ranked[0] - curves, distinct)
     return out

@@ -49,7 +49,6 @@ def test_masked_agents_spend_the_budget_on_valid_architectures_reproducibly(name
     first = search(name, seed=1, evaluations=20)
     assert len(first.history) == 20
     assert first.invalid_episodes == 0
-    assert first.best.reward == max(t.reward for t in first.history)
     assert trials(first) == trials(search(name, seed=1, evaluations=20))
     assert trials(first) != trials(search(name, seed=2, evaluations=20))
 

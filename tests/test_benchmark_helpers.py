@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from nasenv.leaderboard import hitting_time, incumbent_curve, median_interval, top_threshold
 from nasenv.table import BenchmarkTable
 from nasenv.train import TrainingContext
 
@@ -32,30 +33,26 @@ def table() -> BenchmarkTable:
     return BenchmarkTable.load(SAMPLE)
 
 
-def test_incumbent_follows_the_best_reward_and_reports_its_seed_mean(table):
-    run_agents = load_script("run_agents")
-    scores = table.scores()
+def test_incumbent_follows_the_best_reward_and_keeps_the_earliest_of_ties(table):
     a, b, c = table.arch_strings[:3]
-    history = [{"arch": a, "reward": 0.2}, {"arch": b, "reward": 0.1}, {"arch": c, "reward": 0.3}]
-    curve = run_agents.incumbent_curve(history, table, scores)
-    np.testing.assert_allclose(curve, [scores[0], scores[0], scores[2]])
-    assert run_agents.hitting_time(np.array([0.1, 0.2, 0.5]), 0.2) == 2
-    assert run_agents.hitting_time(np.array([0.1, 0.2]), 0.9) == math.inf
+    rows = incumbent_curve([a, b, c, a], [0.2, 0.1, 0.3, 0.3], table, "recall")
+    assert rows.tolist() == [0, 0, 2, 2]
+    assert incumbent_curve([5, 1], [0.1, 0.2], table, "recall").tolist() == [5, 1]
+    assert hitting_time(np.array([0.1, 0.2, 0.5]), 0.2) == 2
+    assert hitting_time(np.array([0.1, 0.2]), 0.9) == math.inf
 
 
 def test_top_threshold_is_the_score_at_the_fraction_boundary_and_at_least_the_best():
-    run_agents = load_script("run_agents")
-    ranked = np.arange(250, 0, -1) / 1000.0  # best first
-    assert run_agents.top_threshold(ranked, 0.01) == 0.248  # the 3rd best of 250 (ceil 2.5)
-    assert run_agents.top_threshold(ranked, 0.001) == 0.25  # fewer than one: the best counts
+    scores = np.random.default_rng(0).permutation(np.arange(250, 0, -1) / 1000.0)
+    assert top_threshold(scores, 0.01) == 0.248  # the 3rd best of 250 (ceil 2.5)
+    assert top_threshold(scores, 0.001) == 0.25  # fewer than one: the best counts
 
 
 def test_median_interval_brackets_the_median_and_keeps_never_reached_runs():
-    run_agents = load_script("run_agents")
-    low, high = run_agents.median_interval([float(x) for x in range(1, 21)])
+    low, high = median_interval([float(x) for x in range(1, 21)])
     assert 1 <= low < 10.5 < high <= 20
-    assert run_agents.median_interval([1.0, math.inf, math.inf]) == (1.0, math.inf)
-    assert run_agents.median_interval([7.0] * 5) == (7.0, 7.0)
+    assert median_interval([1.0, math.inf, math.inf]) == (1.0, math.inf)
+    assert median_interval([7.0] * 5) == (7.0, 7.0)
 
 
 def test_table_stats_on_the_sample_table(table):

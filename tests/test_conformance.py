@@ -18,15 +18,6 @@ from nasenv.space import CORE, SLOTS
 ID = "RecNAS-Books-v0"
 
 
-@pytest.fixture
-def one_thread():
-    """SB3 on a policy this small is fastest on one thread (and the suite runs on two cores)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def first_valid(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[-1])
 
@@ -135,7 +126,7 @@ def test_vector_envs_never_hand_an_agent_an_empty_mask(mode):
     assert finished >= 6
 
 
-def test_sb3_make_vec_env_in_processes_with_the_module_id(one_thread):
+def test_sb3_make_vec_env_in_processes_with_the_module_id():
     from sb3_contrib.common.maskable.utils import get_action_masks
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
@@ -153,7 +144,7 @@ def test_sb3_make_vec_env_in_processes_with_the_module_id(one_thread):
         assert len(rewards) >= 4 and all(0 < r < 1 for r in rewards), cls.__name__
 
 
-def test_sb3_predict_loops_and_evaluate_policy(one_thread):
+def test_sb3_predict_loops_and_evaluate_policy():
     from sb3_contrib import MaskablePPO
     from sb3_contrib.common.maskable.evaluation import evaluate_policy as masked_evaluate
     from stable_baselines3 import PPO

@@ -169,8 +169,7 @@ def test_early_stopping_and_best_epoch(tiny_context):
         arch, tiny_context, 0, TrainConfig(max_epochs=200, patience=2, batch_size=32)
     )
     assert len(result.val_recall) < 200
-    assert len(result.val_recall) - result.best_epoch == 2
-    assert result.val_recall_best == max(result.val_recall)
+    assert len(result.val_recall) - result.best_epoch == 2  # patience 2 after the best
 
 
 def test_divergent_training_is_a_failed_result_not_an_exception(tiny_context):
