@@ -3,24 +3,19 @@
 model of the full space (:class:`SurrogateEvaluator`).
 
 :class:`LiveEvaluator` trains through :func:`nasenv.train.train_architecture` and caches every
-result in SQLite keyed by (dataset SHA-256, architecture, seed, fidelity), so that several env
-instances and processes share work. A cache entry that cannot be decoded is recomputed.
+result in a :class:`~nasenv.cache.ResultCache` (SQLite), keyed by what makes a result valid
+(dataset SHA-256, architecture, seed, fidelity, device, package, protocol and torch versions), so
+that several env instances and processes share work and never train one key at the same time.
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import json
-import os
-import sqlite3
-import time
-import warnings
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from nasenv.cache import CacheKey, ResultCache, default_cache_path
 from nasenv.data import DEFAULT_DATASET, BooksDataset, load_dataset
 from nasenv.results import FAILED_SCORE, FIDELITIES, TrainConfig, TrainResult
 from nasenv.space import Architecture
@@ -87,104 +82,20 @@ class Evaluator(Protocol):
     def test_metrics(self, arch: Architecture, seed: int) -> dict[str, float]: ...
 
 
-def default_cache_path() -> Path:
-    """``$RECNAS_CACHE`` if set, else ``~/.cache/recnas/live.sqlite``."""
-    env = os.environ.get("RECNAS_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "recnas" / "live.sqlite"
-
-
-class ResultCache:
-    """A SQLite store of :class:`TrainResult` values, safe for concurrent processes (WAL mode).
-
-    A cache never stops a search: an unreadable entry is recomputed, and a file that is not a
-    readable database is moved aside (``<name>.corrupt-<time>``, with a warning) and replaced by
-    an empty cache.
-    """
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._create()
-        except sqlite3.DatabaseError as error:
-            aside = self.path.with_name(f"{self.path.name}.corrupt-{time.time():.0f}")
-            warnings.warn(
-                f"{self.path} is not a readable cache ({error}); moved to {aside}, "
-                "starting an empty one",
-                stacklevel=2,
-            )
-            for suffix in ("", "-wal", "-shm"):
-                damaged = Path(f"{self.path}{suffix}")
-                if damaged.exists():
-                    damaged.replace(Path(f"{aside}{suffix}"))
-            self._create()
-
-    def _create(self) -> None:
-        with self._connect() as db:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS results (dataset TEXT, arch TEXT, seed INTEGER, "
-                "fidelity TEXT, result TEXT NOT NULL, PRIMARY KEY (dataset, arch, seed, fidelity))"
-            )
-
-    @contextlib.contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        """A connection that commits on success and is always closed."""
-        db = sqlite3.connect(self.path, timeout=60)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            with db:
-                yield db
-        finally:
-            db.close()
-
-    @staticmethod
-    def _key(dataset: str, arch: str, seed: int, config: TrainConfig) -> tuple:
-        fidelity = {k: v for k, v in dataclasses.asdict(config).items() if k != "threads"}
-        return dataset, arch, seed, json.dumps(fidelity, sort_keys=True)
-
-    def get(self, dataset: str, arch: str, seed: int, config: TrainConfig) -> TrainResult | None:
-        """The stored result, or ``None`` if absent or unreadable (then it is recomputed)."""
-        try:
-            with self._connect() as db:
-                row = db.execute(
-                    "SELECT result FROM results WHERE dataset=? AND arch=? AND seed=? "
-                    "AND fidelity=?",
-                    self._key(dataset, arch, seed, config),
-                ).fetchone()
-        except sqlite3.DatabaseError as error:
-            warnings.warn(f"cache {self.path} unreadable ({error}); recomputing", stacklevel=2)
-            return None
-        if row is None:
-            return None
-        try:
-            return TrainResult.from_dict(json.loads(row[0]))
-        except (ValueError, TypeError, KeyError) as error:
-            warnings.warn(
-                f"corrupt cache entry for {arch} seed {seed} ({error}); recomputing", stacklevel=2
-            )
-            return None
-
-    def put(self, dataset: str, result: TrainResult) -> None:
-        key = self._key(dataset, result.arch, result.seed, result.config)
-        try:
-            with self._connect() as db:
-                db.execute(
-                    "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?)",
-                    (*key, json.dumps(result.to_dict())),
-                )
-        except sqlite3.DatabaseError as error:
-            warnings.warn(
-                f"cache {self.path} unwritable ({error}); result not cached", stacklevel=2
-            )
-
-
 class LiveEvaluator:
     """Trains architectures for real (through :mod:`nasenv.train`), with a persistent cache.
+
+    Concurrent evaluators (threads or processes) sharing a cache file train each key once: the
+    others wait for its result (see :mod:`nasenv.cache`).
 
     Args:
         dataset: a registered task name or a loaded :class:`~nasenv.data.BooksDataset`.
         fidelity: a key of :data:`nasenv.train.FIDELITIES` or a :class:`TrainConfig`.
         cache: SQLite file (default :func:`default_cache_path`); ``None`` disables caching.
+        device: where training runs (``"cpu"``, ``"cuda"``, ...); part of the cache key.
+
+    Raises:
+        nasenv.cache.CacheError: the cache path cannot be used (a directory, no permission).
     """
 
     def __init__(
@@ -192,6 +103,8 @@ class LiveEvaluator:
         dataset: str | BooksDataset = DEFAULT_DATASET,
         fidelity: str | TrainConfig = "tabulation",
         cache: str | Path | None = "default",
+        *,
+        device: str = "cpu",
     ) -> None:
         self.dataset = load_dataset(dataset) if isinstance(dataset, str) else dataset
         if isinstance(fidelity, str):
@@ -199,6 +112,7 @@ class LiveEvaluator:
                 raise ValueError(f"unknown fidelity {fidelity!r}; allowed: {sorted(FIDELITIES)}")
             fidelity = FIDELITIES[fidelity]
         self.config = fidelity
+        self.device = device
         path = default_cache_path() if cache == "default" else cache
         self.cache = ResultCache(path) if path is not None else None
         self._context: Any = None  # nasenv.train.TrainingContext, built at the first training
@@ -207,22 +121,30 @@ class LiveEvaluator:
     def dataset_name(self) -> str:
         return self.dataset.name
 
+    def cache_key(self, arch: Architecture, seed: int) -> CacheKey:
+        """The cache key of training ``arch`` with ``seed`` here (this code, this device)."""
+        dataset = self.dataset.sha256 or self.dataset.name
+        return CacheKey.current(dataset, arch.to_string(), seed, self.config, self.device)
+
     def result(self, arch: Architecture, seed: int) -> TrainResult:
-        """The full training result, from the cache or by training now."""
-        key = self.dataset.sha256 or self.dataset.name
-        arch_string = arch.to_string()
-        if self.cache is not None:
-            cached = self.cache.get(key, arch_string, seed, self.config)
-            if cached is not None:
-                return cached
+        """The full training result, from the cache (possibly after waiting for another process
+        that trains it) or by training now."""
+        if self.cache is None:
+            return self._train(arch, seed, None)
+        return self.cache.get_or_compute(
+            self.cache_key(arch, seed), lambda heartbeat: self._train(arch, seed, heartbeat)
+        )
+
+    def _train(
+        self, arch: Architecture, seed: int, heartbeat: Callable[[], None] | None
+    ) -> TrainResult:
+        """Train now; ``heartbeat()`` after every epoch keeps the cache claim alive."""
         from nasenv.train import TrainingContext, train_architecture  # torch: only when training
 
         if self._context is None:
-            self._context = TrainingContext(self.dataset)
-        result = train_architecture(arch, self._context, seed, self.config)
-        if self.cache is not None:
-            self.cache.put(key, result)
-        return result
+            self._context = TrainingContext(self.dataset, device=self.device)
+        on_epoch = None if heartbeat is None else (lambda epoch, value: heartbeat())
+        return train_architecture(arch, self._context, seed, self.config, on_epoch=on_epoch)
 
     def evaluate(self, arch: Architecture, seed: int) -> Evaluation:
         return Evaluation.from_result(self.result(arch, seed))

@@ -41,6 +41,12 @@ def test_any_action_sequence_keeps_the_env_consistent(sequence, seed):
     env = RecNASEnv(evaluator=TableEvaluator(TABLE), space=TINY_SPACE, seed_policy="random")
     obs, info = env.reset(seed=seed)
     for action in sequence:
+        if not isinstance(action, (int, np.integer)):  # not an action at all: refused, no change
+            before = list(env.decisions)
+            with pytest.raises(TypeError, match="not an integer action"):
+                env.step(action)
+            assert env.decisions == before
+            continue
         obs, reward, terminated, truncated, info = env.step(action)
         assert env.observation_space.contains(obs)
         assert info["action_mask"].dtype == np.int8 and info["action_mask"].shape == (N_ACTIONS,)
