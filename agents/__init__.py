@@ -2,7 +2,8 @@
 
 Every agent is a dataclass of documented hyperparameters with a ``search(runner)`` method (see
 :mod:`agents.base`); :func:`make_agent` builds one by name. Agents that need optional packages
-(Stable-Baselines3, Optuna) import them only when built.
+(Stable-Baselines3, Optuna) import them only when built; :func:`unavailable` says whether they
+can run here and what to install otherwise.
 """
 
 from __future__ import annotations
@@ -25,6 +26,33 @@ AGENTS: dict[str, str] = {
 TRANSFER_AGENTS: tuple[str, ...] = ("portfolio",)
 """Agents that start from other tasks' tables: measured as transfer (``benchmarks/transfer.py``),
 not in the leaderboard of searches from scratch."""
+
+
+REQUIREMENTS: dict[str, tuple[tuple[str, ...], str]] = {
+    "tpe": (("optuna",), "rl"),
+    "ppo": (("stable_baselines3", "sb3_contrib"), "rl"),
+    "ppo-plain": (("stable_baselines3", "sb3_contrib"), "rl"),
+}
+"""Agents that need optional packages: name -> (the modules they import, the package extra that
+installs them)."""
+
+
+def unavailable(name: str) -> str | None:
+    """``None`` if agent ``name`` can run here; otherwise one line saying which optional packages
+    cannot be imported and what to install, e.g. ``needs optuna: pip install
+    'recnas-books[rl]'``. Imports the packages it checks (as building the agent would)."""
+    if name not in AGENTS:
+        raise ValueError(f"unknown agent {name!r}; allowed: {list(AGENTS)}")
+    modules, extra = REQUIREMENTS.get(name, ((), ""))
+    missing = []
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            missing.append(module)
+    if not missing:
+        return None
+    return f"needs {' and '.join(missing)}: pip install 'recnas-books[{extra}]'"
 
 
 def agent_class(name: str) -> type:

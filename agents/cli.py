@@ -5,6 +5,12 @@ recnas search --agent reinforce --set avoid_repeats=true --set learning_rate=0.0
 recnas search --agent evolution --budget 100 --env-id RecNAS-Books-Live-v0 --fidelity low
 recnas evaluate "layers=lgconv-lgconv-lgconv,combine=mean,dim=64,items=id,loss=bpr,..."
 recnas agents
+
+Bad arguments, a missing optional package and Ctrl-C end with one line on stderr and a non-zero
+exit status (2: a bad argument; 1: a missing package or file; 130: interrupted, after the best
+architecture found so far), never a traceback. A search on the table or surrogate back end
+with an agent that needs no neural network (random, evolution, qlearning, tpe) never imports
+torch: only training and the neural agents do.
 """
 
 from __future__ import annotations
@@ -25,19 +31,36 @@ import gymnasium as gym
 from tqdm import tqdm
 
 import nasenv
-from agents import AGENTS, agent_class, make_agent
+from agents import AGENTS, agent_class, make_agent, unavailable
 from agents.runner import Budget, Trial, run_search
-from nasenv.__main__ import add_evaluate_arguments, evaluate
+from nasenv.__main__ import (
+    CLIParser,
+    add_evaluate_arguments,
+    evaluate,
+    fail,
+    interrupted,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
+from nasenv.data import ChecksumError
+
+PROG = "recnas"
+LIVE_ENV_ID = "RecNAS-Books-Live-v0"
 
 
-def _tensorboard(directory: str | None) -> Any:
-    if directory is None:
-        return None
+def _summary_writer_class(prog: str) -> Any:
+    """TensorBoard's ``SummaryWriter`` (imports torch), or a one-line failure if tensorboard is
+    not installed."""
     try:
         from torch.utils.tensorboard import SummaryWriter
-    except ImportError as error:  # tensorboard itself is missing
-        raise SystemExit(f"--tensorboard needs the tensorboard package: {error}") from error
-    return SummaryWriter(directory)
+    except ImportError:  # tensorboard itself is missing
+        fail(
+            prog,
+            "--tensorboard needs the tensorboard package: pip install tensorboard "
+            "(or pip install 'recnas-books[rl]')",
+        )
+    return SummaryWriter
 
 
 def hyperparameters(name: str, settings: Sequence[str]) -> dict[str, Any]:
@@ -72,7 +95,30 @@ def hyperparameters(name: str, settings: Sequence[str]) -> dict[str, Any]:
     return out
 
 
-def search(args: argparse.Namespace) -> None:
+def _check_search_arguments(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Refuse, through ``parser.error``, argument combinations the env cannot honour."""
+    backend = gym.spec(args.env_id).kwargs.get("backend")
+    if args.fresh_seeds and backend == "table":
+        parser.error(
+            f"--fresh-seeds {args.fresh_seeds}: the table back end ({args.env_id}) holds only "
+            f"its stored seeds and cannot train new ones; use --env-id {LIVE_ENV_ID}"
+        )
+
+
+def search(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Run ``args.agent`` against ``args.env_id`` with a progress bar and print the result
+    (``parser``: the ``search`` subparser, for errors). Ctrl-C prints the best architecture found
+    so far on stderr and exits with status 130."""
+    _check_search_arguments(args, parser)
+    missing = unavailable(args.agent)
+    if missing is not None:
+        fail(parser.prog, f"the {args.agent} agent {missing}")
+    settings = hyperparameters(args.agent, args.set)
+    try:
+        agent = make_agent(args.agent, seed=args.seed, **settings)
+    except ValueError as error:  # hyperparameters the agent refuses together
+        fail(parser.prog, f"--set: {error}")
+    writer_class = _summary_writer_class(parser.prog) if args.tensorboard else None
     env_kwargs: dict[str, Any] = {"metric": args.metric, "seed_policy": args.seed_policy}
     if args.dataset:
         env_kwargs["dataset"] = args.dataset
@@ -81,35 +127,55 @@ def search(args: argparse.Namespace) -> None:
     try:
         env = gym.make(args.env_id, **env_kwargs)
     except FileNotFoundError as error:  # no table for this task
-        raise SystemExit(
-            f"{error}; or search with live training: --env-id RecNAS-Books-Live-v0"
-        ) from None
+        fail(parser.prog, f"{error}; or search with live training: --env-id {LIVE_ENV_ID}")
     except ValueError as error:  # an argument value the env does not know, with allowed ones
-        raise SystemExit(str(error)) from None
+        fail(parser.prog, str(error))
+    except ChecksumError as error:  # a shipped file that was changed or damaged
+        fail(parser.prog, str(error))
     budget = Budget(evaluations=args.budget, seconds=args.seconds)
-    agent = make_agent(args.agent, seed=args.seed, **hyperparameters(args.agent, args.set))
-    writer = _tensorboard(args.tensorboard)
-    best = -float("inf")
-    with tqdm(total=args.budget, desc=f"{args.agent} search", unit="eval") as bar:
+    writer = writer_class(args.tensorboard) if writer_class is not None else None
+    best: Trial | None = None
+    evaluations = 0
+    try:
+        with tqdm(total=args.budget, desc=f"{args.agent} search", unit="eval") as bar:
 
-        def on_trial(trial: Trial) -> None:
-            nonlocal best
-            best = max(best, trial.reward)
-            bar.update(1)
-            bar.set_postfix(best=f"{best:.4f}", sim_hours=f"{trial.total_seconds / 3600:.2f}")
-            if writer is not None:
-                writer.add_scalar("reward", trial.reward, trial.number)
-                writer.add_scalar("best_reward", best, trial.number)
-                writer.add_scalar("best_reward_by_seconds", best, int(trial.total_seconds))
+            def on_trial(trial: Trial) -> None:
+                nonlocal best, evaluations
+                evaluations += 1
+                if best is None or trial.reward > best.reward:  # the earliest among ties
+                    best = trial
+                bar.update(1)
+                bar.set_postfix(
+                    best=f"{best.reward:.4f}", sim_hours=f"{trial.total_seconds / 3600:.2f}"
+                )
+                if writer is not None:
+                    writer.add_scalar("reward", trial.reward, trial.number)
+                    writer.add_scalar("best_reward", best.reward, trial.number)
+                    writer.add_scalar(
+                        "best_reward_by_seconds", best.reward, int(trial.total_seconds)
+                    )
 
-        fresh = range(1000, 1000 + args.fresh_seeds) if args.fresh_seeds else None
-        result = run_search(agent, env, budget, args.seed, on_trial, fresh_seeds=fresh)
-    if writer is not None:
-        writer.close()
+            fresh = range(1000, 1000 + args.fresh_seeds) if args.fresh_seeds else None
+            result = run_search(agent, env, budget, args.seed, on_trial, fresh_seeds=fresh)
+    except KeyboardInterrupt:
+        interrupted(parser.prog, _best_so_far(best, evaluations))
+    finally:
+        if writer is not None:
+            writer.close()
     print(result.summary())
     if args.out:
         Path(args.out).write_text(json.dumps(result.to_dict(), indent=1))
         print(f"history written to {args.out}")
+
+
+def _best_so_far(best: Trial | None, evaluations: int) -> str:
+    """The tail of the interrupted line: the best of ``evaluations`` so far."""
+    if best is None:
+        return " before any architecture was evaluated"
+    return (
+        f" after {evaluations} evaluations; best so far (evaluation {best.number}): {best.arch}"
+        f"  validation Recall@20 {best.val_recall:.4f}, NDCG@20 {best.val_ndcg:.4f}"
+    )
 
 
 def list_agents() -> None:
@@ -117,10 +183,14 @@ def list_agents() -> None:
     module holds several agents)."""
     modules = Counter(path.partition(":")[0] for path in AGENTS.values())
     for name, path in AGENTS.items():
-        try:
-            cls = agent_class(name)
-        except ImportError as error:
-            print(f"{name:10} (unavailable: {error})")
+        missing = unavailable(name)
+        if missing is None:
+            try:
+                cls = agent_class(name)
+            except ImportError as error:  # a requirement that imports but is broken
+                missing = str(error)
+        if missing is not None:
+            print(f"{name:10} (unavailable here: {missing})")
             continue
         source = cls if modules[path.partition(":")[0]] > 1 else sys.modules[cls.__module__]
         summary = " ".join((inspect.getdoc(source) or "").split("\n\n")[0].split())
@@ -128,12 +198,17 @@ def list_agents() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="recnas", description=__doc__.split("\n")[0])
+    """Run the command line ``argv`` (default: ``sys.argv[1:]``)."""
+    parser = CLIParser(prog=PROG, description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     s = commands.add_parser("search", help="run an agent against the environment")
     s.add_argument("--agent", default="random", choices=list(AGENTS))
-    s.add_argument("--budget", type=int, default=300, help="evaluations (default 300)")
-    s.add_argument("--seconds", type=float, help="also stop after this much simulated training")
+    s.add_argument(
+        "--budget", type=positive_int, default=300, help="evaluations, >= 1 (default 300)"
+    )
+    s.add_argument(
+        "--seconds", type=positive_float, help="also stop after this much simulated training"
+    )
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--env-id", default="RecNAS-Books-v0", choices=list(nasenv.ENV_IDS))
     s.add_argument("--dataset", help="registered task (default: the env's)")
@@ -142,13 +217,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     s.add_argument("--seed-policy", default="fixed", choices=["fixed", "random", "mean"])
     s.add_argument(
         "--fresh-seeds",
-        type=int,
+        type=non_negative_int,
         default=0,
         help="report the best architecture's test metrics from this many new trainings "
-        "(seeds 1000, 1001, ...; live back end); default: the evaluation seeds",
+        f"(seeds 1000, 1001, ...; live back end, --env-id {LIVE_ENV_ID}); default: the "
+        "evaluation seeds",
     )
     s.add_argument("--out", help="write the result and full history as JSON here")
-    s.add_argument("--tensorboard", help="log every evaluation to this TensorBoard directory")
+    s.add_argument(
+        "--tensorboard",
+        help="log every evaluation to this TensorBoard directory (needs tensorboard)",
+    )
     s.add_argument(
         "--set",
         action="append",
@@ -158,14 +237,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     ev = commands.add_parser("evaluate", help="train one architecture and print its metrics")
     add_evaluate_arguments(ev)
-    commands.add_parser("agents", help="list the agents")
+    commands.add_parser("agents", help="list the agents (and what those unavailable here need)")
     args = parser.parse_args(argv)
-    if args.command == "search":
-        search(args)
-    elif args.command == "evaluate":
-        evaluate(args, ev)
-    else:
-        list_agents()
+    try:
+        if args.command == "search":
+            search(args, s)
+        elif args.command == "evaluate":
+            evaluate(args, ev)
+        else:
+            list_agents()
+    except KeyboardInterrupt:  # outside a search's own handler: nothing to report
+        interrupted(parser.prog)
 
 
 if __name__ == "__main__":

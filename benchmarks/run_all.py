@@ -83,6 +83,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small runs of every benchmark")
     args = parser.parse_args()
+    try:  # the plots of table_stats.py, run_agents.py and cross_task.py; fail before hours of runs
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise SystemExit(
+            "benchmarks/run_all.py: error: the benchmarks' plots need matplotlib: "
+            "pip install 'recnas-books[plots]'"
+        ) from None
     timings = []
     for script, *options in steps(args.quick):
         command = [sys.executable, str(Path("benchmarks") / script), *options]

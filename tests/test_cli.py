@@ -2,6 +2,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 
 def test_evaluate_command_trains_on_the_shipped_data(tmp_path):
     out = tmp_path / "result.json"
@@ -107,3 +109,226 @@ def test_recnas_search_sets_hyperparameters_and_names_the_allowed_ones(tmp_path)
               "--out", str(out)])  # fmt: skip
     history = json.loads(out.read_text())["history"]
     assert len({t["arch"] for t in history}) == 30
+
+
+# --- failing like a good command line: one line on stderr, a non-zero exit, no traceback ---
+
+BAD_ARCH = "layers=foo,combine=last,dim=64,items=id,loss=bpr,lr=0.02,reg=0.0001"
+
+
+def run_in_process(main, argv, capsys):
+    """Run ``main(argv)`` as the interpreter would run the command: the exit status and stderr.
+
+    A ``SystemExit`` carrying a message is what the interpreter prints on stderr with status 1.
+    """
+    capsys.readouterr()
+    try:
+        main(argv)
+    except SystemExit as exit_:
+        code = exit_.code
+    except KeyboardInterrupt:  # would end the command with a traceback (and stop pytest)
+        raise AssertionError("KeyboardInterrupt escaped the command") from None
+    else:
+        code = 0
+    err = capsys.readouterr().err
+    if isinstance(code, str):
+        err, code = err + code + "\n", 1
+    return code, err
+
+
+def one_line(err):
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def without(monkeypatch, *modules):
+    """Make ``import MODULE`` raise ImportError for each of ``modules``, as if not installed."""
+    for module in modules:
+        monkeypatch.setitem(sys.modules, module, None)
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["search", "--budget", "0"], "argument --budget: must be >= 1, got 0"),
+        (["search", "--budget", "-5"], "argument --budget: must be >= 1, got -5"),
+        (["search", "--budget", "many"], "argument --budget: expected an integer >= 1"),
+        (["search", "--seconds", "0"], "argument --seconds: must be a finite number > 0"),
+        (["search", "--seconds", "-1.5"], "argument --seconds: must be a finite number > 0"),
+        (["search", "--fresh-seeds", "-1"], "argument --fresh-seeds: must be >= 0, got -1"),
+        (
+            ["search", "--fresh-seeds", "3"],
+            "cannot train new ones; use --env-id RecNAS-Books-Live-v0",
+        ),
+        (["evaluate", "--max-epochs", "0"], "argument --max-epochs: must be >= 1, got 0"),
+        (["evaluate", BAD_ARCH], "'foo'"),
+        (["evaluate", "lightgcn"], "'lightgcn'"),
+    ],
+)
+def test_recnas_refuses_bad_values_in_one_line(argv, expected, capsys):
+    from agents import cli
+
+    code, err = run_in_process(cli.main, argv, capsys)
+    line = one_line(err)
+    assert code == 2
+    assert line.startswith(f"recnas {argv[0]}: error: ") and expected in line
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["evaluate", BAD_ARCH], "'foo'"),
+        (["evaluate", "--threads", "0"], "argument --threads: must be >= 1, got 0"),
+        (["evaluate", "--patience", "-2"], "argument --patience: must be >= 1, got -2"),
+        ([], "required: command"),
+    ],
+)
+def test_python_m_nasenv_refuses_bad_values_in_one_line(argv, expected, capsys):
+    import nasenv.__main__
+
+    code, err = run_in_process(nasenv.__main__.main, argv, capsys)
+    line = one_line(err)
+    assert code == 2 and line.startswith("python -m nasenv") and expected in line
+
+
+def test_a_bad_budget_is_one_line_from_the_installed_command_too():
+    completed = subprocess.run(
+        [sys.executable, "-m", "agents.cli", "search", "--budget", "0"],
+        capture_output=True,
+        text=True,
+    )
+    assert completed.returncode == 2 and completed.stdout == ""
+    assert one_line(completed.stderr).startswith("recnas search: error: argument --budget")
+
+
+@pytest.mark.parametrize(
+    ("agent", "modules", "needs"),
+    [
+        ("tpe", ["optuna"], "optuna"),
+        ("ppo", ["stable_baselines3", "sb3_contrib"], "stable_baselines3 and sb3_contrib"),
+        ("ppo-plain", ["sb3_contrib"], "sb3_contrib"),
+    ],
+)
+def test_an_agent_without_its_extra_fails_in_one_line(agent, modules, needs, monkeypatch, capsys):
+    from agents import cli
+
+    without(monkeypatch, *modules)
+    code, err = run_in_process(cli.main, ["search", "--agent", agent, "--budget", "5"], capsys)
+    line = one_line(err)
+    assert code == 1
+    assert line == f"recnas search: error: the {agent} agent needs {needs}: " + (
+        "pip install 'recnas-books[rl]'"
+    )
+
+
+def test_tensorboard_without_the_package_fails_before_searching(tmp_path, monkeypatch, capsys):
+    from agents import cli
+
+    without(monkeypatch, "tensorboard", "torch.utils.tensorboard")
+    logs = tmp_path / "logs"
+    argv = ["search", "--budget", "5", "--tensorboard", str(logs)]
+    code, err = run_in_process(cli.main, argv, capsys)
+    assert code == 1 and "needs the tensorboard package: pip install" in one_line(err)
+    assert not logs.exists()
+
+
+def test_recnas_agents_marks_what_cannot_run_here(monkeypatch, capsys):
+    from agents import cli
+
+    without(monkeypatch, "optuna", "stable_baselines3")
+    code, err = run_in_process(cli.main, ["agents"], capsys)
+    assert code == 0 and err == ""
+    cli.list_agents()
+    lines = {
+        line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line[0] != " "
+    }
+    for name in ("tpe", "ppo", "ppo-plain"):
+        assert "unavailable here" in lines[name] and "pip install 'recnas-books[rl]'" in lines[name]
+    assert "needs optuna" in lines["tpe"] and "needs stable_baselines3" in lines["ppo"]
+    for name in ("random", "evolution", "qlearning", "reinforce"):
+        assert "unavailable" not in lines[name]
+
+
+def test_run_all_without_matplotlib_fails_in_one_line_before_running_anything(monkeypatch):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "run_all.py"
+    spec = importlib.util.spec_from_file_location("run_all_under_test", path)
+    run_all = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run_all)
+
+    def no_benchmark(*args, **kwargs):
+        raise AssertionError("a benchmark started without matplotlib")
+
+    monkeypatch.setattr(run_all.subprocess, "run", no_benchmark)
+    monkeypatch.setattr(sys, "argv", ["run_all.py", "--quick"])
+    without(monkeypatch, "matplotlib")
+    with pytest.raises(SystemExit) as exit_:
+        run_all.main()
+    assert exit_.value.code == (
+        "benchmarks/run_all.py: error: the benchmarks' plots need matplotlib: "
+        "pip install 'recnas-books[plots]'"
+    )
+
+
+@pytest.mark.parametrize("after", [3, 0])
+def test_ctrl_c_during_a_search_prints_the_best_so_far_and_exits_130(after, monkeypatch, capsys):
+    from agents import cli
+
+    seen = []
+    real_run_search = cli.run_search
+
+    def interrupted_run_search(agent, env, budget, seed, on_trial, fresh_seeds=None):
+        def on_trial_then_ctrl_c(trial):
+            on_trial(trial)
+            seen.append(trial)
+            if len(seen) == after:
+                raise KeyboardInterrupt
+
+        if after == 0:
+            raise KeyboardInterrupt
+        return real_run_search(agent, env, budget, seed, on_trial_then_ctrl_c, fresh_seeds)
+
+    monkeypatch.setattr(cli, "run_search", interrupted_run_search)
+    code, err = run_in_process(cli.main, ["search", "--budget", "50", "--seed", "3"], capsys)
+    assert code == 130 and "Traceback" not in err
+    messages = [line for line in err.splitlines() if line.startswith("recnas")]
+    assert len(messages) == 1 and err.rstrip().endswith(messages[0])  # after the progress bar
+    if after == 0:
+        assert messages[0] == "recnas search: interrupted before any architecture was evaluated"
+        return
+    best = max(seen, key=lambda t: (t.reward, -t.number))
+    assert messages[0] == (
+        f"recnas search: interrupted after 3 evaluations; best so far (evaluation {best.number}): "
+        f"{best.arch}  validation Recall@20 {best.val_recall:.4f}, NDCG@20 {best.val_ndcg:.4f}"
+    )
+
+
+def test_ctrl_c_during_an_evaluation_exits_130_in_one_line(monkeypatch, capsys):
+    import nasenv.__main__
+
+    def ctrl_c(name):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(nasenv.__main__, "load_dataset", ctrl_c)
+    code, err = run_in_process(nasenv.__main__.main, ["evaluate"], capsys)
+    assert code == 130 and one_line(err) == "python -m nasenv: interrupted"
+
+
+@pytest.mark.parametrize("agent", ["random", "evolution", "qlearning", "tpe"])
+def test_a_table_search_does_not_import_torch(agent):
+    if agent == "tpe":
+        pytest.importorskip("optuna")
+    code = (
+        "import agents.cli, sys; "
+        f"agents.cli.main(['search', '--agent', {agent!r}, '--budget', '5']); "
+        "print('torch' in sys.modules, 'torch_geometric' in sys.modules)"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert f"{agent} (seed 0): 5 evaluations" in completed.stdout
+    assert completed.stdout.splitlines()[-1] == "False False"
