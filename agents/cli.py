@@ -31,7 +31,7 @@ import gymnasium as gym
 from tqdm import tqdm
 
 import nasenv
-from agents import AGENTS, agent_class, make_agent, unavailable
+from agents import AGENTS, agent_class, leaderboard, make_agent, unavailable
 from agents.runner import Budget, Trial, run_search
 from nasenv.__main__ import (
     CLIParser,
@@ -44,6 +44,8 @@ from nasenv.__main__ import (
     positive_int,
 )
 from nasenv.data import ChecksumError
+from nasenv.env import SEED_POLICIES
+from nasenv.evaluators import METRICS
 
 PROG = "recnas"
 LIVE_ENV_ID = "RecNAS-Books-Live-v0"
@@ -98,10 +100,10 @@ def hyperparameters(name: str, settings: Sequence[str]) -> dict[str, Any]:
 def _check_search_arguments(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     """Refuse, through ``parser.error``, argument combinations the env cannot honour."""
     backend = gym.spec(args.env_id).kwargs.get("backend")
-    if args.fresh_seeds and backend == "table":
+    if args.fresh_seeds and backend != "live":
         parser.error(
-            f"--fresh-seeds {args.fresh_seeds}: the table back end ({args.env_id}) holds only "
-            f"its stored seeds and cannot train new ones; use --env-id {LIVE_ENV_ID}"
+            f"--fresh-seeds {args.fresh_seeds}: the {backend} back end ({args.env_id}) cannot "
+            f"train new seeds; use --env-id {LIVE_ENV_ID}"
         )
 
 
@@ -119,7 +121,11 @@ def search(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     except ValueError as error:  # hyperparameters the agent refuses together
         fail(parser.prog, f"--set: {error}")
     writer_class = _summary_writer_class(parser.prog) if args.tensorboard else None
-    env_kwargs: dict[str, Any] = {"metric": args.metric, "seed_policy": args.seed_policy}
+    env_kwargs: dict[str, Any] = {}
+    if args.metric:
+        env_kwargs["metric"] = args.metric
+    if args.seed_policy:
+        env_kwargs["seed_policy"] = args.seed_policy
     if args.dataset:
         env_kwargs["dataset"] = args.dataset
     if args.fidelity:
@@ -213,8 +219,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     s.add_argument("--env-id", default="RecNAS-Books-v0", choices=list(nasenv.ENV_IDS))
     s.add_argument("--dataset", help="registered task (default: the env's)")
     s.add_argument("--fidelity", help="training budget name (default: the env's)")
-    s.add_argument("--metric", default="recall", choices=["recall", "ndcg"])
-    s.add_argument("--seed-policy", default="fixed", choices=["fixed", "random", "mean"])
+    s.add_argument("--metric", choices=list(METRICS), help="default: the env's (recall)")
+    s.add_argument(
+        "--seed-policy",
+        choices=list(SEED_POLICIES),
+        help="default: the env id's (RecNAS-Books-v0: random, the leaderboard's protocol; "
+        "the other ids: fixed)",
+    )
     s.add_argument(
         "--fresh-seeds",
         type=non_negative_int,
@@ -238,12 +249,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     ev = commands.add_parser("evaluate", help="train one architecture and print its metrics")
     add_evaluate_arguments(ev)
     commands.add_parser("agents", help="list the agents (and what those unavailable here need)")
+    board = commands.add_parser(
+        "leaderboard",
+        help="score an agent on the leaderboard's protocol, beside the shipped agents",
+        description=leaderboard.__doc__.split("\n\n")[0],
+    )
+    leaderboard.add_arguments(board)
     args = parser.parse_args(argv)
     try:
         if args.command == "search":
             search(args, s)
         elif args.command == "evaluate":
             evaluate(args, ev)
+        elif args.command == "leaderboard":
+            leaderboard.run_cli(args, board)
         else:
             list_agents()
     except KeyboardInterrupt:  # outside a search's own handler: nothing to report
