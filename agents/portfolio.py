@@ -1,4 +1,4 @@
-"""A portfolio: the architectures that did best on other tasks' tables, tried first.
+"""A portfolio: the architectures that did best on other training tasks' tables, tried first.
 
 The warm start of hyperparameter optimisation from related datasets (Feurer et al. 2015,
 "Initializing Bayesian Hyperparameter Optimization via Meta-Learning"; Pfisterer et al. 2018,
@@ -15,6 +15,7 @@ import numpy as np
 
 from agents.base import Agent
 from agents.runner import SearchRunner
+from nasenv.data import TRAINING_TASKS
 from nasenv.space import Architecture
 from nasenv.table import BenchmarkTable, load_table, shipped_tables
 
@@ -39,13 +40,16 @@ def portfolio(tables: Mapping[str, BenchmarkTable], metric: str = "recall") -> t
 
 @dataclass
 class Portfolio(Agent):
-    """Evaluates architectures in a fixed order learned on other tasks, best first, skipping
-    those outside the searched space, then searches at random when the order runs out.
+    """Evaluates architectures in a fixed order learned on other (training) tasks, best first,
+    skipping those outside the searched space, then searches at random when the order runs out.
 
     Args:
         tasks: comma-separated tasks whose shipped tables give the order (:func:`portfolio`);
-            ``""`` (default): every task with a shipped table except the searched one, so on a
-            new task, or with live training, the search starts from what the tables know.
+            ``""`` (default): every training task (:data:`nasenv.data.TRAINING_TASKS`) with a
+            shipped table except the searched one, so on a held-out or new task, or with live
+            training, the search starts from what the training tables know. A held-out task
+            (:data:`nasenv.data.HELD_OUT_TASKS`) never enters the default order: transfer to those
+            is what ``benchmarks/transfer.py`` measures.
         architectures: the order itself (canonical strings), which overrides ``tasks``; not a
             hyperparameter, left out of reports.
 
@@ -66,9 +70,12 @@ class Portfolio(Agent):
         if self.tasks:
             tables = {name: load_table(name.strip()) for name in self.tasks.split(",")}
         else:
-            tables = shipped_tables(exclude=searched)
+            tables = shipped_tables(exclude=searched, tasks=TRAINING_TASKS)
         if not tables:
-            raise ValueError(f"no shipped table of a task other than {searched!r} to rank from")
+            raise ValueError(
+                f"no shipped table of a training task {list(TRAINING_TASKS)} other than "
+                f"{searched!r} to rank from"
+            )
         return portfolio(tables)
 
     def search(self, runner: SearchRunner) -> None:

@@ -119,11 +119,26 @@ def get_spec(name: str) -> DatasetSpec:
         raise ValueError(f"unknown dataset {name!r}; known datasets: {sorted(DATASETS)}") from None
 
 
+def read_only(array: np.ndarray) -> np.ndarray:
+    """A read-only view of ``array`` (the array itself keeps its flags): writing into the view
+    raises ``ValueError: assignment destination is read-only``. Loaded datasets and tables hand
+    out only such views, because their loaders are cached: one caller's write would otherwise
+    change what every later caller in the process gets."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"expected a numpy array, got {type(array).__name__}")
+    view = array.view()
+    view.setflags(write=False)
+    return view
+
+
 @dataclass(frozen=True, eq=False)
 class BooksDataset:
     """A prepared book task: interactions split per user, item metadata and item text features.
 
     Interaction arrays are ``int64`` of shape ``(n, 2)`` holding ``(user, item)`` indices, sorted.
+    Every array is stored as a read-only view (:func:`read_only`): :func:`load_dataset` caches
+    what it loads, so a dataset is shared by everything in the process that loads the same task.
+    Copy an array (``np.array(dataset.train)``) to change it.
     """
 
     name: str
@@ -139,6 +154,14 @@ class BooksDataset:
     user_country: np.ndarray
     sha256: str = field(default="")
 
+    def __post_init__(self) -> None:
+        for name in _DATASET_ARRAYS:
+            try:
+                view = read_only(getattr(self, name))
+            except TypeError as error:
+                raise TypeError(f"BooksDataset.{name}: {error}") from None
+            object.__setattr__(self, name, view)
+
     @property
     def n_interactions(self) -> int:
         return len(self.train) + len(self.val) + len(self.test)
@@ -150,6 +173,12 @@ class BooksDataset:
             f"{self.n_interactions:,} interactions (density {density:.4f}; "
             f"train/val/test {len(self.train):,}/{len(self.val):,}/{len(self.test):,})"
         )
+
+
+_DATASET_ARRAYS = (
+    *("train", "val", "test", "item_text", "item_isbn", "item_title", "item_author"),
+    "user_country",
+)
 
 
 def sha256_of(path: Path) -> str:
@@ -236,6 +265,8 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
 
 def load_dataset(name: str = DEFAULT_DATASET, directory: str | Path | None = None) -> BooksDataset:
     """Load a registered task, verifying both files against ``SHA256SUMS``.
+
+    The result is cached per ``(name, directory)`` and shared: its arrays are read-only.
 
     Args:
         name: a key of :data:`DATASETS`.

@@ -13,8 +13,11 @@ Two spaces share these slots and rules:
   is left to the full space: its training costs twice as much and it never ranked first in a
   measured sample, see ``benchmarks/RESULTS.md``.)
 
-Every architecture has a canonical string (``Architecture.to_string``), an integer index in each
-space that contains it (``SearchSpace.index``), and a stable hash (``Architecture.hash``).
+Every architecture has a canonical string (``Architecture.to_string``, whose docstring gives the
+grammar), an integer index in each space that contains it (``SearchSpace.index``), and a stable
+hash (``Architecture.hash``). An :class:`Architecture` validates itself on construction: it is
+always in the full space, and a value outside it raises ``ValueError`` naming that value and what
+is allowed.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import hashlib
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -79,19 +83,52 @@ CHOICE_OFFSETS: tuple[int, ...] = tuple(
 ``CHOICE_OFFSETS[-1]`` is the number of pairs (the one-hot width of a whole architecture)."""
 
 
+_STRING_KEYS = ("layers", "combine", "dim", "items", "loss", "lr", "reg")
+"""The keys of an architecture's canonical string, in their order there."""
+
+
 @dataclass(frozen=True)
 class Architecture:
-    """A complete recommender design.
+    """A complete recommender design: one value for every slot of :data:`SLOTS`.
+
+    Slot order (that of :meth:`decisions` and :meth:`from_decisions`): ``layer1``, ``aggr1``,
+    ``layer2``, ``aggr2``, ``layer3``, ``aggr3``, ``combine``, ``dim``, ``items``, ``loss``,
+    ``lr``, ``reg``. As a sequence of decisions a model of depth ``d < 3`` has ``stop`` (with
+    aggregator ``none``) in every layer slot deeper than ``d``; as an ``Architecture`` it simply
+    has ``d`` layers.
+
+    Ways to get one, all validated alike:
+
+    * ``Architecture.from_string("layers=lgconv-sage:mean,combine=concat,dim=64,items=id,"
+      "loss=bpr,lr=0.02,reg=0.0001")`` (the grammar is in :meth:`to_string`);
+    * ``Architecture.from_decisions(values)``, the 12 slot values in the order above (what the
+      env's actions choose);
+    * ``Architecture(layers=("lgconv", "sage"), aggrs=("none", "mean"), combine="concat",
+      dim=64, items="id", loss="bpr", lr=0.02, reg=1e-4)``; or a space's index, ``CORE[42]``.
+
+    Construction refuses, with a ``ValueError`` naming the value and what is allowed, anything
+    outside the full space (:data:`FULL`): ``layers`` and ``aggrs`` of different lengths or
+    longer than :data:`MAX_LAYERS`; ``stop`` among the layers (a shallower model has fewer
+    layers); a value that is no choice of its slot; an aggregator other than ``none`` for a layer
+    without that decision (only ``sage`` has one: ``mean``, ``max`` or ``sum``); ``combine``
+    other than ``last`` at depth 0. A value of the wrong type (``layers`` not a tuple, ``dim``
+    not an ``int``, ``lr`` or ``reg`` not a real number) raises ``TypeError``. An ``int`` ``lr``
+    or ``reg`` (``reg=0``) is stored as the equal ``float``, so its string and hash are those of
+    the float. Whether an architecture is also in the :data:`CORE` space is a question for that
+    space (``arch in CORE``, ``CORE.index(arch)``).
 
     Args:
-        layers: message-passing layers in order (empty: matrix factorisation).
-        aggrs: one aggregator per layer; ``"none"`` for layers without that decision.
-        combine: ``last`` | ``mean`` | ``sum`` | ``concat`` | ``weighted`` (softmax weights).
-        dim: embedding size.
+        layers: message-passing layers in order, from :data:`LAYERS` but ``stop``; ``()`` is
+            matrix factorisation (depth 0).
+        aggrs: one aggregator per layer: ``mean`` | ``max`` | ``sum`` for ``sage``, ``none`` for
+            every other layer.
+        combine: ``last`` | ``mean`` | ``sum`` | ``concat`` | ``weighted`` (softmax weights);
+            ``last`` at depth 0.
+        dim: embedding size: 16 | 32 | 64 | 128.
         items: ``id`` | ``text`` | ``id+text``.
         loss: ``bpr`` | ``bce``.
-        lr: Adam learning rate.
-        reg: L2 coefficient on the batch's input embeddings.
+        lr: Adam learning rate: 0.005 | 0.01 | 0.02 | 0.05.
+        reg: L2 coefficient on the batch's input embeddings: 0 | 1e-5 | 1e-4 | 1e-3.
     """
 
     layers: tuple[str, ...]
@@ -103,8 +140,51 @@ class Architecture:
     lr: float
     reg: float
 
+    def __post_init__(self) -> None:
+        """Refuse what the full space does not hold (see the class docstring); store an ``int``
+        or NumPy ``dim``, ``lr`` or ``reg`` as the equal Python ``int`` or ``float``."""
+        layers, aggrs = self.layers, self.aggrs
+        for name, value in (("layers", layers), ("aggrs", aggrs)):
+            if not isinstance(value, tuple):
+                raise TypeError(f"{name} must be a tuple of strings, got {value!r}")
+        if len(layers) != len(aggrs):
+            raise ValueError(
+                f"layers={layers} and aggrs={aggrs} differ in length: give one aggregator per "
+                f"layer ({NO_AGGR!r} for layers other than {sorted(AGGREGATED_LAYERS)})"
+            )
+        if len(layers) > MAX_LAYERS:
+            raise ValueError(f"layers={layers} has {len(layers)} layers; at most {MAX_LAYERS}")
+        if STOP in layers:
+            raise ValueError(
+                f"layers={layers} holds {STOP!r}: list only the layers a model has (depth 0: "
+                f"layers=()); allowed layers: {list(LAYERS[1:])}"
+            )
+        if type(self.dim) is not int:
+            if not isinstance(self.dim, (int, np.integer)) or isinstance(self.dim, bool):
+                raise TypeError(f"dim must be an int, got {self.dim!r}")
+            object.__setattr__(self, "dim", int(self.dim))
+        for name in ("lr", "reg"):
+            value = getattr(self, name)
+            if type(value) is not float:
+                if not isinstance(value, (int, float, np.integer, np.floating)) or isinstance(
+                    value, bool
+                ):
+                    raise TypeError(f"{name} must be a float, got {value!r}")
+                object.__setattr__(self, name, float(value))
+        FULL.validate_values(self.decisions())
+
+    @classmethod
+    def _trusted(cls, fields: dict[str, Any]) -> Architecture:
+        """An architecture from already validated, canonically typed fields, without the checks
+        of ``__post_init__`` (for :meth:`from_decisions`, whose input is validated)."""
+        arch = object.__new__(cls)
+        arch.__dict__.update(fields)
+        return arch
+
     def decisions(self) -> tuple[Choice, ...]:
-        """The value chosen for every slot, in slot order."""
+        """The value chosen for every slot, in the order of :data:`SLOTS`: ``(layer, aggr)``
+        for each of the :data:`MAX_LAYERS` layer slots (``("stop", "none")`` past the depth),
+        then ``combine``, ``dim``, ``items``, ``loss``, ``lr`` and ``reg``."""
         padded = [(layer, aggr) for layer, aggr in zip(self.layers, self.aggrs)]
         padded += [(STOP, NO_AGGR)] * (MAX_LAYERS - len(self.layers))
         flat = [value for pair in padded for value in pair]
@@ -112,31 +192,62 @@ class Architecture:
 
     @classmethod
     def from_decisions(cls, values: Sequence[Choice]) -> Architecture:
-        """Inverse of :meth:`decisions`; raises ``ValueError`` for an invalid sequence."""
+        """Inverse of :meth:`decisions`: the 12 slot values in the order of :data:`SLOTS`, with
+        ``stop`` (and aggregator ``none``) in the layer slots past the depth, and only ``stop``
+        after a ``stop``. Raises ``ValueError`` naming the first value that is no choice of its
+        slot or that the full space's rules refuse after the values before it."""
         if len(values) != len(SLOTS):
-            raise ValueError(f"expected {len(SLOTS)} decisions, got {len(values)}")
+            raise ValueError(f"expected {len(SLOTS)} decisions, got {len(values)}: {values}")
         FULL.validate_values(values)
-        pairs = [(values[2 * i], values[2 * i + 1]) for i in range(MAX_LAYERS)]
-        used = [pair for pair in pairs if pair[0] != STOP]
+        layers, aggrs = [], []
+        for i in range(0, 2 * MAX_LAYERS, 2):
+            if values[i] == STOP:
+                break  # the rules put only stop after a stop
+            layers.append(str(values[i]))
+            aggrs.append(str(values[i + 1]))
         combine, dim, items, loss, lr, reg = values[2 * MAX_LAYERS :]
-        return cls(
-            layers=tuple(str(layer) for layer, _ in used),
-            aggrs=tuple(str(aggr) for _, aggr in used),
-            combine=str(combine),
-            dim=int(dim),
-            items=str(items),
-            loss=str(loss),
-            lr=float(lr),
-            reg=float(reg),
+        return cls._trusted(
+            {
+                "layers": tuple(layers),
+                "aggrs": tuple(aggrs),
+                "combine": str(combine),
+                "dim": int(dim),
+                "items": str(items),
+                "loss": str(loss),
+                "lr": float(lr),
+                "reg": float(reg),
+            }
         )
 
     @property
     def depth(self) -> int:
+        """Number of message-passing layers (0: matrix factorisation)."""
         return len(self.layers)
 
     def to_string(self) -> str:
-        """Canonical, shell-safe text form, e.g.
-        ``layers=lgconv-sage:mean,combine=concat,dim=64,items=id,loss=bpr,lr=0.01,reg=0.0001``."""
+        """Canonical, shell-safe text form; its SHA-256 is :attr:`hash`. Grammar::
+
+            layers=STACK,combine=C,dim=D,items=I,loss=L,lr=LR,reg=REG
+
+        * the seven keys appear once each, in this order, separated by ``,`` (no spaces);
+        * ``STACK`` is ``none`` at depth 0 (matrix factorisation), else one token per layer,
+          first layer first, joined by ``-``: ``lgconv``, ``gcn``, ``gin`` and ``gat`` alone,
+          GraphSAGE with its aggregator: ``sage:mean``, ``sage:max`` or ``sage:sum``. At most
+          :data:`MAX_LAYERS` tokens; ``stop`` is never written (fewer tokens instead);
+        * ``C``: ``last`` (the only one at depth 0), ``mean``, ``sum``, ``concat``, ``weighted``;
+          ``D``: ``16``, ``32``, ``64``, ``128``; ``I``: ``id``, ``text``, ``id+text``;
+          ``L``: ``bpr``, ``bce``;
+        * ``LR`` and ``REG`` in Python's ``g`` format: ``0.005``, ``0.01``, ``0.02``, ``0.05``;
+          ``0``, ``1e-05``, ``0.0001``, ``0.001``.
+
+        The core space (:data:`CORE`) allows only ``lgconv``, ``gcn`` and ``sage:mean`` layers,
+        ``combine`` ``last``, ``mean`` or ``concat``, ``dim=64``, ``lr=0.02`` and
+        ``reg=0.0001``; ``items`` and ``loss`` are free. Examples::
+
+            layers=none,combine=last,dim=64,items=id,loss=bpr,lr=0.02,reg=0.0001
+            layers=lgconv-sage:mean,combine=concat,dim=64,items=id,loss=bpr,lr=0.01,reg=0.0001
+            layers=sage:max-gat,combine=weighted,dim=16,items=id+text,loss=bce,lr=0.005,reg=0
+        """
         layers = (
             "-".join(
                 layer if aggr == NO_AGGR else f"{layer}:{aggr}"
@@ -151,25 +262,53 @@ class Architecture:
 
     @classmethod
     def from_string(cls, text: str) -> Architecture:
-        """Parse :meth:`to_string` output; raises ``ValueError`` naming what is wrong."""
-        try:
-            fields = dict(part.split("=", 1) for part in text.strip().split(","))
-        except ValueError:
+        """Parse the grammar of :meth:`to_string`; ``from_string(a.to_string()) == a``.
+
+        Keys may come in any order and numbers in any spelling equal to a choice (``lr=2e-2``),
+        so parsing is a little more lenient than the canonical form, but never ambiguous. Raises
+        ``ValueError`` naming what is wrong: a part that is not ``key=value``, a missing, unknown
+        or repeated key, more than :data:`MAX_LAYERS` layers, an empty layer token, ``stop``
+        among the layers, an explicit ``:none`` aggregator, or any value the full space refuses.
+        """
+        if not isinstance(text, str):
+            raise TypeError(f"expected an architecture string, got {type(text).__name__}")
+        fields: dict[str, str] = {}
+        for part in text.strip().split(","):
+            key, sep, value = part.partition("=")
+            if not sep:
+                raise ValueError(
+                    f"cannot parse architecture {text!r}: {part!r} is not a key=value pair"
+                )
+            if key in fields:
+                raise ValueError(
+                    f"architecture {text!r} gives {key!r} twice ({key}={fields[key]!r} and "
+                    f"{key}={value!r}); each of the keys {list(_STRING_KEYS)} comes once"
+                )
+            fields[key] = value
+        if sorted(fields) != sorted(_STRING_KEYS):
+            missing = [key for key in _STRING_KEYS if key not in fields]
+            unknown = [key for key in fields if key not in _STRING_KEYS]
             raise ValueError(
-                f"cannot parse architecture {text!r}: expected key=value pairs"
-            ) from None
-        expected = ["layers", "combine", "dim", "items", "loss", "lr", "reg"]
-        if sorted(fields) != sorted(expected):
-            raise ValueError(f"architecture {text!r} must have exactly the keys {expected}")
-        layers, aggrs = [], []
-        if fields["layers"] != "none":
-            for token in fields["layers"].split("-"):
-                layer, _, aggr = token.partition(":")
-                layers.append(layer)
-                aggrs.append(aggr or NO_AGGR)
+                f"architecture {text!r} must have exactly the keys {list(_STRING_KEYS)} "
+                f"(missing: {missing}, unknown: {unknown})"
+            )
+        stack = fields["layers"]
+        tokens = [] if stack == "none" else stack.split("-")
+        if len(tokens) > MAX_LAYERS:
+            raise ValueError(
+                f"layers={stack!r} has {len(tokens)} layers; at most {MAX_LAYERS} (depth 0 is "
+                f"written layers=none)"
+            )
         values: list[Choice] = []
-        for i in range(MAX_LAYERS):
-            values += [layers[i], aggrs[i]] if i < len(layers) else [STOP, NO_AGGR]
+        for depth, token in enumerate(tokens, 1):
+            layer, colon, aggr = token.partition(":")
+            if layer in ("", STOP, "none") or (colon and aggr == NO_AGGR):
+                raise ValueError(
+                    f"layer {depth} of layers={stack!r} is {token!r}: write depth 0 as "
+                    f"layers=none, else 1 to {MAX_LAYERS} of {_LAYER_TOKENS} joined by '-'"
+                )
+            values += [layer, aggr if colon else NO_AGGR]
+        values += [STOP, NO_AGGR] * (MAX_LAYERS - len(tokens))
         values.append(fields["combine"])
         for key in ("dim", "items", "loss", "lr", "reg"):
             values.append(_parse_choice(SLOTS[SLOT_INDEX[key]], fields[key]))
@@ -182,6 +321,13 @@ class Architecture:
 
     def __str__(self) -> str:
         return self.to_string()
+
+
+_LAYER_TOKENS = [
+    *(layer for layer in LAYERS[1:] if layer not in AGGREGATED_LAYERS),
+    *(f"{layer}:{aggr}" for layer in sorted(AGGREGATED_LAYERS) for aggr in AGGRS[1:]),
+]
+"""Every token of a canonical string's layer stack."""
 
 
 def _parse_choice(slot: Slot, token: str) -> Choice:
@@ -266,10 +412,14 @@ class SearchSpace:
         return self._mask_cache[key]
 
     def validate_values(self, values: Sequence[Choice]) -> None:
-        """Raise ``ValueError`` naming the first decision that is not allowed here."""
+        """Raise ``ValueError`` naming the first decision that is not allowed here: one that is
+        no choice of its slot at all, or one that this space (named in the message) refuses after
+        the decisions before it. ``values`` may be a prefix (at most ``len(SLOTS)`` values)."""
+        if len(values) > len(SLOTS):
+            raise ValueError(f"{len(values)} decisions, more than the {len(SLOTS)} slots")
         for slot, value in enumerate(values):
             choices = SLOTS[slot].choices
-            if value not in choices:
+            if value not in choices or isinstance(value, bool):  # False == 0 == reg 0.0
                 raise ValueError(f"{SLOTS[slot].name}={value!r} is not one of {list(choices)}")
             valid = self.mask(values[:slot])
             if not valid[choices.index(value)]:
@@ -313,8 +463,13 @@ class SearchSpace:
         return self._completion_cache[key]
 
     def __contains__(self, arch: object) -> bool:
+        """Whether the :class:`Architecture` ``arch`` is in this space; anything else (e.g. a
+        string, which :meth:`Architecture.from_string` parses) raises ``TypeError``."""
         if not isinstance(arch, Architecture):
-            return False
+            raise TypeError(
+                f"the {self.name} space holds Architecture objects, not {type(arch).__name__}; "
+                f"parse a string with Architecture.from_string"
+            )
         try:
             self.validate_values(arch.decisions())
         except ValueError:
@@ -322,7 +477,10 @@ class SearchSpace:
         return True
 
     def index(self, arch: Architecture) -> int:
-        """Position of ``arch`` in this space's canonical order; ``ValueError`` if outside."""
+        """Position of ``arch`` in this space's canonical order; ``ValueError`` naming this space
+        and the first decision it refuses if ``arch`` is outside."""
+        if not isinstance(arch, Architecture):
+            raise TypeError(f"expected an Architecture, got {type(arch).__name__}")
         values = arch.decisions()
         self.validate_values(values)
         rank = self._structure_rank[tuple(values[: self._free_from])]
@@ -331,6 +489,9 @@ class SearchSpace:
         return rank
 
     def __getitem__(self, index: int) -> Architecture:
+        """The architecture at ``index`` (``0 <= index < len(self)``) of the canonical order."""
+        if not isinstance(index, (int, np.integer)) or isinstance(index, bool):
+            raise TypeError(f"the {self.name} space is indexed by int, not {type(index).__name__}")
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} outside the {self.name} space of {len(self)}")
         free: list[Choice] = []

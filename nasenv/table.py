@@ -25,6 +25,11 @@ array                       shape/dtype  meaning
 Curves are float32 and NaN after ``n_epochs``. Because the budget's early stopping can be replayed
 on a stored curve, every smaller budget ``(max_epochs, patience)`` is answered exactly.
 
+A table's arrays and the arrays it caches (:meth:`BenchmarkTable.epochs`) are read-only views
+(writing raises ``ValueError: assignment destination is read-only``): :func:`load_table` caches
+the tables it loads, so one table is shared by every env of the process. Copy an array to change
+it; ``scores`` and ``costs`` return a new array on every call.
+
 Test arrays are only read by :meth:`BenchmarkTable.test_metrics`; no score, ranking or top-k of
 this module looks at them.
 """
@@ -33,9 +38,10 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Literal
 
 import numpy as np
@@ -47,6 +53,7 @@ from nasenv.data import (
     get_spec,
     listed_file,
     read_npz,
+    read_only,
     verify_file,
     write_npz,
 )
@@ -99,7 +106,8 @@ class BenchmarkTable:
     budget, or ``None`` for the stored budget.
     """
 
-    def __init__(self, arrays: dict[str, np.ndarray], source: str = "<memory>") -> None:
+    def __init__(self, arrays: Mapping[str, np.ndarray], source: str = "<memory>") -> None:
+        arrays = MappingProxyType({name: read_only(array) for name, array in arrays.items()})
         version = int(arrays["format_version"])
         if version != FORMAT_VERSION:
             raise ValueError(
@@ -107,7 +115,8 @@ class BenchmarkTable:
             )
         self.source = source
         self.meta: dict[str, Any] = json.loads(str(arrays["meta"]))
-        self.arrays = arrays
+        self.arrays: Mapping[str, np.ndarray] = arrays
+        """The file's arrays (module docstring), as read-only views in a read-only mapping."""
         self.arch_strings: tuple[str, ...] = tuple(str(a) for a in arrays["arch"])
         self.seeds: tuple[int, ...] = tuple(int(s) for s in arrays["seed"])
         self._row = {arch: i for i, arch in enumerate(self.arch_strings)}
@@ -248,7 +257,8 @@ class BenchmarkTable:
         return max_epochs, patience
 
     def epochs(self, fidelity: FidelityLike = None) -> np.ndarray:
-        """``(A, S)`` epochs each training runs under ``fidelity`` (its early stopping replayed)."""
+        """``(A, S)`` epochs each training runs under ``fidelity`` (its early stopping replayed);
+        cached, read-only."""
         budget = self.budget(fidelity)
         key = ("epochs", budget)
         if key not in self._cache:
@@ -258,6 +268,7 @@ class BenchmarkTable:
             for i, j in np.ndindex(stored.shape):
                 n = min(int(stored[i, j]), max_epochs)
                 out[i, j] = stopping_epoch(tuple(curve[i, j, :n].tolist()), patience)
+            out.setflags(write=False)
             self._cache[key] = out
         return self._cache[key]
 
@@ -278,7 +289,9 @@ class BenchmarkTable:
             mask = np.arange(val.shape[2]) < epochs[..., None]
             best = np.where(mask, np.nan_to_num(val, nan=-np.inf), -np.inf).argmax(axis=2)
             values = np.take_along_axis(self.arrays[name], best[..., None], axis=2)[..., 0]
-            self._cache[key] = np.where(self.arrays["ok"], values, FAILED_SCORE).astype(np.float64)
+            at_best = np.where(self.arrays["ok"], values, FAILED_SCORE).astype(np.float64)
+            at_best.setflags(write=False)
+            self._cache[key] = at_best
         return self._cache[key]
 
     def _last(self, name: str, fidelity: FidelityLike) -> np.ndarray:
@@ -287,7 +300,9 @@ class BenchmarkTable:
         if key not in self._cache:
             epochs = np.maximum(self.epochs(fidelity), 1)
             values = np.take_along_axis(self.arrays[name], epochs[..., None] - 1, axis=2)[..., 0]
-            self._cache[key] = np.nan_to_num(values.astype(np.float64), nan=0.0)
+            last = np.nan_to_num(values.astype(np.float64), nan=0.0)
+            last.setflags(write=False)
+            self._cache[key] = last
         return self._cache[key]
 
     # -- queries -------------------------------------------------------------------------------
@@ -374,7 +389,8 @@ class BenchmarkTable:
 def load_table(
     dataset: str = DEFAULT_DATASET, directory: str | Path | None = None
 ) -> BenchmarkTable:
-    """Load the shipped table of ``dataset``, verified against ``SHA256SUMS``.
+    """Load the shipped table of ``dataset``, verified against ``SHA256SUMS``; cached per
+    ``(dataset, directory)``, so every caller shares one table and its read-only arrays.
 
     Raises:
         ValueError: unknown dataset.
@@ -384,11 +400,16 @@ def load_table(
     return _load_table(table_filename(dataset), Path(directory) if directory else TABLE_DIR)
 
 
-def shipped_tables(exclude: str | None = None) -> dict[str, BenchmarkTable]:
-    """The shipped table of every registered task (in registry order) but ``exclude``; tasks
-    without a table are left out."""
+def shipped_tables(
+    exclude: str | None = None, tasks: Sequence[str] | None = None
+) -> dict[str, BenchmarkTable]:
+    """The shipped table of every task of ``tasks`` (default: every registered task, in registry
+    order) but ``exclude``; tasks without a table are left out, an unknown task raises
+    ``ValueError``."""
+    for name in tasks or ():
+        get_spec(name)
     tables = {}
-    for name in DATASETS:
+    for name in DATASETS if tasks is None else tasks:
         if name != exclude:
             try:
                 tables[name] = load_table(name)

@@ -116,12 +116,13 @@ class TrainingContext:
     def __init__(self, dataset: BooksDataset, k: int = 20, device: torch.device | str = "cpu"):
         self.dataset = dataset
         self.device = torch.device(device)
-        train = torch.from_numpy(dataset.train)
-        val, test = torch.from_numpy(dataset.val), torch.from_numpy(dataset.test)
+        # copies: the dataset's arrays are read-only (torch.from_numpy would warn about them)
+        train = torch.tensor(dataset.train)
+        val, test = torch.tensor(dataset.val), torch.tensor(dataset.test)
         self.train = train.to(self.device)
         graph = build_graph(train, dataset.n_users, dataset.n_items)
         self.graph: Graph = graph.to(self.device)
-        self.item_text = torch.from_numpy(dataset.item_text).to(self.device)
+        self.item_text = torch.tensor(dataset.item_text, device=self.device)
         n_u, n_i, d = dataset.n_users, dataset.n_items, self.device
         self.k = k
         self.val_eval = FullRankingEvaluator(n_u, n_i, train, val, k, device=d)

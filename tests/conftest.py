@@ -92,3 +92,13 @@ class PlantedEvaluator:
 @pytest.fixture
 def planted() -> PlantedEvaluator:
     return PlantedEvaluator()
+
+
+@pytest.fixture
+def exploding_adam(monkeypatch):
+    """Adam with a learning rate of 1e30 whatever the architecture says: a training that
+    diverges, for architectures that (rightly) cannot name such a rate themselves."""
+    import torch
+
+    adam = torch.optim.Adam
+    monkeypatch.setattr(torch.optim, "Adam", lambda params, lr: adam(params, lr=1e30))

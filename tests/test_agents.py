@@ -114,16 +114,35 @@ def test_learning_agents_find_a_planted_optimum_more_often_than_random_search(na
     assert planted_hits(name, seeds) >= max(2 * random_hits, random_hits + 3)
 
 
-def test_the_portfolio_starts_from_the_other_tasks_shipped_tables():
+def test_the_portfolio_ranks_from_the_other_training_tasks_never_a_held_out_one(monkeypatch):
+    import nasenv.table
     from agents.portfolio import portfolio
-    from nasenv.table import shipped_tables
+    from nasenv.data import HELD_OUT_TASKS, TRAINING_TASKS
+    from nasenv.table import load_table
 
-    env = RecNASEnv(dataset="Books-Canada-5core")
-    others = shipped_tables(exclude="Books-Canada-5core")
-    assert others and "Books-Canada-5core" not in others
+    loaded: list[str] = []
+
+    def recording(name: str, directory=None):
+        loaded.append(name)
+        return load_table(name, directory)
+
+    monkeypatch.setattr(nasenv.table, "load_table", recording)
+    training = {name: load_table(name) for name in TRAINING_TASKS}
+    held_out = HELD_OUT_TASKS[0]
+    env = RecNASEnv(dataset=held_out)
     result = run_search(make_agent("portfolio", seed=0), env, Budget(evaluations=4), seed=0)
-    assert [t.arch for t in result.history] == list(portfolio(others)[:4])
-    only = make_agent("portfolio", tasks="Books-Europe-5core")
-    assert only.order() == portfolio({"Books-Europe-5core": shipped_tables()["Books-Europe-5core"]})
+    assert loaded == list(TRAINING_TASKS)  # every training task, no held-out one
+    assert [t.arch for t in result.history] == list(portfolio(training)[:4])
+
+    searched = TRAINING_TASKS[1]
+    loaded.clear()
+    others = {name: table for name, table in training.items() if name != searched}
+    assert make_agent("portfolio").order(searched) == portfolio(others)
+    assert loaded == [name for name in TRAINING_TASKS if name != searched]
+    assert portfolio(others) != portfolio(training)  # the searched task's table would count
+
+    first, last = TRAINING_TASKS[-1], TRAINING_TASKS[0]
+    only = make_agent("portfolio", tasks=f"{first}, {last}")  # explicit: exactly these
+    assert only.order() == portfolio({first: training[first], last: training[last]})
     with pytest.raises(ValueError, match="unknown dataset 'Books-Mars'"):
         make_agent("portfolio", tasks="Books-Mars").order()

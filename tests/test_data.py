@@ -1,4 +1,6 @@
+import dataclasses
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,7 @@ from nasenv.data import (
     get_spec,
     load_dataset,
     read_npz,
+    read_only,
     sha256_of,
     write_npz,
 )
@@ -146,3 +149,44 @@ def test_spec_validation():
         DatasetSpec("x", k=0)
     with pytest.raises(ValueError, match="split"):
         DatasetSpec("x", k=5, split=(0.5, 0.5, 0.5))
+
+
+def test_a_loaded_dataset_is_read_only_so_a_write_cannot_reach_later_loads():
+    data = load_dataset("Books-Canada-5core")
+    assert load_dataset("Books-Canada-5core") is data  # cached: shared in the process
+    arrays = {f.name: getattr(data, f.name) for f in dataclasses.fields(data)}
+    arrays = {name: value for name, value in arrays.items() if isinstance(value, np.ndarray)}
+    assert len(arrays) == 8
+    for name, array in arrays.items():
+        assert not array.flags.writeable, name
+    first = int(data.train[0, 1])
+    with pytest.raises(ValueError, match="assignment destination is read-only"):
+        data.train[0, 1] = first + 1
+    with pytest.raises(ValueError, match="read-only"):
+        data.item_text *= 2
+    with pytest.raises(ValueError, match="read-only"):
+        data.item_title[0] = "changed"
+    again = load_dataset("Books-Canada-5core")
+    assert int(again.train[0, 1]) == first and again.item_title[0] != "changed"
+
+
+def test_a_dataset_made_in_memory_keeps_the_callers_arrays_writable(tiny_dataset):
+    train = np.array(tiny_dataset.train)
+    made = dataclasses.replace(tiny_dataset, train=train)
+    assert train.flags.writeable and not made.train.flags.writeable
+    np.testing.assert_array_equal(made.train, train)
+    with pytest.raises(TypeError, match=r"BooksDataset\.val: expected a numpy array, got list"):
+        dataclasses.replace(tiny_dataset, val=tiny_dataset.val.tolist())
+    view = read_only(train)
+    assert view.base is train and not view.flags.writeable
+
+
+def test_training_on_a_read_only_dataset_copies_without_warnings(tiny_dataset):
+    from nasenv.train import TrainingContext
+
+    assert not tiny_dataset.train.flags.writeable
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch.from_numpy would warn: "not writable"
+        context = TrainingContext(tiny_dataset, k=5)
+    context.train[0, 0] = -1  # the context's own copy
+    assert tiny_dataset.train[0, 0] != -1

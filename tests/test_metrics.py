@@ -52,3 +52,54 @@ def test_evaluator_hides_seen_items():
 def test_evaluator_rejects_bad_k():
     with pytest.raises(ValueError, match="k must be"):
         FullRankingEvaluator(1, 3, torch.zeros(0, 2, dtype=torch.long), torch.tensor([[0, 1]]), k=4)
+
+
+META = torch.device("meta")  # shapes and devices without data: stands in for a GPU on the CPU
+
+
+def test_ranking_metrics_create_their_tensors_on_the_inputs_device():
+    truth = torch.zeros(3, 5, dtype=torch.bool, device=META)
+    top_k = torch.zeros(3, 2, dtype=torch.long, device=META)
+    for n_true in (None, truth.sum(1)):
+        recall, ndcg = ranking_metrics(top_k, truth, n_true)
+        assert recall.device == ndcg.device == META
+        assert recall.shape == ndcg.shape == (3,)
+
+
+def test_evaluator_masks_are_built_on_the_requested_device():
+    pairs = torch.tensor([[0, 1], [1, 2]])
+    assert FullRankingEvaluator._dense(pairs, 2, 3).device == pairs.device
+    assert FullRankingEvaluator._dense(pairs, 2, 3, META).device == META
+    assert FullRankingEvaluator._dense(pairs.to(META), 2, 3).device == META
+    dense = FullRankingEvaluator._dense(pairs, 2, 3)
+    assert dense.tolist() == [[False, True, False], [False, False, True]]
+
+
+def test_evaluator_ranks_on_the_device_of_the_representations(monkeypatch):
+    import nasenv.metrics
+
+    seen: list[set[torch.device]] = []
+
+    def recording(top_k, truth, n_true):
+        seen.append({top_k.device, truth.device, n_true.device})
+        return torch.zeros(len(top_k)), torch.zeros(len(top_k))
+
+    monkeypatch.setattr(nasenv.metrics, "ranking_metrics", recording)
+    evaluator = FullRankingEvaluator(
+        3, 4, seen=torch.tensor([[0, 0]]), truth=torch.tensor([[0, 1], [2, 3]]), k=2, chunk=1
+    )
+    assert evaluator.seen.device.type == "cpu"
+    evaluator(torch.zeros(3, 2, device=META), torch.zeros(4, 2, device=META))
+    assert seen == [{META}, {META}]  # one chunk per user with ground truth, all on meta
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_evaluator_on_cuda_matches_the_cpu():
+    generator = torch.Generator().manual_seed(0)
+    users, items = torch.randn(50, 8, generator=generator), torch.randn(40, 8, generator=generator)
+    pairs = torch.randint(40, (300, 2), generator=generator) % torch.tensor([50, 40])
+    seen, truth = pairs[:200], pairs[200:]
+    cpu = FullRankingEvaluator(50, 40, seen, truth, k=5, chunk=16)(users, items)
+    gpu = FullRankingEvaluator(50, 40, seen, truth, k=5, chunk=16, device="cuda")
+    result = gpu(users.cuda(), items.cuda())
+    assert result.recall == pytest.approx(cpu.recall) and result.ndcg == pytest.approx(cpu.ndcg)

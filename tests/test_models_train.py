@@ -1,3 +1,4 @@
+import dataclasses
 import math
 
 import pytest
@@ -172,9 +173,9 @@ def test_early_stopping_and_best_epoch(tiny_context):
     assert len(result.val_recall) - result.best_epoch == 2  # patience 2 after the best
 
 
-def test_divergent_training_is_a_failed_result_not_an_exception(tiny_context):
+def test_divergent_training_is_a_failed_result_not_an_exception(tiny_context, exploding_adam):
     arch = Architecture.from_string(BASE)
-    exploding = Architecture(**{**arch.__dict__, "lr": 1e30, "loss": "bce"})
+    exploding = dataclasses.replace(arch, loss="bce")
     result = train_architecture(
         exploding, tiny_context, 0, TrainConfig(max_epochs=5, batch_size=32)
     )

@@ -3,6 +3,7 @@ trainings inside the env, and no unsafe loading anywhere in the package."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -20,7 +21,6 @@ from hypothesis import strategies as st
 
 from nasenv.env import N_ACTIONS, RecNASEnv
 from nasenv.evaluators import FAILED_SCORE, LiveEvaluator, TableEvaluator
-from nasenv.space import Architecture
 from nasenv.table import BenchmarkTable
 from nasenv.tablebuild import BuildPlan, ShardStore
 from nasenv.train import TrainConfig
@@ -179,10 +179,9 @@ def test_a_failed_training_in_the_table_is_the_documented_reward_and_the_env_goe
             assert reward == FAILED_SCORE
 
 
-def test_a_diverging_live_training_is_a_failed_evaluation(tiny_dataset):
+def test_a_diverging_live_training_is_a_failed_evaluation(tiny_dataset, exploding_adam):
     evaluator = LiveEvaluator(tiny_dataset, TrainConfig(max_epochs=3, batch_size=32), cache=None)
-    arch = TINY_SPACE[10]
-    exploding = Architecture(**{**arch.__dict__, "lr": 1e30, "loss": "bce"})
+    exploding = dataclasses.replace(TINY_SPACE[10], loss="bce")
     evaluation = evaluator.evaluate(exploding, 0)
     assert evaluation.status == "failed" and evaluation.score("recall") == FAILED_SCORE
     assert "non-finite" in evaluation.reason

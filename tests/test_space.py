@@ -1,3 +1,6 @@
+import dataclasses
+import hashlib
+
 import numpy as np
 import pytest
 
@@ -9,7 +12,22 @@ from nasenv.space import (
     SLOTS,
     STOP,
     Architecture,
+    SearchSpace,
 )
+
+BASE = {
+    "layers": ("lgconv", "sage"),
+    "aggrs": ("none", "mean"),
+    "combine": "concat",
+    "dim": 64,
+    "items": "id",
+    "loss": "bpr",
+    "lr": 0.02,
+    "reg": 1e-4,
+}
+"""Fields of ``layers=lgconv-sage:mean,combine=concat,dim=64,items=id,loss=bpr,lr=0.02,
+reg=0.0001``, a core architecture."""
+VALID = "layers=gcn,combine=last,dim=64,items=id,loss=bpr,lr=0.02,reg=0.0001"
 
 
 def test_space_sizes():
@@ -138,3 +156,159 @@ def test_completions_count_the_architectures_below_every_prefix():
 
 def _prefixes(values: tuple) -> list[tuple]:
     return [values[:end] for end in range(len(values) + 1)]
+
+
+def test_every_canonical_string_and_hash_is_unchanged():
+    # pinned digests of "<string> <hash>" lines: every core architecture, and every 7919th of
+    # the full space; a change would orphan the shipped tables, surrogates and caches
+    for space, step, expected in ((CORE, 1, "111e2c28f99e6bbd"), (FULL, 7919, "5806b91d307a531f")):
+        lines = "\n".join(f"{space[i]} {space[i].hash}" for i in range(0, len(space), step))
+        assert hashlib.sha256(lines.encode()).hexdigest()[:16] == expected, space.name
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "match"),
+    [
+        ({"layers": ("gcn",), "aggrs": ()}, ValueError, r"differ in length: give one aggregator"),
+        ({"layers": ("gcn",) * 4, "aggrs": ("none",) * 4}, ValueError, r"4 layers; at most 3"),
+        (
+            {"layers": ("gcn", STOP), "aggrs": ("none", "none")},
+            ValueError,
+            r"holds 'stop'.*allowed layers: \['lgconv', 'gcn', 'sage', 'gin', 'gat'\]",
+        ),
+        ({"layers": ("mlp",), "aggrs": ("none",)}, ValueError, r"layer1='mlp' is not one of"),
+        (
+            {"layers": ("gcn",), "aggrs": ("mean",)},
+            ValueError,
+            r"aggr1='mean' is not allowed in the full space.*allowed: \['none'\]",
+        ),
+        (
+            {"layers": ("sage",), "aggrs": ("none",)},
+            ValueError,
+            r"aggr1='none' is not allowed .*allowed: \['mean', 'max', 'sum'\]",
+        ),
+        (
+            {"layers": (), "aggrs": (), "combine": "mean"},
+            ValueError,
+            r"combine='mean' is not allowed in the full space.*allowed: \['last'\]",
+        ),
+        ({"combine": "max"}, ValueError, r"combine='max' is not one of"),
+        ({"dim": 48}, ValueError, r"dim=48 is not one of \[16, 32, 64, 128\]"),
+        ({"items": "bert"}, ValueError, r"items='bert' is not one of"),
+        ({"loss": "mse"}, ValueError, r"loss='mse' is not one of"),
+        ({"lr": 1e30}, ValueError, r"lr=1e\+30 is not one of \[0\.005, 0\.01, 0\.02, 0\.05\]"),
+        ({"reg": -1e-4}, ValueError, r"reg=-0\.0001 is not one of"),
+        ({"layers": ["gcn"], "aggrs": ["none"]}, TypeError, r"layers must be a tuple"),
+        ({"aggrs": "none"}, TypeError, r"aggrs must be a tuple"),
+        ({"dim": 64.0}, TypeError, r"dim must be an int, got 64\.0"),
+        ({"dim": True}, TypeError, r"dim must be an int"),
+        ({"lr": "0.02"}, TypeError, r"lr must be a float, got '0\.02'"),
+        ({"reg": False}, TypeError, r"reg must be a float"),
+        ({"reg": None}, TypeError, r"reg must be a float"),
+    ],
+)
+def test_construction_refuses_what_the_full_space_does_not_hold(change, error, match):
+    with pytest.raises(error, match=match):
+        Architecture(**{**BASE, **change})
+    valid = Architecture(**BASE)
+    with pytest.raises(error, match=match):
+        dataclasses.replace(valid, **change)
+
+
+def test_int_and_numpy_numbers_are_stored_as_the_equal_python_number():
+    arch = Architecture(**BASE)
+    assert (
+        str(arch)
+        == "layers=lgconv-sage:mean,combine=concat,dim=64,items=id,loss=bpr,lr=0.02,reg=0.0001"
+    )
+    mf = Architecture((), (), "last", np.int64(16), "id", "bpr", np.float64(0.005), 0)
+    assert (type(mf.dim), type(mf.lr), type(mf.reg)) == (int, float, float)
+    assert mf == FULL[0] and mf.hash == FULL[0].hash and str(mf) == str(FULL[0])
+    assert mf in FULL and hash(mf) == hash(FULL[0])
+
+
+def test_every_construction_path_gives_equal_canonically_typed_architectures():
+    rng = np.random.default_rng(3)
+    for arch in [*(FULL.sample(rng) for _ in range(200)), *CORE]:
+        checked = Architecture(**dataclasses.asdict(arch))
+        assert checked == arch and checked.hash == arch.hash
+        for a in (arch, checked):
+            assert type(a.layers) is tuple and type(a.aggrs) is tuple
+            assert (type(a.dim), type(a.lr), type(a.reg)) == (int, float, float)
+
+
+def test_from_decisions_validates_once(monkeypatch):
+    arch = CORE[100]
+    calls, values = [], arch.decisions()
+    original = SearchSpace.validate_values
+
+    def counting(self, values):
+        calls.append(self.name)
+        return original(self, values)
+
+    monkeypatch.setattr(SearchSpace, "validate_values", counting)
+    assert Architecture.from_decisions(values) == arch
+    assert calls == ["full"]
+
+
+@pytest.mark.parametrize(
+    ("values", "match"),
+    [
+        ((*CORE[0].decisions()[:-1], False), r"reg=False is not one of"),
+        ((*CORE[0].decisions()[:-1], "0.0001"), r"reg='0\.0001' is not one of"),
+        (CORE[0].decisions()[:-1], r"expected 12 decisions, got 11"),
+        (("gcn", "none", STOP, "none", "gcn", "none", *CORE[0].decisions()[6:]), r"layer3='gcn'"),
+    ],
+)
+def test_from_decisions_refuses_invalid_sequences(values, match):
+    with pytest.raises(ValueError, match=match):
+        Architecture.from_decisions(values)
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        (VALID.replace("layers=gcn", "layers=gcn-gcn-gcn-gcn"), r"has 4 layers; at most 3"),
+        (VALID + ",dim=32", r"gives 'dim' twice \(dim='64' and dim='32'\)"),
+        (VALID.replace("layers=gcn", "layers=stop"), r"layer 1 of layers='stop' is 'stop'"),
+        (VALID.replace("layers=gcn", "layers=gcn-stop"), r"layer 2 .* is 'stop'.*layers=none"),
+        (VALID.replace("layers=gcn", "layers=gcn:none"), r"is 'gcn:none'.*'sage:mean'"),
+        (VALID.replace("layers=gcn", "layers=gcn--gcn"), r"layer 2 .* is ''"),
+        (VALID.replace("layers=gcn", "layers="), r"layer 1 .* is ''"),
+        (VALID.replace("layers=gcn", "layers=none-gcn"), r"layer 1 .* is 'none'"),
+        (VALID.replace("layers=gcn", "layers=sage"), r"aggr1='none' is not allowed in the full"),
+        (VALID.replace("layers=gcn", "layers=gcn:mean"), r"aggr1='mean' is not allowed"),
+        (VALID.replace(",reg=0.0001", ""), r"exactly the keys.*missing: \['reg'\], unknown: \[\]"),
+        (VALID.replace("loss=", "los="), r"missing: \['loss'\], unknown: \['los'\]"),
+        (VALID.replace(",dim=64", ",dim"), r"'dim' is not a key=value pair"),
+        ("", r"'' is not a key=value pair"),
+        (VALID.replace("dim=64", "dim=64.0"), r"dim='64\.0' is not one of"),
+    ],
+)
+def test_from_string_refuses_malformed_text_naming_the_fault(text, match):
+    with pytest.raises(ValueError, match=match):
+        Architecture.from_string(text)
+
+
+def test_from_string_accepts_any_key_order_and_number_spelling_but_one_meaning():
+    canonical = Architecture.from_string(VALID)
+    reordered = "reg=1e-4,lr=2e-2,loss=bpr,items=id,dim=64,combine=last,layers=gcn"
+    assert Architecture.from_string(reordered) == canonical
+    assert str(Architecture.from_string(reordered)) == VALID
+    with pytest.raises(TypeError, match="expected an architecture string"):
+        Architecture.from_string(VALID.encode())  # type: ignore[arg-type]
+
+
+def test_spaces_refuse_what_is_not_an_architecture_or_an_index():
+    with pytest.raises(TypeError, match="the core space holds Architecture objects, not str"):
+        assert VALID in CORE
+    with pytest.raises(TypeError, match="expected an Architecture"):
+        CORE.index(VALID)  # type: ignore[arg-type]
+    for index in (1.0, "1", True):
+        with pytest.raises(TypeError, match="indexed by int"):
+            CORE[index]  # type: ignore[index]
+    assert CORE[np.int64(5)] == CORE[5]
+    with pytest.raises(IndexError, match="outside the core space"):
+        CORE[-1]
+    with pytest.raises(ValueError, match="13 decisions, more than the 12 slots"):
+        FULL.validate_values((*CORE[0].decisions(), "x"))
