@@ -41,7 +41,7 @@ class Agent(ABC):
 def valid_choices(space: SearchSpace, prefix: list[Choice]) -> list[Choice]:
     """The choices of slot ``len(prefix)`` that may follow ``prefix`` in ``space``."""
     slot = SLOTS[len(prefix)]
-    return [c for c, ok in zip(slot.choices, space.mask(prefix)) if ok]
+    return [c for c, ok in zip(slot.choices, space.mask(prefix), strict=True) if ok]
 
 
 def mutate(arch: Architecture, space: SearchSpace, rng: np.random.Generator) -> Architecture:

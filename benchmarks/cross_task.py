@@ -54,7 +54,8 @@ def compare(tables: dict[str, BenchmarkTable]) -> dict:
                         "rank_on_target": int((scores[b] > scores[b][best_a]).sum()) + 1,
                         "regret_on_target": float(scores[b][best_b] - scores[b][best_a]),
                         "decisions_differing": sum(
-                            x != y for x, y in zip(ours.decisions(), theirs.decisions())
+                            x != y
+                            for x, y in zip(ours.decisions(), theirs.decisions(), strict=True)
                         ),
                     }
                 )

@@ -82,7 +82,7 @@ def main() -> None:
     ours = train_architecture(
         Architecture.from_string(OURS), context, seed=0, config=TrainConfig(100, patience=10)
     )
-    ours_history = list(zip(range(1, 1000), ours.epoch_seconds, ours.val_recall))
+    ours_history = list(zip(range(1, 1000), ours.epoch_seconds, ours.val_recall, strict=False))
     target = min(args.target, ours.val_recall_best)
     pyg = train_pyg(context, args.pyg_epochs, seed=0, stop_at=target)
     target = min(target, max(v for *_, v in pyg))

@@ -214,7 +214,7 @@ def plot(rows: dict[str, list[dict[str, float]]], path: Path, dataset: str) -> N
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     names = list(rows)
-    for ax, metric in zip(axes, ("test_recall", "test_ndcg")):
+    for ax, metric in zip(axes, ("test_recall", "test_ndcg"), strict=True):
         values = [[r[metric] for r in rows[n]] for n in names]
         means = [statistics.fmean(v) for v in values]
         stds = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in values]
@@ -223,7 +223,7 @@ def plot(rows: dict[str, list[dict[str, float]]], path: Path, dataset: str) -> N
                       .replace("ndcg", "NDCG@20"))  # fmt: skip
         ax.tick_params(axis="x", rotation=20)
         ax.grid(axis="y", alpha=0.3)
-        ax.set_ylim(0, max(m + s for m, s in zip(means, stds)) * 1.15 or 1)
+        ax.set_ylim(0, max(m + s for m, s in zip(means, stds, strict=True)) * 1.15 or 1)
     fig.suptitle(f"{dataset}: test quality, mean ± std over fresh seeds")
     fig.tight_layout()
     fig.savefig(path, dpi=120)

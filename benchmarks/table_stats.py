@@ -154,7 +154,10 @@ def markdown(s: dict) -> str:
         "| --- | --- | --- | --- |",
     ]
     n = s["architectures"]
-    for rank, row in [*zip(range(1, 6), s["best"]), *zip(range(n, n - 5, -1), s["worst"])]:
+    for rank, row in [
+        *zip(range(1, 6), s["best"], strict=False),
+        *zip(range(n, n - 5, -1), s["worst"], strict=False),
+    ]:
         std = "-" if row["seed_std"] is None else f"{row['seed_std']:.4f}"
         lines.append(f"| {rank} | `{row['arch']}` | {row['val_recall']:.4f} | {std} |")
     noise = s["seed_noise"]

@@ -249,7 +249,7 @@ def report(args: argparse.Namespace, path: Path, training: Tables, held_out: Tab
         "| distinct architectures (median) |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for ax, task in zip(axes[0], held_out):
+    for ax, task in zip(axes[0], held_out, strict=False):
         for (t, method, tanh), (hits, regret, distinct) in results.items():
             if t != task:
                 continue

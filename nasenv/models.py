@@ -192,7 +192,7 @@ class GraphRecommender(nn.Module):
             # unit-variance features: keep the projection's output at the ID embeddings' scale
             nn.init.normal_(self.text_proj.weight, std=0.1 / item_text.shape[1] ** 0.5)
         self.layers = nn.ModuleList(
-            make_layer(kind, aggr, dim) for kind, aggr in zip(arch.layers, arch.aggrs)
+            make_layer(kind, aggr, dim) for kind, aggr in zip(arch.layers, arch.aggrs, strict=True)
         )
         self.operators = [_operator(kind, graph) for kind in arch.layers]
         self.layer_logits = (
@@ -217,7 +217,7 @@ class GraphRecommender(nn.Module):
         """Final representations of all nodes (users first) and the layer-0 input."""
         x0 = self.input_embeddings()
         outputs = [x0]
-        for layer, operator in zip(self.layers, self.operators):
+        for layer, operator in zip(self.layers, self.operators, strict=True):
             outputs.append(layer(outputs[-1], operator))
         combine = self.arch.combine
         if combine == "last":

@@ -203,7 +203,11 @@ def item_texts(task: dict[str, np.ndarray]) -> list[str]:
     return [
         f"{title}. {author}. {publisher}, {year}."
         for title, author, publisher, year in zip(
-            task["item_title"], task["item_author"], task["item_publisher"], task["item_year"]
+            task["item_title"],
+            task["item_author"],
+            task["item_publisher"],
+            task["item_year"],
+            strict=True,
         )
     ]
 

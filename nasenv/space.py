@@ -185,7 +185,7 @@ class Architecture:
         """The value chosen for every slot, in the order of :data:`SLOTS`: ``(layer, aggr)``
         for each of the :data:`MAX_LAYERS` layer slots (``("stop", "none")`` past the depth),
         then ``combine``, ``dim``, ``items``, ``loss``, ``lr`` and ``reg``."""
-        padded = [(layer, aggr) for layer, aggr in zip(self.layers, self.aggrs)]
+        padded = [(layer, aggr) for layer, aggr in zip(self.layers, self.aggrs, strict=True)]
         padded += [(STOP, NO_AGGR)] * (MAX_LAYERS - len(self.layers))
         flat = [value for pair in padded for value in pair]
         return (*flat, self.combine, self.dim, self.items, self.loss, self.lr, self.reg)
@@ -251,7 +251,7 @@ class Architecture:
         layers = (
             "-".join(
                 layer if aggr == NO_AGGR else f"{layer}:{aggr}"
-                for layer, aggr in zip(self.layers, self.aggrs)
+                for layer, aggr in zip(self.layers, self.aggrs, strict=True)
             )
             or "none"
         )
@@ -423,7 +423,7 @@ class SearchSpace:
                 raise ValueError(f"{SLOTS[slot].name}={value!r} is not one of {list(choices)}")
             valid = self.mask(values[:slot])
             if not valid[choices.index(value)]:
-                allowed = [c for c, ok in zip(choices, valid) if ok]
+                allowed = [c for c, ok in zip(choices, valid, strict=True) if ok]
                 raise ValueError(
                     f"{SLOTS[slot].name}={value!r} is not allowed in the {self.name} space after "
                     f"{list(values[:slot])}; allowed: {allowed}"
@@ -435,7 +435,10 @@ class SearchSpace:
         prefixes: list[tuple[Choice, ...]] = [()]
         for slot in range(self._free_from):
             prefixes = [
-                (*p, c) for p in prefixes for c, ok in zip(SLOTS[slot].choices, self.mask(p)) if ok
+                (*p, c)
+                for p in prefixes
+                for c, ok in zip(SLOTS[slot].choices, self.mask(p), strict=True)
+                if ok
             ]
         return prefixes
 
@@ -457,7 +460,7 @@ class SearchSpace:
         if key not in self._completion_cache:
             self._completion_cache[key] = sum(
                 self.completions([*prefix, c])
-                for c, ok in zip(SLOTS[slot].choices, self.mask(prefix))
+                for c, ok in zip(SLOTS[slot].choices, self.mask(prefix), strict=True)
                 if ok
             )
         return self._completion_cache[key]
@@ -484,7 +487,7 @@ class SearchSpace:
         values = arch.decisions()
         self.validate_values(values)
         rank = self._structure_rank[tuple(values[: self._free_from])]
-        for slot, size in zip(range(self._free_from, len(SLOTS)), self._free_sizes):
+        for slot, size in zip(range(self._free_from, len(SLOTS)), self._free_sizes, strict=True):
             rank = rank * size + self._choices(slot).index(values[slot])
         return rank
 
@@ -495,7 +498,9 @@ class SearchSpace:
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} outside the {self.name} space of {len(self)}")
         free: list[Choice] = []
-        for slot, size in reversed(list(zip(range(self._free_from, len(SLOTS)), self._free_sizes))):
+        for slot, size in reversed(
+            list(zip(range(self._free_from, len(SLOTS)), self._free_sizes, strict=True))
+        ):
             index, position = divmod(index, size)
             free.insert(0, self._choices(slot)[position])
         return Architecture.from_decisions((*self._structures[index], *free))

@@ -45,7 +45,7 @@ def encode(archs: Sequence[Architecture]) -> np.ndarray:
     ones (``reg = 0`` counts as 1e-6)."""
     out = np.empty((len(archs), len(SLOTS)))
     for i, arch in enumerate(archs):
-        for j, (slot, value) in enumerate(zip(SLOTS, arch.decisions())):
+        for j, (slot, value) in enumerate(zip(SLOTS, arch.decisions(), strict=True)):
             if slot.name in _NUMERIC:
                 out[i, j] = math.log2(max(float(value), 1e-6))
             else:

@@ -124,7 +124,7 @@ class TaskSetEnv(gym.Env[np.ndarray, int]):
         if seed is not None or not self._seeded:
             # Every task env gets its own stream, derived from this env's: one seed fixes all.
             children = self.np_random.integers(2**31, size=len(self.envs))
-            for env, child in zip(self.envs.values(), children):
+            for env, child in zip(self.envs.values(), children, strict=True):
                 env.reset(seed=int(child))
             self._seeded = True
         task = (options or {}).get("task")

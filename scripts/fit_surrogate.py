@@ -189,7 +189,7 @@ def _plot(scatter: dict, quality: dict, path: Path) -> None:
         seeds = quality["between_seeds"]
         panels["between_seeds"] = (np.array(seeds["seed1"]), np.array(seeds["seed0"]))
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.5), squeeze=False)
-    for ax, (name, (predicted, measured)) in zip(axes[0], panels.items()):
+    for ax, (name, (predicted, measured)) in zip(axes[0], panels.items(), strict=False):
         ax.scatter(measured, predicted, s=8, alpha=0.6)
         low, high = float(min(measured.min(), predicted.min())), float(measured.max())
         ax.plot([low, high], [low, high], color="grey", lw=1, ls="--")

@@ -81,7 +81,7 @@ class PlantedEvaluator:
 
     def evaluate(self, arch: Architecture, seed: int) -> Evaluation:
         self.calls += 1
-        hits = sum(a == b for a, b in zip(arch.decisions(), self.target.decisions()))
+        hits = sum(a == b for a, b in zip(arch.decisions(), self.target.decisions(), strict=True))
         score = hits / len(SLOTS) * 0.1 + 0.001 * seed
         return Evaluation(arch.to_string(), seed, "ok", "", score, score / 2, self.cost, 100)
 

@@ -45,7 +45,7 @@ def test_split_is_a_disjoint_per_user_partition():
     for part in (train, val, test):
         assert set(part[:, 0]) == set(range(len(users)))  # every user in every split
     again = split_per_user(pairs, len(users), (0.8, 0.1, 0.1), seed=3)
-    assert all(np.array_equal(a, b) for a, b in zip((train, val, test), again))
+    assert all(np.array_equal(a, b) for a, b in zip((train, val, test), again, strict=True))
     other = split_per_user(pairs, len(users), (0.8, 0.1, 0.1), seed=4)
     assert not np.array_equal(val, other[1])
 

@@ -198,7 +198,9 @@ def test_live_evaluation_on_books_is_cached(tmp_path):
     env = gym.make("RecNAS-Books-Live-v0", fidelity="low", cache=str(tmp_path / "cache.sqlite"))
     mf = CORE[0]  # matrix factorisation
     assert mf.depth == 0
-    mf_actions = [slot.choices.index(value) for slot, value in zip(SLOTS, mf.decisions())]
+    mf_actions = [
+        slot.choices.index(value) for slot, value in zip(SLOTS, mf.decisions(), strict=True)
+    ]
     rewards, seconds = [], []
 
     for _ in range(2):

@@ -96,7 +96,7 @@ def _variants():
             depth = int(slot.name[-1]) if slot.name[-1].isdigit() else 0
             values = []
             for index, other in enumerate(SLOTS):
-                valid = [c for c, ok in zip(other.choices, FULL.mask(values)) if ok]
+                valid = [c for c, ok in zip(other.choices, FULL.mask(values), strict=True) if ok]
                 if index == target:
                     wanted = choice
                 elif other.name.startswith("layer") and int(other.name[-1]) < depth:

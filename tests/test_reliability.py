@@ -172,6 +172,7 @@ def test_a_failed_training_in_the_table_is_the_documented_reward_and_the_env_goe
         for slot_choices, value in zip(
             [s.choices for s in __import__("nasenv.space").space.SLOTS],
             TINY_SPACE[index].decisions(),
+            strict=True,
         ):
             _, reward, terminated, _, info = env.step(slot_choices.index(value))
         assert terminated and info["status"] == expected_status

@@ -61,7 +61,7 @@ def _walk(space, prefix=()):
     yield prefix
     if len(prefix) == len(SLOTS):
         return
-    for choice, ok in zip(SLOTS[len(prefix)].choices, space.mask(prefix)):
+    for choice, ok in zip(SLOTS[len(prefix)].choices, space.mask(prefix), strict=True):
         if ok:
             yield from _walk(space, (*prefix, choice))
 
@@ -75,7 +75,7 @@ def test_masks_follow_the_rules_for_every_reachable_core_prefix():
         mask = CORE.mask(prefix)
         assert mask.any(), f"dead end after {prefix}"
         slot = SLOTS[len(prefix)]
-        allowed = {c for c, ok in zip(slot.choices, mask) if ok}
+        allowed = {c for c, ok in zip(slot.choices, mask, strict=True) if ok}
         if slot.name.startswith("layer") and slot.name != "layer1" and prefix[-2] == STOP:
             assert allowed == {STOP}
         if slot.name.startswith("aggr"):

@@ -157,7 +157,7 @@ def _play(env: RecNASEnv, arch: Architecture, seed: int | None = None) -> tuple[
     from nasenv.space import SLOTS
 
     env.reset(seed=seed)
-    for slot, value in zip(SLOTS, arch.decisions()):
+    for slot, value in zip(SLOTS, arch.decisions(), strict=True):
         _, reward, terminated, _, info = env.step(slot.choices.index(value))
     assert terminated
     return float(reward), info
