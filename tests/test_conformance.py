@@ -149,8 +149,9 @@ def test_sb3_predict_loops_and_evaluate_policy():
     from sb3_contrib.common.maskable.evaluation import evaluate_policy as masked_evaluate
     from stable_baselines3 import PPO
     from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.monitor import Monitor
 
-    env = gym.make(ID)
+    env = Monitor(gym.make(ID))
     model = MaskablePPO("MlpPolicy", env, n_steps=24, batch_size=24, seed=0, device="cpu")
     obs, _ = env.reset(seed=0)
     for _ in range(3 * len(SLOTS)):  # SB3's documented loop, the action a 0-d array
@@ -164,7 +165,7 @@ def test_sb3_predict_loops_and_evaluate_policy():
     mean, _ = masked_evaluate(model, env, n_eval_episodes=3)
     assert 0 < mean < 1
 
-    unmasked = gym.make(ID, skip_forced=True, invalid_action="wrap")
+    unmasked = Monitor(gym.make(ID, skip_forced=True, invalid_action="wrap"))
     plain = PPO("MlpPolicy", unmasked, n_steps=24, batch_size=24, seed=0, device="cpu")
     mean, _ = evaluate_policy(plain, unmasked, n_eval_episodes=5)
     assert 0 < mean < 1  # every episode a valid architecture, without masks
