@@ -19,6 +19,7 @@ import argparse
 import dataclasses
 import inspect
 import json
+import os
 import sys
 import textwrap
 import typing
@@ -265,8 +266,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             leaderboard.run_cli(args, board)
         else:
             list_agents()
+        sys.stdout.flush()  # inside the try: a closed pipe fails here, not at exit
     except KeyboardInterrupt:  # outside a search's own handler: nothing to report
         interrupted(parser.prog)
+    except BrokenPipeError:  # the reader left (recnas agents | head): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
 
 
 if __name__ == "__main__":

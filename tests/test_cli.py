@@ -339,3 +339,17 @@ def test_a_table_search_does_not_import_torch(agent):
     )
     assert f"{agent} (seed 0): 5 evaluations" in completed.stdout
     assert completed.stdout.splitlines()[-1] == "False False"
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback():
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        f"{sys.executable} -m agents.cli agents | true",  # the reader never reads
+        shell=True,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.stderr == ""
