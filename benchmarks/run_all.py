@@ -9,6 +9,7 @@ Runs, in order, each as its own process (so each can also be run alone, with the
    and live evaluations timed in the same run;
 2. ``table_stats.py``: what the shipped table holds (distribution, seed noise, fidelities);
 3. ``run_agents.py``: every agent x seeds on the table env, regret curves and leaderboard;
+   ``unmasked.py``: plain PPO and DQN without masks, with and without the env's help;
 4. ``quality.py``: the architecture the searches found most often, retrained with fresh seeds,
    against popularity, MF-BPR, LightGCN and GCN-3;
 5. ``env_throughput.py --surrogate`` and ``surrogate_search.py``: the full-space surrogate env's
@@ -51,6 +52,7 @@ def steps(quick: bool) -> list[list[str]]:
             ],
             ["table_stats.py"],
             ["run_agents.py", "--quick"],
+            ["unmasked.py", "--runs", "2", "--budget", "50", "--max-steps", "5000"],
             ["quality.py", "--quick"],
             [
                 *("env_throughput.py", "--surrogate", "--steps", "20000", "--repeats", "3"),
@@ -71,6 +73,7 @@ def steps(quick: bool) -> list[list[str]]:
         ["env_throughput.py", "--live", "5"],
         ["table_stats.py"],
         ["run_agents.py"],
+        ["unmasked.py"],
         ["quality.py"],
         ["env_throughput.py", "--surrogate"],
         ["surrogate_search.py"],
