@@ -227,3 +227,14 @@ def test_make_with_module_prefix_in_a_fresh_interpreter(tmp_path):
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "(65,) layer1"
+
+
+def test_arguments_an_explicit_evaluator_would_override_are_refused(planted, tiny_dataset):
+    for clash in ({"dataset": "Books-10core"}, {"fidelity": "low"}):
+        with pytest.raises(ValueError, match="conflicts with evaluator"):
+            RecNASEnv(evaluator=planted, **clash)
+    live = LiveEvaluator(tiny_dataset, TrainConfig(max_epochs=1), cache=None)
+    with pytest.raises(ValueError, match="backend='table' conflicts with .* a 'live' evaluator"):
+        RecNASEnv(evaluator=live, backend="table")
+    assert RecNASEnv(evaluator=live, backend="live").evaluator is live
+    assert gym.make("RecNAS-Books-v0", evaluator=planted).unwrapped.evaluator is planted
