@@ -234,7 +234,7 @@ def test_arguments_an_explicit_evaluator_would_override_are_refused(planted, tin
         with pytest.raises(ValueError, match="conflicts with evaluator"):
             RecNASEnv(evaluator=planted, **clash)
     live = LiveEvaluator(tiny_dataset, TrainConfig(max_epochs=1), cache=None)
-    with pytest.raises(ValueError, match="backend='table' conflicts with .* a 'live' evaluator"):
+    with pytest.raises(ValueError, match=r"backend='table' conflicts with .* a 'live' evaluator"):
         RecNASEnv(evaluator=live, backend="table")
     assert RecNASEnv(evaluator=live, backend="live").evaluator is live
     assert gym.make("RecNAS-Books-v0", evaluator=planted).unwrapped.evaluator is planted
