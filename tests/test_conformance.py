@@ -242,3 +242,18 @@ PINNED = [
     ("b429d4ff93251405", 1, 0.089708),
     ("8234dcff7188f31d", 0, 0.091605),
 ]
+
+
+def test_async_vector_envs_in_spawned_processes_with_the_module_id():
+    envs = gym.make_vec(
+        f"nasenv:{ID}", num_envs=2, vectorization_mode="async", vector_kwargs={"context": "spawn"}
+    )
+    _, infos = envs.reset(seed=0)
+    rewards = []
+    for _ in range(3 * len(SLOTS)):
+        masks = infos["action_mask"].astype(bool)
+        assert masks.any(axis=1).all()
+        _, reward, terminated, _, infos = envs.step(np.array([first_valid(m) for m in masks]))
+        rewards += list(reward[terminated])
+    envs.close()
+    assert len(rewards) >= 4 and all(0 < r < 1 for r in rewards)
