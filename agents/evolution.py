@@ -19,9 +19,9 @@ class RegularizedEvolution(Agent):
     """Aging evolution.
 
     Args:
-        population_size: architectures alive at once (10: NAS-Bench-201's REA setting, Dong &
+        population_size: 10, the architectures alive at once (NAS-Bench-201's REA setting, Dong &
             Yang 2020, for budgets of a few hundred evaluations; Real et al. used 100 for 20k).
-        sample_size: tournament size (3: NAS-Bench-201; Real et al. used 25 of 100).
+        sample_size: 3, the tournament size (NAS-Bench-201; Real et al. used 25 of 100).
     """
 
     name: ClassVar[str] = "evolution"

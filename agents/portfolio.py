@@ -44,12 +44,12 @@ class Portfolio(Agent):
     skipping those outside the searched space, then searches at random when the order runs out.
 
     Args:
-        tasks: comma-separated tasks whose shipped tables give the order (:func:`portfolio`);
-            ``""`` (default): every training task (:data:`nasenv.data.TRAINING_TASKS`) with a
-            shipped table except the searched one, so on a held-out or new task, or with live
-            training, the search starts from what the training tables know. A held-out task
-            (:data:`nasenv.data.HELD_OUT_TASKS`) never enters the default order: transfer to those
-            is what ``benchmarks/transfer.py`` measures.
+        tasks: ``""``: every training task (:data:`nasenv.data.TRAINING_TASKS`) with a shipped
+            table except the searched one gives the order (:func:`portfolio`); or the
+            comma-separated tasks whose shipped tables do. With the default, on a held-out or new
+            task, or with live training, the search starts from what the training tables know. A
+            held-out task (:data:`nasenv.data.HELD_OUT_TASKS`) never enters the default order:
+            transfer to those is what ``benchmarks/transfer.py`` measures.
         architectures: the order itself (canonical strings), which overrides ``tasks``; not a
             hyperparameter, left out of reports.
 

@@ -53,19 +53,19 @@ class _PPOAgent(Agent):
     a single update.
 
     Args:
-        learning_rate: Adam step size, 3e-3 (SB3: 3e-4). A search makes only 10 to 50 updates;
+        learning_rate: 0.003, the Adam step size (SB3: 3e-4). A search makes only 10 to 50 updates;
             with a planted optimum (``tests/test_agents_rl.py``) 3e-3 found better architectures
             than 1e-3 after 50 and 100 evaluations and the same optimum after 300.
-        n_steps: environment steps per update, 120 = 10 episodes (SB3: 2048 = 170 episodes, more
+        n_steps: 120 environment steps per update, 10 episodes (SB3: 2048 = 170 episodes, more
             than a whole search).
-        batch_size: minibatch size, 60 = half a rollout (SB3: 64); whole-rollout batches (120)
+        batch_size: 60, the minibatch size, half a rollout (SB3: 64); whole-rollout batches (120)
             halve the gradient steps and learned more slowly.
-        n_epochs: passes over each rollout, 10 (SB3's default).
+        n_epochs: 10 passes over each rollout (SB3's default).
         gamma: discount. See the subclasses.
         gae_lambda: 1.0 (SB3: 0.95): Monte-Carlo advantages, the final reward minus the value
             estimate, unbiased by a value function that a few hundred episodes train poorly.
         ent_coef: entropy bonus (SB3: 0.0). See the subclasses.
-        clip_range: PPO clipping, 0.2 (SB3's default and Schulman et al.'s).
+        clip_range: 0.2, PPO's clipping (SB3's default and Schulman et al.'s).
     """
 
     seed: int = 0
@@ -152,7 +152,7 @@ class PlainPPOAgent(_PPOAgent):
             normalised advantages turn into a signal towards valid actions.
         ent_coef: 0.05 (SB3: 0.0). With 0.01 the policy settled on an invalid action at the
             eleventh decision and had produced no architecture after 30 000 steps.
-        max_env_steps: 100 000, a cap on environment steps: room for the rules to be learned and
+        max_env_steps: 100_000, a cap on environment steps: room for the rules to be learned and
             a budget of a few thousand evaluations, and an end to a stuck search within minutes.
     """
 

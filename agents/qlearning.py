@@ -26,14 +26,19 @@ class QLearning(Agent):
     valid actions of ``s'``.
 
     Args:
-        learning_rate: 0.1 (MetaQNN used 0.01 with tens of thousands of updates; a few hundred
-            evaluations need faster learning).
+        learning_rate: 1.0: each update replaces a value by its target (the most recent return
+            of that step, from the episode or a replayed one), rather than averaging returns as
+            MetaQNN's 0.01 did over tens of thousands of updates. The docstring said 0.1 until
+            package 0.2.0 while the code (and so the leaderboard) has always used 1.0;
+            ``benchmarks/RESULTS.md`` measures both.
         discount: 1.0, as in MetaQNN: every decision shares the final reward.
-        epsilon_start, epsilon_end: exploration decays linearly from 1.0 (all random, as MetaQNN
-            starts) to 0.1 (MetaQNN's last stage).
-        explore_fraction: share of the evaluation budget over which epsilon decays (then fixed).
-        replay: past episodes replayed after each episode (MetaQNN: 100 per iteration).
-        initial_q: Q-value of unseen (state, action) pairs; 0.0, below every reward, so that
+        epsilon_start: 1.0, all random, as MetaQNN starts; exploration decays linearly from it.
+        epsilon_end: 0.1, MetaQNN's last stage.
+        explore_fraction: 1.0, the share of the evaluation budget over which epsilon decays (then
+            fixed). The schedule needs an evaluation budget: a search with only a seconds budget
+            is refused.
+        replay: 20, past episodes replayed after each episode (MetaQNN: 100 per iteration).
+        initial_q: 0.0, the Q-value of unseen (state, action) pairs: below every reward, so that
             greedy steps prefer actions already seen to pay (MetaQNN's 0.5 was optimistic for
             accuracies near 0.9; here rewards are about 0.1).
     """
@@ -58,7 +63,12 @@ class QLearning(Agent):
         q: dict[State, np.ndarray] = {}
         masks: dict[State, np.ndarray] = {}
         episodes: list[tuple[list[tuple[State, int]], float]] = []
-        budget = runner.budget.evaluations or 300
+        budget = runner.budget.evaluations
+        if budget is None:
+            raise ValueError(
+                f"qlearning decays its exploration over an evaluation budget; got {runner.budget}: "
+                "give Budget(evaluations=N) (a seconds limit may be added)"
+            )
 
         def values(state: State) -> np.ndarray:
             if state not in q:

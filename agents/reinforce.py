@@ -112,7 +112,7 @@ class Reinforce(Agent):
         tanh_constant: 2.5, the same sources (GraphNAS: ``tanh_c``): no choice gets more than
             e^5 (about 150) times the probability of another, which keeps the controller
             exploring.
-        batch_size: architectures per update, 5. GraphNAS updates after every architecture
+        batch_size: 5 architectures per update. GraphNAS updates after every architecture
             (1 000 per search); ENAS's reference code aggregates 10 (micro) or 20 (macro search
             space) samples per update on CIFAR-10, and Zoph & Le had each controller replica
             sample 8. With a few hundred evaluations,
@@ -120,9 +120,9 @@ class Reinforce(Agent):
             were noisier: they settled on a wrong decision more often on the planted optimum.
         baseline_decay: 0.95, GraphNAS (``ema_baseline_decay``). ENAS's TensorFlow code uses
             0.99, which over a few hundred evaluations would lag behind an improving controller.
-        entropy_weight: 1e-4, ENAS and GraphNAS (``entropy_coeff``), here as a regulariser on the
+        entropy_weight: 0.0001, ENAS and GraphNAS (``entropy_coeff``), here as a regulariser on the
             loss (GraphNAS's ``entropy_mode="regularizer"``) rather than added to the reward.
-        learning_rate: Adam step size, 0.01. ENAS and GraphNAS use 3.5e-4, over 1 000 (GraphNAS)
+        learning_rate: 0.01, the Adam step size. ENAS and GraphNAS use 3.5e-4, over 1 000 (GraphNAS)
             to tens of thousands (ENAS) of sampled architectures; the 20 to 100 updates of a
             few-hundred-evaluation budget would barely move the policy from its start, and the
             controller would be random search. With a planted optimum

@@ -22,9 +22,11 @@ class TPE(Agent):
     models each set of alternatives separately instead of mixing incompatible ones.
 
     Args:
-        n_startup_trials: random architectures before TPE models the results (Optuna's default 10).
-        multivariate: model the decisions jointly (Falkner et al. 2018; Optuna recommends it for
-            dependent parameters); ``group=True`` splits the conditional space into subspaces.
+        n_startup_trials: 10, random architectures before TPE models the results (Optuna's
+            default).
+        multivariate: ``True``: model the decisions jointly (Falkner et al. 2018; Optuna
+            recommends it for dependent parameters); ``group=True`` splits the conditional space
+            into subspaces.
     """
 
     name: ClassVar[str] = "tpe"
