@@ -11,8 +11,12 @@ Models:
 * **LightGCN**: three LightGCN layers, mean of the layer outputs, BPR (He et al., 2020);
 * **GCN-3 concat**: three GCN layers with the layer outputs concatenated, the NGCF-style design
   that the space can express (NGCF's element-wise interaction term is not in it);
+* **LightGCN + text**: LightGCN on ID plus MiniLM text item input (``items=id+text``), the
+  input a searched design may use;
 * **searched**: by default the architecture that the most runs of ``benchmarks/run_agents.py``
-  (full mode) returned as their best by validation.
+  (full mode) returned as their best by validation, and, if it uses text features, the same
+  design on ID features alone (**searched, items=id**): together with LightGCN + text they
+  separate the gain of the features from the gain of the search.
 
 Every trained model gets the same pipeline: the learning rate is chosen among the space's
 ``lr`` choices by validation Recall@20 of one tuning run (seed 500) at the tabulation budget, then
@@ -51,7 +55,11 @@ HAND_DESIGNED = {
     "MF-BPR": f"layers=none,combine=last,{_ID_BPR}",
     "LightGCN": f"layers=lgconv-lgconv-lgconv,combine=mean,{_ID_BPR}",
     "GCN-3 concat": f"layers=gcn-gcn-gcn,combine=concat,{_ID_BPR}",
+    "LightGCN + text": "layers=lgconv-lgconv-lgconv,combine=mean,dim=64,items=id+text,loss=bpr,"
+    "lr=0.02,reg=0.0001",
 }
+"""Hand-designed baselines; ``LightGCN + text`` is LightGCN on the same item input as a searched
+design with text features, so that the features' gain and the search's can be told apart."""
 
 
 def searched_architectures(path: Path, table_sha256: str | None = None) -> list[str]:
@@ -152,7 +160,12 @@ def main() -> None:
         searched = args.archs
     for i, arch in enumerate(searched):
         arch = Architecture.from_string(arch).to_string()  # validates, canonical form
-        models[f"searched {i + 1}" if i else "searched"] = arch
+        label = f"searched {i + 1}" if i else "searched"
+        models[label] = arch
+        if Architecture.from_string(arch).items != "id":  # the same design on ID features alone
+            models[f"{label}, items=id"] = dataclasses.replace(
+                Architecture.from_string(arch), items="id"
+            ).to_string()
 
     ctx = TrainingContext(load_dataset(args.dataset))
     journal = Journal(RESULTS / f"{name}.jsonl")
