@@ -225,7 +225,7 @@ def plot(rows: dict[str, list[dict[str, float]]], path: Path, dataset: str) -> N
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
     names = list(rows)
     for ax, metric in zip(axes, ("test_recall", "test_ndcg"), strict=True):
         values = [[r[metric] for r in rows[n]] for n in names]
@@ -234,7 +234,8 @@ def plot(rows: dict[str, list[dict[str, float]]], path: Path, dataset: str) -> N
         ax.bar(names, means, yerr=stds, capsize=4, color="tab:blue", alpha=0.8)
         ax.set_ylabel(metric.replace("test_", "test ").replace("recall", "Recall@20")
                       .replace("ndcg", "NDCG@20"))  # fmt: skip
-        ax.tick_params(axis="x", rotation=20)
+        ax.tick_params(axis="x", rotation=30)
+        plt.setp(ax.get_xticklabels(), ha="right")
         ax.grid(axis="y", alpha=0.3)
         ax.set_ylim(0, max(m + s for m, s in zip(means, stds, strict=True)) * 1.15 or 1)
     fig.suptitle(f"{dataset}: test quality, mean ± std over fresh seeds")
