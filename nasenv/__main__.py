@@ -22,7 +22,7 @@ from typing import NoReturn
 from tqdm import tqdm
 
 from nasenv.data import DATASETS, DEFAULT_DATASET, ChecksumError, load_dataset
-from nasenv.results import TrainConfig
+from nasenv.results import FIDELITIES, TrainConfig
 from nasenv.space import CORE, FULL, SLOTS, Architecture
 
 LIGHTGCN = "layers=lgconv-lgconv-lgconv,combine=mean,dim=64,items=id,loss=bpr,lr=0.02,reg=0.0001"
@@ -52,26 +52,26 @@ def interrupted(prog: str, detail: str = "") -> NoReturn:
     raise SystemExit(INTERRUPTED)
 
 
-def positive_int(text: str) -> int:
-    """``argparse`` type: an integer >= 1."""
+def _int_at_least(minimum: int, text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+        raise argparse.ArgumentTypeError(
+            f"expected an integer >= {minimum}, got {text!r}"
+        ) from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """``argparse`` type: an integer >= 1."""
+    return _int_at_least(1, text)
 
 
 def non_negative_int(text: str) -> int:
     """``argparse`` type: an integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+    return _int_at_least(0, text)
 
 
 def positive_float(text: str) -> float:
@@ -121,6 +121,31 @@ def evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(result.to_dict(), handle, indent=1)
+
+
+def evaluate_command(
+    arch: str,
+    dataset: str | None = None,
+    seed: int = 0,
+    fidelity: str = "tabulation",
+    prog: str = "recnas",
+) -> str:
+    """The ``evaluate`` command line that trains ``arch`` for real with ``seed`` at the budget
+    ``fidelity`` (a key of :data:`nasenv.results.FIDELITIES`) on ``dataset`` (default: the
+    default task), as :func:`evaluate` reads it (``prog``: ``recnas`` or ``python -m nasenv``)."""
+    config = FIDELITIES[fidelity]
+    words = [prog, "evaluate", f'"{arch}"']
+    if dataset is not None and dataset != DEFAULT_DATASET:
+        words += ["--dataset", dataset]
+    words += [
+        "--seed",
+        str(seed),
+        "--max-epochs",
+        str(config.max_epochs),
+        "--patience",
+        str(config.patience),
+    ]
+    return " ".join(words)
 
 
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:

@@ -6,6 +6,7 @@ stays within a few seconds.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import multiprocessing
 import os
@@ -108,6 +109,20 @@ def _hold_lock(path, locked, release) -> None:
     db.close()
 
 
+@contextlib.contextmanager
+def locked_by_another_process(path):
+    """``path`` held under an exclusive lock by a spawned process until the block ends."""
+    locked, release = SPAWN.Event(), SPAWN.Event()
+    holder = SPAWN.Process(target=_hold_lock, args=(path, locked, release))
+    holder.start()
+    try:
+        assert locked.wait(JOIN_SECONDS)
+        yield
+    finally:
+        release.set()
+        holder.join(JOIN_SECONDS)
+
+
 def _open_damaged(path, barrier, worker) -> None:
     barrier.wait()
     cache = ResultCache(path)
@@ -150,11 +165,7 @@ def test_many_processes_writing_different_keys_lose_none(tmp_path):
 def test_a_locked_cache_is_not_renamed_and_the_call_runs_uncached(tmp_path):
     path = tmp_path / "c.sqlite"
     ResultCache(path).put(key("kept"), fake_result("kept"))
-    locked, release = SPAWN.Event(), SPAWN.Event()
-    holder = SPAWN.Process(target=_hold_lock, args=(path, locked, release))
-    holder.start()
-    try:
-        assert locked.wait(JOIN_SECONDS)
+    with locked_by_another_process(path):
         with pytest.warns(CacheWarning, match="locked"):
             cache = ResultCache(path, timeout=0.2)  # opening waits, warns, goes on
         with pytest.warns(CacheWarning, match="locked"):
@@ -168,9 +179,6 @@ def test_a_locked_cache_is_not_renamed_and_the_call_runs_uncached(tmp_path):
             )
         assert result == fake_result("b") and calls == [1]
         assert path.is_file() and not [name for name in siblings(path) if "corrupt" in name]
-    finally:
-        release.set()
-        holder.join(JOIN_SECONDS)
     assert not [name for name in siblings(path) if "corrupt" in name]
     assert cache.get(key("kept")) == fake_result("kept")  # the same file, intact
     assert cache.put(key("new"), fake_result("new")) == fake_result("new")
@@ -180,16 +188,8 @@ def test_a_locked_cache_is_not_renamed_and_the_call_runs_uncached(tmp_path):
 def test_a_cache_first_opened_while_locked_works_once_released(tmp_path):
     path = tmp_path / "c.sqlite"
     sqlite3.connect(path).close()  # an empty file: the schema does not exist yet
-    locked, release = SPAWN.Event(), SPAWN.Event()
-    holder = SPAWN.Process(target=_hold_lock, args=(path, locked, release))
-    holder.start()
-    try:
-        assert locked.wait(JOIN_SECONDS)
-        with pytest.warns(CacheWarning, match="locked"):
-            cache = ResultCache(path, timeout=0.2)
-    finally:
-        release.set()
-        holder.join(JOIN_SECONDS)
+    with locked_by_another_process(path), pytest.warns(CacheWarning, match="locked"):
+        cache = ResultCache(path, timeout=0.2)
     cache.put(key(), fake_result())
     assert cache.get(key()) == fake_result()
     assert not [name for name in siblings(path) if "corrupt" in name]
