@@ -3,6 +3,7 @@
 recnas search --agent reinforce --budget 300 --seed 0
 recnas search --agent reinforce --set avoid_repeats=true --set learning_rate=0.005
 recnas search --agent evolution --budget 100 --env-id RecNAS-Books-Live-v0 --fidelity low
+recnas search --env-id RecNAS-Books-Surrogate-v0 --budget 300 --fresh-seeds 2   # then measured
 recnas evaluate "layers=lgconv-lgconv-lgconv,combine=mean,dim=64,items=id,loss=bpr,..."
 recnas agents
 
@@ -10,7 +11,7 @@ Bad arguments, a missing optional package and Ctrl-C end with one line on stderr
 exit status (2: a bad argument; 1: a missing package or file; 130: interrupted, after the best
 architecture found so far), never a traceback. A search on the table or surrogate back end
 with an agent that needs no neural network (random, evolution, qlearning, tpe) never imports
-torch: only training and the neural agents do.
+torch: only training (``--fresh-seeds`` included) and the neural agents do.
 """
 
 from __future__ import annotations
@@ -46,10 +47,14 @@ from nasenv.__main__ import (
 )
 from nasenv.data import ChecksumError
 from nasenv.env import SEED_POLICIES
-from nasenv.evaluators import METRICS
+from nasenv.evaluators import FRESH_SEED_START, METRICS, fresh_seeds
 
 PROG = "recnas"
 LIVE_ENV_ID = "RecNAS-Books-Live-v0"
+SURROGATE_ENV_ID = "RecNAS-Books-Surrogate-v0"
+FRESH_SEED_BACKENDS = ("live", "surrogate")
+"""Back ends whose best architecture ``--fresh-seeds`` can train anew (the surrogate's through
+the live back end); the table cannot train."""
 
 
 def _summary_writer_class(prog: str) -> Any:
@@ -101,10 +106,11 @@ def hyperparameters(name: str, settings: Sequence[str]) -> dict[str, Any]:
 def _check_search_arguments(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     """Refuse, through ``parser.error``, argument combinations the env cannot honour."""
     backend = gym.spec(args.env_id).kwargs.get("backend")
-    if args.fresh_seeds and backend != "live":
+    if args.fresh_seeds and backend not in FRESH_SEED_BACKENDS:
         parser.error(
             f"--fresh-seeds {args.fresh_seeds}: the {backend} back end ({args.env_id}) cannot "
-            f"train new seeds; use --env-id {LIVE_ENV_ID}"
+            f"train new seeds; use --env-id {LIVE_ENV_ID} (or {SURROGATE_ENV_ID}, whose best "
+            "architecture --fresh-seeds trains for real)"
         )
 
 
@@ -156,13 +162,17 @@ def search(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
                     best=f"{best.reward:.4f}", sim_hours=f"{trial.total_seconds / 3600:.2f}"
                 )
                 if writer is not None:
-                    writer.add_scalar("reward", trial.reward, trial.number)
-                    writer.add_scalar("best_reward", best.reward, trial.number)
-                    writer.add_scalar(
-                        "best_reward_by_seconds", best.reward, int(trial.total_seconds)
-                    )
+                    for tag, value, step in _scalars(trial, best):
+                        writer.add_scalar(tag, value, step)
 
-            fresh = range(1000, 1000 + args.fresh_seeds) if args.fresh_seeds else None
+            fresh = fresh_seeds(args.fresh_seeds) if args.fresh_seeds else None
+            if fresh:  # trainings after the progress bar: say so before it
+                print(
+                    f"{parser.prog}: after the search, {len(fresh)} real training(s) of the best "
+                    f"architecture (seeds {fresh[0]}..{fresh[-1]}, live back end) measure its "
+                    "test metrics",
+                    file=sys.stderr,
+                )
             result = run_search(agent, env, budget, args.seed, on_trial, fresh_seeds=fresh)
     except KeyboardInterrupt:
         interrupted(parser.prog, _best_so_far(best, evaluations))
@@ -175,13 +185,26 @@ def search(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
         print(f"history written to {args.out}")
 
 
+def _scalars(trial: Trial, best: Trial) -> list[tuple[str, float, int]]:
+    """TensorBoard ``(tag, value, step)`` of one evaluation: ``reward``, ``best_reward`` (by
+    evaluation) and ``best_reward_by_seconds``; on a surrogate, whose rewards are predictions,
+    ``predicted_reward``, ``best_predicted_reward`` and ``best_predicted_reward_by_seconds``."""
+    kind = "predicted_reward" if trial.predicted else "reward"
+    return [
+        (kind, trial.reward, trial.number),
+        (f"best_{kind}", best.reward, trial.number),
+        (f"best_{kind}_by_seconds", best.reward, int(trial.total_seconds)),
+    ]
+
+
 def _best_so_far(best: Trial | None, evaluations: int) -> str:
     """The tail of the interrupted line: the best of ``evaluations`` so far."""
     if best is None:
         return " before any architecture was evaluated"
+    predicted = "predicted " if best.predicted else ""
     return (
         f" after {evaluations} evaluations; best so far (evaluation {best.number}): {best.arch}"
-        f"  validation Recall@20 {best.val_recall:.4f}, NDCG@20 {best.val_ndcg:.4f}"
+        f"  {predicted}validation Recall@20 {best.val_recall:.4f}, NDCG@20 {best.val_ndcg:.4f}"
     )
 
 
@@ -232,8 +255,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         type=non_negative_int,
         default=0,
         help="report the best architecture's test metrics from this many new trainings "
-        f"(seeds 1000, 1001, ...; live back end, --env-id {LIVE_ENV_ID}); default: the "
-        "evaluation seeds",
+        f"(seeds {FRESH_SEED_START}, {FRESH_SEED_START + 1}, ...): on --env-id {LIVE_ENV_ID}, "
+        f"or on {SURROGATE_ENV_ID}, where they measure for real (live back end, tabulation "
+        "budget) what the surrogate predicted; default: the evaluation seeds (the surrogate: "
+        "its prediction only)",
     )
     s.add_argument("--out", help="write the result and full history as JSON here")
     s.add_argument(

@@ -16,19 +16,40 @@ How the budget counts:
   (:class:`BudgetExhausted`);
 * an invalid action (an agent that ignores the masks) ends the episode without training; it costs
   no evaluation and is counted in :attr:`SearchRunner.invalid_episodes`.
+
+Every number says what it is. A :class:`Trial` records ``info["source"]`` (``"table"``,
+``"live"``, or ``"surrogate"``: a prediction, not a measurement) and :class:`SearchResult` and
+its :meth:`~SearchResult.summary` label a surrogate's numbers *predicted*; test metrics keyed
+``test_*`` are measured, ``predicted_test_*`` predicted. ``fresh_seeds`` trains the selected
+architecture for real on the live back end, the surrogate's included
+(:func:`final_test_metrics`).
+
+On a task set (:class:`nasenv.tasks.TaskSetEnv`) rewards of different tasks are not comparable:
+each :class:`Trial` records its task (``info["task"]``), :meth:`SearchRunner.best` takes a task
+and :class:`SearchResult` keeps a best per task, with test metrics of each task's best on that
+task's own env.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
+from nasenv.__main__ import evaluate_command
+from nasenv.evaluators import (
+    FRESH_SEED_START,
+    SOURCES,
+    Evaluator,
+    SurrogateEvaluator,
+    is_predicted,
+)
 from nasenv.space import SLOTS, Architecture, SearchSpace
 
 
@@ -55,7 +76,13 @@ class Budget:
 
 @dataclass(frozen=True)
 class Trial:
-    """One evaluated architecture. ``number`` counts evaluations from 1."""
+    """One evaluated architecture. ``number`` counts evaluations from 1.
+
+    ``source`` is where its numbers come from (``info["source"]``: ``"table"``, ``"live"``, or
+    ``"surrogate"``, whose reward, validation metrics and seconds are predictions; ``None``
+    from an env that does not say); ``task`` the task it was evaluated on (``info["task"]`` of a
+    :class:`nasenv.tasks.TaskSetEnv`; ``None`` on a single-task env).
+    """
 
     number: int
     arch: str
@@ -66,6 +93,13 @@ class Trial:
     status: str
     cost_seconds: float
     total_seconds: float
+    source: str | None = None
+    task: str | None = None
+
+    @property
+    def predicted(self) -> bool:
+        """Whether the reward and validation metrics are predictions (a surrogate's)."""
+        return is_predicted(self.source)
 
 
 class SearchRunner(gym.Wrapper):
@@ -122,6 +156,8 @@ class SearchRunner(gym.Wrapper):
                 status=info["status"],
                 cost_seconds=info["cost_seconds"],
                 total_seconds=self.total_seconds,
+                source=info.get("source"),
+                task=info.get("task"),
             )
             self.history.append(trial)
             if self.on_trial is not None:
@@ -144,16 +180,55 @@ class SearchRunner(gym.Wrapper):
             raise ValueError(info["reason"])
         return self.history[-1]
 
-    def best(self) -> Trial:
-        """The trial with the highest reward (the earliest among ties)."""
-        if not self.history:
-            raise RuntimeError("no architecture has been evaluated")
-        return max(self.history, key=lambda t: (t.reward, -t.number))
+    def best(self, task: str | None = None) -> Trial:
+        """The trial with the highest reward (the earliest among ties) on ``task`` or, by
+        default, over every trial (on a task set that compares rewards of different tasks:
+        ask per task, or :meth:`best_by_task`)."""
+        trials = self.history if task is None else [t for t in self.history if t.task == task]
+        if not trials:
+            where = "" if task is None else f" on task {task!r}"
+            raise RuntimeError(f"no architecture has been evaluated{where}")
+        return max(trials, key=_rank)
+
+    def tasks(self) -> list[str]:
+        """The tasks evaluated so far, in the env's task order (``task_names`` of a task set;
+        else first evaluation first); empty on a single-task env."""
+        seen = list(dict.fromkeys(t.task for t in self.history if t.task is not None))
+        order = list(getattr(self.env.unwrapped, "task_names", ()))
+        return sorted(seen, key=lambda task: order.index(task) if task in order else len(order))
+
+    def best_by_task(self) -> dict[str, Trial]:
+        """:meth:`best` of every task evaluated (:meth:`tasks`); empty on a single-task env."""
+        return {task: self.best(task) for task in self.tasks()}
+
+
+def _rank(trial: Trial) -> tuple[float, int]:
+    """Sort key of the best trial: the highest reward, the earliest among ties."""
+    return trial.reward, -trial.number
 
 
 @dataclass
 class SearchResult:
-    """What a search found, and what it cost."""
+    """What a search found, and what it cost.
+
+    Args:
+        best: the trial with the highest reward (``None`` if nothing was evaluated; on a task
+            set, over every task: see ``best_by_task``).
+        test_metrics: test metrics of ``best`` on its own task's env. Keys ``test_recall`` and
+            ``test_ndcg`` are measured (the table's trainings, live ones, or ``fresh_seeds``
+            trained for real); ``predicted_test_recall`` and ``predicted_test_ndcg`` are a
+            surrogate's predictions. A surrogate search with ``fresh_seeds`` has both.
+        source: where the history's numbers come from (``Trial.source``: ``"table"``,
+            ``"live"`` or ``"surrogate"``; several joined by ``"+"`` in that order; ``None``
+            without trials). :attr:`predicted` says whether any of them are predictions.
+        fresh_seeds: the seeds of the new trainings behind the measured test metrics (empty: the
+            evaluation seeds').
+        dataset: the dataset of a single-task env (its evaluator's); ``None`` on a task set.
+        best_by_task: on a task set, the best trial of every task evaluated (empty otherwise).
+        test_metrics_by_task: on a task set, each task's test metrics for its own best, on its
+            own env (keys as ``test_metrics``).
+        task_datasets: on a task set, the dataset of each task evaluated.
+    """
 
     agent: str
     seed: int
@@ -164,43 +239,174 @@ class SearchResult:
     wall_seconds: float
     invalid_episodes: int = 0
     hyperparameters: dict[str, Any] = field(default_factory=dict)
+    source: str | None = None
+    fresh_seeds: list[int] = field(default_factory=list)
+    dataset: str | None = None
+    best_by_task: dict[str, Trial] = field(default_factory=dict)
+    test_metrics_by_task: dict[str, dict[str, float]] = field(default_factory=dict)
+    task_datasets: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def predicted(self) -> bool:
+        """Whether any reward or validation metric of the history is a prediction."""
+        return any(trial.predicted for trial in self.history)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Every field (trials as dicts) and ``predicted`` (:attr:`predicted`), for JSON."""
+        return {**asdict(self), "predicted": self.predicted}
 
     def best_so_far(self) -> np.ndarray:
         """Best reward after each evaluation (for regret curves)."""
         return np.maximum.accumulate([t.reward for t in self.history])
 
     def summary(self) -> str:
+        """The final report: the best architecture (on a task set, one line per task) with its
+        validation and test metrics, each labelled measured or predicted."""
         best = self.best
         if best is None:
             return (
                 f"{self.agent} (seed {self.seed}): no architecture evaluated "
                 f"({self.invalid_episodes} invalid episodes)"
             )
-        metrics = self.test_metrics
-        test = (
-            f"\n  test Recall@20 {metrics['test_recall']:.4f}, NDCG@20 {metrics['test_ndcg']:.4f}"
-            if metrics
-            else ""
-        )
         total = self.history[-1].total_seconds
-        return (
+        training = "predicted" if self.predicted else "simulated"
+        if self.best_by_task:
+            return self._task_summary(total, training)
+        lines = [
             f"{self.agent} (seed {self.seed}): {len(self.history)} evaluations, "
-            f"{total / 3600:.2f} h of simulated training ({best.total_seconds / 3600:.2f} h to "
-            f"the best), {self.wall_seconds:.1f} s wall\n"
-            f"best (evaluation {best.number}): {best.arch}\n"
-            f"  validation Recall@20 {best.val_recall:.4f}, NDCG@20 {best.val_ndcg:.4f}{test}"
+            f"{total / 3600:.2f} h of {training} training ({best.total_seconds / 3600:.2f} h to "
+            f"the best), {self.wall_seconds:.1f} s wall",
+            f"best (evaluation {best.number}): {best.arch}",
+            f"  {_validation_text(best)}",
+            *(f"  {line}" for line in _test_lines(self.test_metrics, self.fresh_seeds)),
+        ]
+        if best.predicted and "test_recall" not in self.test_metrics:
+            lines += [
+                f"  to measure it for real: {_measure_command(best.arch, self.dataset)}",
+                f"  (or rerun the search with --fresh-seeds N: N trainings, seeds "
+                f"{FRESH_SEED_START}, {FRESH_SEED_START + 1}, ..., reported as measured)",
+            ]
+        return "\n".join(lines)
+
+    def _task_summary(self, total: float, training: str) -> str:
+        """:meth:`summary` on a task set: a line per task."""
+        counts = Counter(trial.task for trial in self.history)
+        lines = [
+            f"{self.agent} (seed {self.seed}): {len(self.history)} evaluations on "
+            f"{len(self.best_by_task)} tasks, {total / 3600:.2f} h of {training} training, "
+            f"{self.wall_seconds:.1f} s wall",
+            "best per task (rewards of different tasks are not compared):",
+        ]
+        for task, best in self.best_by_task.items():
+            metrics = self.test_metrics_by_task.get(task, {})
+            parts = [_validation_text(best), *_test_lines(metrics, self.fresh_seeds)]
+            if best.predicted and "test_recall" not in metrics:
+                command = _measure_command(best.arch, self.task_datasets.get(task, task))
+                parts.append(f"to measure it for real: {command} (or --fresh-seeds N)")
+            lines.append(
+                f"  {task}: evaluation {best.number} (best of {counts[task]}) {best.arch}; "
+                + "; ".join(parts)
+            )
+        return "\n".join(lines)
+
+
+def _validation_text(trial: Trial) -> str:
+    """Validation metrics of ``trial``, labelled predicted where they are."""
+    text = f"validation Recall@20 {trial.val_recall:.4f}, NDCG@20 {trial.val_ndcg:.4f}"
+    return f"predicted {text} ({trial.source}, not measured)" if trial.predicted else text
+
+
+def _test_lines(metrics: dict[str, float], fresh_seeds: Sequence[int]) -> list[str]:
+    """Test metrics as text: predicted ones, then measured ones (labelled so beside a
+    prediction), with the fresh seeds they were trained with."""
+    lines = []
+    predicted = "predicted_test_recall" in metrics
+    if predicted:
+        lines.append(
+            f"predicted test Recall@20 {metrics['predicted_test_recall']:.4f}, "
+            f"NDCG@20 {metrics['predicted_test_ndcg']:.4f}"
         )
+    if "test_recall" in metrics:
+        seeds = f" ({_seeds_text(fresh_seeds)}, trained for real)" if fresh_seeds else ""
+        lines.append(
+            f"{'measured ' if predicted else ''}test Recall@20 {metrics['test_recall']:.4f}, "
+            f"NDCG@20 {metrics['test_ndcg']:.4f}{seeds}"
+        )
+    return lines
+
+
+def _seeds_text(seeds: Sequence[int]) -> str:
+    """``seed 1000``, ``seeds 1000-1002`` (consecutive) or ``seeds 1000, 1005``."""
+    seeds = list(seeds)
+    if len(seeds) == 1:
+        return f"seed {seeds[0]}"
+    if seeds == list(range(seeds[0], seeds[0] + len(seeds))):
+        return f"seeds {seeds[0]}-{seeds[-1]}"
+    return "seeds " + ", ".join(map(str, seeds))
+
+
+def _measure_command(arch: str, dataset: str | None) -> str:
+    """The command that trains a predicted architecture for real (the first fresh seed, the
+    tabulation budget the surrogate predicts)."""
+    return evaluate_command(arch, dataset, seed=FRESH_SEED_START, fidelity="tabulation")
+
+
+def task_env(runner: SearchRunner, task: str | None = None) -> Any:
+    """The env that evaluated ``task``'s trials: ``TaskSetEnv.envs[task]`` on a task set, else
+    the runner's unwrapped env (``task=None``)."""
+    unwrapped = runner.env.unwrapped
+    if task is None:
+        return unwrapped
+    envs = getattr(unwrapped, "envs", None)
+    if not isinstance(envs, Mapping) or task not in envs:
+        raise ValueError(f"task {task!r} is not a task of {unwrapped!r}")
+    return envs[task]
+
+
+def measured_test_metrics(
+    evaluator: Evaluator, arch: Architecture | str, seeds: Sequence[int]
+) -> dict[str, float]:
+    """The mean over ``seeds`` of ``evaluator.test_metrics`` (a live evaluator: real trainings)."""
+    if not seeds:
+        raise ValueError("measured_test_metrics needs at least one seed")
+    if isinstance(arch, str):
+        arch = Architecture.from_string(arch)
+    metrics = [evaluator.test_metrics(arch, int(seed)) for seed in seeds]
+    return {key: float(np.mean([m[key] for m in metrics])) for key in metrics[0]}
 
 
 def final_test_metrics(
-    runner: SearchRunner, arch: str, fresh_seeds: Sequence[int] | None = None
+    runner: SearchRunner,
+    arch: str,
+    fresh_seeds: Sequence[int] | None = None,
+    task: str | None = None,
 ) -> dict[str, float]:
-    """Test metrics of the selected architecture, averaged over ``fresh_seeds`` if given (live
-    back end: new trainings) or over the env's evaluation seeds (table: the stored ones)."""
-    return runner.env.unwrapped.test_metrics(arch, list(fresh_seeds) if fresh_seeds else None)
+    """Test metrics of the selected architecture on the env of ``task`` (:func:`task_env`).
+
+    Without ``fresh_seeds``: over the env's evaluation seeds (table: the stored trainings; live:
+    the search's trainings; surrogate: the prediction, keyed ``predicted_test_*``). With
+    ``fresh_seeds`` (for example :func:`nasenv.evaluators.fresh_seeds`), averaged over new
+    trainings with those seeds: on the live back end through the env; on the surrogate back end
+    the prediction plus the measured ``test_recall`` and ``test_ndcg`` of real trainings through
+    its :meth:`~nasenv.evaluators.SurrogateEvaluator.live_evaluator` (same dataset, the
+    tabulation budget). The table cannot train: it answers only its stored seeds.
+    """
+    env = task_env(runner, task)
+    if not fresh_seeds:
+        return env.test_metrics(arch)
+    seeds = [int(seed) for seed in fresh_seeds]
+    evaluator = env.evaluator
+    if isinstance(evaluator, SurrogateEvaluator):
+        live = evaluator.live_evaluator()
+        return {**env.test_metrics(arch), **measured_test_metrics(live, arch, seeds)}
+    return env.test_metrics(arch, seeds)
+
+
+def _source(history: Sequence[Trial]) -> str | None:
+    """The sources of ``history``'s trials, joined by ``+`` in :data:`SOURCES` order."""
+    seen = {trial.source for trial in history if trial.source is not None}
+    known = [source for source in SOURCES if source in seen]
+    return "+".join(known + sorted(seen - set(SOURCES))) or None
 
 
 def run_search(
@@ -220,14 +426,42 @@ def run_search(
         agent.search(runner)
     wall = time.perf_counter() - start
     best = runner.best() if runner.history else None
+    fresh = [int(s) for s in fresh_seeds] if fresh_seeds else []
+    by_task = runner.best_by_task()
+    test_by_task = {
+        task: final_test_metrics(runner, trial.arch, fresh, task) for task, trial in by_task.items()
+    }
+    if best is None:
+        test: dict[str, float] = {}
+    elif best.task in test_by_task:  # the best overall is the best of its own task
+        test = test_by_task[best.task]
+    else:
+        test = final_test_metrics(runner, best.arch, fresh, best.task)
+    unwrapped = runner.env.unwrapped
+    task_set = isinstance(getattr(unwrapped, "envs", None), Mapping)
     return SearchResult(
         agent=agent.name,
         seed=seed,
         budget=budget,
         history=list(runner.history),
         best=best,
-        test_metrics=final_test_metrics(runner, best.arch, fresh_seeds) if best else {},
+        test_metrics=test,
         wall_seconds=wall,
         invalid_episodes=runner.invalid_episodes,
         hyperparameters=agent.hyperparameters(),
+        source=_source(runner.history),
+        fresh_seeds=fresh if best is not None else [],
+        dataset=None if task_set else _dataset_name(unwrapped),
+        best_by_task=by_task,
+        test_metrics_by_task=test_by_task,
+        task_datasets={
+            task: name
+            for task in by_task
+            if (name := _dataset_name(task_env(runner, task))) is not None
+        },
     )
+
+
+def _dataset_name(env: Any) -> str | None:
+    """The dataset of ``env``'s evaluator, if it has one."""
+    return getattr(getattr(env, "evaluator", None), "dataset_name", None)

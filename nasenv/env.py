@@ -138,9 +138,18 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
     architecture also: ``arch`` (canonical string), ``full_index`` (its index in the *full*
     space, ``nasenv.space.FULL``; not a table row: use ``table.index(arch)`` for that), ``hash``,
     ``seed`` (training seed; ``None`` under the ``mean`` policy), ``status`` (``ok``/``failed``),
-    ``val_recall``, ``val_ndcg``, ``cost_seconds`` (training seconds of this evaluation) and
-    ``n_params``. On an invalid action: ``invalid_action=True`` and ``reason``; on a step whose
-    action ``invalid_action="wrap"`` replaced: ``wrapped_action`` (the action taken).
+    ``val_recall``, ``val_ndcg``, ``cost_seconds`` (training seconds of this evaluation),
+    ``n_params`` and ``source``: where these numbers (and the reward) come from,
+    ``nasenv.evaluators.SOURCES``: ``"table"`` (real trainings stored in the benchmark table),
+    ``"live"`` (a real training, now or from the cache) or ``"surrogate"`` (a model's
+    *prediction*: on the surrogate back end the reward, ``val_recall``, ``val_ndcg`` and
+    ``cost_seconds`` are predicted, never measured; ``nasenv.evaluators.is_predicted(source)``).
+    On an invalid action: ``invalid_action=True`` and ``reason``; on a step whose action
+    ``invalid_action="wrap"`` replaced: ``wrapped_action`` (the action taken).
+
+    Test metrics (:meth:`test_metrics`) are keyed ``test_recall`` and ``test_ndcg`` where they
+    were measured (table, live) and ``predicted_test_recall`` and ``predicted_test_ndcg`` on the
+    surrogate back end.
 
     ## Arguments
 
@@ -189,6 +198,11 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
 
     ## Version History
 
+    * v0, provenance labels (issue 24): ``info["source"]`` (``"table"``, ``"surrogate"`` or
+      ``"live"``) at the end of every evaluated architecture; the surrogate back end's test
+      metrics are keyed ``predicted_test_recall`` / ``predicted_test_ndcg`` instead of the
+      measured keys ``test_recall`` / ``test_ndcg``. Rewards, seeds, costs and every other info
+      entry are unchanged on every back end; the table and live back ends only gain the key.
     * v0, protocol alignment (package 0.2.0): ``RecNAS-Books-v0`` is registered with the
       leaderboard's protocol (``seed_policy="random"`` instead of ``"fixed"``), ``max_episode_steps
       =12`` and ``render_fps``; every action ``action_space.contains`` accepts is the action it
@@ -418,6 +432,7 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
             val_ndcg=float(np.mean([run.val_ndcg for run in runs])),
             cost_seconds=float(sum(run.cost_seconds for run in runs)),
             n_params=runs[0].n_params,
+            source=runs[0].source,
         )
 
     def _identity(self) -> tuple[Architecture, dict[str, Any]]:
@@ -448,6 +463,7 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
             "val_ndcg": evaluation.val_ndcg,
             "cost_seconds": evaluation.cost_seconds,
             "n_params": evaluation.n_params,
+            "source": evaluation.source,
         }
         return self._observation(), float(reward), True, False, info
 
@@ -460,7 +476,10 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
         ``seed`` (one seed, or the mean over several) or, by default, the seed of its evaluation
         (the mean over the env's seeds under ``mean``).
 
-        Never used for rewards; meant for reporting the architecture a search selected.
+        Never used for rewards; meant for reporting the architecture a search selected. Keys:
+        ``test_recall`` and ``test_ndcg``, measured (table, live back end), or
+        ``predicted_test_recall`` and ``predicted_test_ndcg`` on the surrogate back end, whose
+        numbers are predictions (its ``seed`` changes nothing: they are seed means).
         """
         if arch is None:
             if self.last_arch is None:

@@ -2,6 +2,11 @@
 (:class:`LiveEvaluator`), by the benchmark table (:class:`TableEvaluator`) and by a surrogate
 model of the full space (:class:`SurrogateEvaluator`).
 
+Every :class:`Evaluation` says where its numbers come from (:data:`SOURCES`): a surrogate's
+numbers are predictions, never measurements, and its test metrics are keyed
+``predicted_test_recall`` / ``predicted_test_ndcg``; the measured keys ``test_recall`` /
+``test_ndcg`` are those of real trainings (the table's or live ones).
+
 :class:`LiveEvaluator` trains through :func:`nasenv.train.train_architecture` and caches every
 result in a :class:`~nasenv.cache.ResultCache` (SQLite), keyed by what makes a result valid
 (dataset SHA-256, architecture, seed, fidelity, device, package, protocol and torch versions), so
@@ -24,6 +29,35 @@ from nasenv.table import BenchmarkTable, load_table
 
 METRICS = ("recall", "ndcg")
 
+Source = Literal["table", "surrogate", "live"]
+SOURCES: tuple[Source, ...] = ("table", "surrogate", "live")
+"""Where an evaluation's numbers come from: ``"table"`` (real trainings stored in the benchmark
+table), ``"surrogate"`` (a model's *prediction*, not a measurement) or ``"live"`` (a real
+training, run now or read from the live back end's cache)."""
+
+PREDICTED_SOURCES: frozenset[str] = frozenset({"surrogate"})
+"""The sources whose numbers are predictions."""
+
+PREDICTED_PREFIX = "predicted_"
+"""Prefix of the keys of predicted test metrics (``predicted_test_recall``, ...)."""
+
+FRESH_SEED_START = 1000
+"""First of the *fresh* training seeds (1000, 1001, ...) that measure a searched architecture
+anew: far from the evaluation seeds (0, 1, 2 in the tables), so no number of the search is
+reused."""
+
+
+def fresh_seeds(n: int) -> tuple[int, ...]:
+    """The ``n`` fresh seeds ``FRESH_SEED_START .. FRESH_SEED_START + n - 1``."""
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    return tuple(range(FRESH_SEED_START, FRESH_SEED_START + n))
+
+
+def is_predicted(source: str | None) -> bool:
+    """Whether numbers from ``source`` (a :data:`SOURCES` entry) are predictions."""
+    return source in PREDICTED_SOURCES
+
 
 @dataclass(frozen=True)
 class Evaluation:
@@ -38,6 +72,8 @@ class Evaluation:
         val_ndcg: validation NDCG@20 at that epoch.
         cost_seconds: training cost of the evaluation in (measured) wall seconds.
         n_params: trainable parameters.
+        source: where these numbers come from (:data:`SOURCES`). Default ``"live"``: an
+            evaluator that predicts instead of training must say ``"surrogate"``.
     """
 
     arch: str
@@ -48,6 +84,12 @@ class Evaluation:
     val_ndcg: float
     cost_seconds: float
     n_params: int
+    source: Source = "live"
+
+    @property
+    def predicted(self) -> bool:
+        """Whether the scores are a prediction (a surrogate's), not a measurement."""
+        return is_predicted(self.source)
 
     def score(self, metric: str) -> float:
         """The validation metric ``"recall"`` or ``"ndcg"``."""
@@ -67,6 +109,7 @@ class Evaluation:
             val_ndcg=result.val_ndcg_best if ok else FAILED_SCORE,
             cost_seconds=result.epoch_seconds[-1] if result.epoch_seconds else 0.0,
             n_params=result.n_params,
+            source="live",
         )
 
 
@@ -192,6 +235,7 @@ class TableEvaluator:
             val_ndcg=record.val_ndcg,
             cost_seconds=record.cost_seconds,
             n_params=record.n_params,
+            source="table",
         )
 
     def test_metrics(self, arch: Architecture, seed: int) -> dict[str, float]:
@@ -202,11 +246,18 @@ class SurrogateEvaluator:
     """Answers from a fitted :class:`~nasenv.surrogate.Surrogate`: any architecture of the full
     space, with seed noise drawn per (architecture, seed) and predicted training seconds.
 
+    Every number is a prediction: evaluations have ``source="surrogate"`` and test metrics are
+    keyed ``predicted_test_recall`` / ``predicted_test_ndcg``. :meth:`live_evaluator` is the
+    live back end that measures what it predicts.
+
     Args:
         surrogate: the fitted model (must predict ``val_recall``, ``val_ndcg`` and
             ``log_seconds``; ``test_*`` if test metrics are to be reported).
         dataset: name of the task it was fitted on.
     """
+
+    fidelity = "tabulation"
+    """The budget it predicts: that of the trainings it was fitted on."""
 
     def __init__(self, surrogate: Surrogate, dataset: str = DEFAULT_DATASET) -> None:
         missing = {"val_recall", "val_ndcg", "log_seconds"} - set(surrogate.targets)
@@ -230,11 +281,20 @@ class SurrogateEvaluator:
             val_ndcg=drawn["val_ndcg"],
             cost_seconds=drawn["log_seconds"],
             n_params=0,  # not modelled
+            source="surrogate",
         )
 
     def test_metrics(self, arch: Architecture, seed: int) -> dict[str, float]:
-        """Predicted seed-mean test metrics (no seed noise)."""
+        """Predicted seed-mean test metrics (no seed noise), keyed ``predicted_test_recall`` and
+        ``predicted_test_ndcg``: a prediction is never reported under a measurement's key."""
         return {
-            name: float(self.surrogate.predict([arch], name)[0])
+            PREDICTED_PREFIX + name: float(self.surrogate.predict([arch], name)[0])
             for name in ("test_recall", "test_ndcg")
         }
+
+    def live_evaluator(
+        self, cache: str | Path | None = "default", *, device: str = "cpu"
+    ) -> LiveEvaluator:
+        """The live back end that measures what this surrogate predicts: real trainings on the
+        same dataset at the same budget (:attr:`fidelity`), cached in ``cache``."""
+        return LiveEvaluator(self.dataset_name, self.fidelity, cache, device=device)

@@ -36,8 +36,10 @@ class TaskSetEnv(gym.Env[np.ndarray, int]):
             ``seed_policy``, ``space``, ...), when ``tasks`` are names.
 
     The action space, masks, rewards, episode end and ``info`` entries are those of
-    :class:`RecNASEnv`; ``info["task"]`` names the episode's task. ``total_cost_seconds`` and
-    ``evaluations`` add up over the tasks.
+    :class:`RecNASEnv`; ``info["task"]`` names the episode's task (and ``info["source"]`` says,
+    as on :class:`RecNASEnv`, whether its numbers are measured or predicted).
+    ``total_cost_seconds`` and ``evaluations`` add up over the tasks. Rewards of different
+    tasks are not comparable: a search keeps a best per task (:class:`agents.runner.SearchRunner`).
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
@@ -149,10 +151,19 @@ class TaskSetEnv(gym.Env[np.ndarray, int]):
         return self.current.completes(action)
 
     def test_metrics(
-        self, arch: Architecture | str | None = None, seed: int | Sequence[int] | None = None
+        self,
+        arch: Architecture | str | None = None,
+        seed: int | Sequence[int] | None = None,
+        task: str | None = None,
     ) -> dict[str, float]:
-        """Test metrics on the current task (see :meth:`RecNASEnv.test_metrics`)."""
-        return self.current.test_metrics(arch, seed)
+        """Test metrics on ``task``'s env (default: the current task's; see
+        :meth:`RecNASEnv.test_metrics`). Without ``arch``: the last architecture of that task.
+
+        A searched architecture is reported on the task it was evaluated on: ``info["task"]``
+        of its episode (:class:`agents.runner.Trial` records it)."""
+        if task is not None and task not in self.envs:
+            raise ValueError(f"unknown task {task!r}; this env's tasks: {list(self.task_names)}")
+        return self.envs[self.task if task is None else task].test_metrics(arch, seed)
 
     def render(self) -> str | np.ndarray | None:
         out = self.current.render()

@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+import typing
 
 import pytest
 
@@ -162,10 +163,6 @@ def without(monkeypatch, *modules):
             ["search", "--fresh-seeds", "3"],
             "table back end (RecNAS-Books-v0) cannot train new seeds; use --env-id "
             "RecNAS-Books-Live-v0",
-        ),
-        (
-            ["search", "--fresh-seeds", "2", "--env-id", "RecNAS-Books-Surrogate-v0"],
-            "surrogate back end (RecNAS-Books-Surrogate-v0) cannot train new seeds",
         ),
         (["search", "--seed-policy", "any"], "argument --seed-policy: invalid choice"),
         (["leaderboard", "--agent", "random", "--runs", "1"], "--runs must be >= 2"),
@@ -353,3 +350,112 @@ def test_a_reader_that_leaves_early_gets_no_traceback():
         check=False,
     )
     assert done.stderr == ""
+
+
+# --- every number says what it is: a surrogate's are predictions (issue 24) ---
+
+SURROGATE_ID = "RecNAS-Books-Surrogate-v0"
+
+
+class FakeWriter:
+    """Stands for TensorBoard's ``SummaryWriter``: records the tags."""
+
+    tags: typing.ClassVar[set[str]] = set()
+
+    def __init__(self, logdir):
+        FakeWriter.tags = set()
+
+    def add_scalar(self, tag, value, step):
+        FakeWriter.tags.add(tag)
+
+    def close(self):
+        pass
+
+
+def test_a_surrogate_search_reports_predictions_as_predictions(tmp_path, monkeypatch, capsys):
+    import shlex
+
+    from agents import cli
+
+    monkeypatch.setattr(cli, "_summary_writer_class", lambda prog: FakeWriter)
+    out = tmp_path / "run.json"
+    argv = ["search", "--env-id", SURROGATE_ID, "--budget", "20", "--out", str(out)]
+    cli.main([*argv, "--tensorboard", str(tmp_path / "logs")])
+    printed = capsys.readouterr().out
+    assert FakeWriter.tags == {
+        "predicted_reward",
+        "best_predicted_reward",
+        "best_predicted_reward_by_seconds",
+    }
+    result = json.loads(out.read_text())
+    assert result["predicted"] is True and result["source"] == "surrogate"
+    assert {t["source"] for t in result["history"]} == {"surrogate"}
+    assert set(result["test_metrics"]) == {"predicted_test_recall", "predicted_test_ndcg"}
+    best = result["best"]
+    assert f"predicted validation Recall@20 {best['val_recall']:.4f}" in printed
+    assert "predicted test Recall@20" in printed and "\n  test Recall@20" not in printed
+    assert "--fresh-seeds N" in printed
+    # the printed command is one the evaluate command reads: the best, seed 1000, tabulation
+    command = next(line for line in printed.splitlines() if "recnas evaluate" in line)
+    words = shlex.split(command.partition("for real: ")[2])
+    seen = {}
+    monkeypatch.setattr(cli, "evaluate", lambda args, parser: seen.update(vars(args)))
+    cli.main(words[1:])
+    assert seen["arch"] == best["arch"] and seen["seed"] == 1000
+    assert (seen["max_epochs"], seen["patience"]) == (30, 5)
+
+
+def test_fresh_seeds_train_the_surrogates_best_for_real(tmp_path, monkeypatch, capsys):
+    from agents import cli
+    from nasenv.evaluators import SurrogateEvaluator
+
+    trained = []
+
+    class FakeLive:
+        dataset_name = "Books-20core"
+
+        def test_metrics(self, arch, seed):
+            trained.append((arch.to_string(), seed))
+            return {"test_recall": 0.125, "test_ndcg": 0.0625}
+
+    made = []
+
+    def live_evaluator(self, *args, **kwargs):
+        made.append((self.dataset_name, self.fidelity))
+        return FakeLive()
+
+    monkeypatch.setattr(SurrogateEvaluator, "live_evaluator", live_evaluator)
+    out = tmp_path / "run.json"
+    argv = ["search", "--env-id", SURROGATE_ID, "--budget", "20", "--fresh-seeds", "2"]
+    cli.main([*argv, "--out", str(out)])
+    printed = capsys.readouterr().out
+    result = json.loads(out.read_text())
+    assert made == [("Books-20core", "tabulation")]
+    assert trained == [(result["best"]["arch"], 1000), (result["best"]["arch"], 1001)]
+    assert result["fresh_seeds"] == [1000, 1001]
+    assert result["test_metrics"]["test_recall"] == 0.125
+    assert "predicted_test_recall" in result["test_metrics"]
+    assert "measured test Recall@20 0.1250, NDCG@20 0.0625 (seeds 1000-1001" in printed
+    assert "recnas evaluate" not in printed
+
+
+def test_a_table_search_keeps_its_tags_and_its_report(tmp_path, monkeypatch, capsys):
+    from agents import cli
+
+    monkeypatch.setattr(cli, "_summary_writer_class", lambda prog: FakeWriter)
+    cli.main(["search", "--budget", "10", "--tensorboard", str(tmp_path / "logs")])
+    printed = capsys.readouterr().out
+    assert FakeWriter.tags == {"reward", "best_reward", "best_reward_by_seconds"}
+    assert "\n  validation Recall@20" in printed and "\n  test Recall@20" in printed
+    assert "predicted" not in printed
+
+
+def test_an_interrupted_surrogate_search_says_its_best_is_predicted():
+    from agents import cli
+    from agents.runner import Trial
+
+    trial = Trial(3, "layers=gcn", 0.1, 0.1, 0.05, 0, "ok", 10.0, 30.0, source="surrogate")
+    assert "  predicted validation Recall@20 0.1000" in cli._best_so_far(trial, 5)
+    table = Trial(3, "layers=gcn", 0.1, 0.1, 0.05, 0, "ok", 10.0, 30.0, source="table")
+    assert "  validation Recall@20 0.1000" in cli._best_so_far(table, 5)
+    assert "predicted" not in cli._best_so_far(table, 5)

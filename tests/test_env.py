@@ -238,3 +238,25 @@ def test_arguments_an_explicit_evaluator_would_override_are_refused(planted, tin
         RecNASEnv(evaluator=live, backend="table")
     assert RecNASEnv(evaluator=live, backend="live").evaluator is live
     assert gym.make("RecNAS-Books-v0", evaluator=planted).unwrapped.evaluator is planted
+
+
+# The terminal info of RecNAS-Books-v0 before the provenance label (issue 24): it may only gain.
+TERMINAL_KEYS_V0 = {
+    "action_mask", "slot", "total_cost_seconds", "evaluations", "arch", "full_index", "hash",
+    "seed", "status", "val_recall", "val_ndcg", "cost_seconds", "n_params",
+}  # fmt: skip
+
+
+def test_the_terminal_info_says_whether_its_numbers_are_measured_or_predicted(planted):
+    rng = np.random.default_rng(0)
+    _, info = masked_episode(gym.make("RecNAS-Books-v0"), rng)
+    assert set(info) == TERMINAL_KEYS_V0 | {"source"} and info["source"] == "table"
+    _, info = masked_episode(RecNASEnv(seed_policy="mean"), rng)
+    assert info["source"] == "table" and info["seed"] is None
+    _, info = masked_episode(gym.make("RecNAS-Books-Surrogate-v0"), rng)
+    assert info["source"] == "surrogate"
+    _, info = masked_episode(RecNASEnv(evaluator=planted), rng)
+    assert info["source"] == "live"  # an evaluator that does not say is taken as measuring
+    env = gym.make("RecNAS-Books-Surrogate-v0")
+    masked_episode(env, rng)
+    assert set(env.unwrapped.test_metrics()) == {"predicted_test_recall", "predicted_test_ndcg"}

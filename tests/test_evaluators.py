@@ -167,3 +167,34 @@ def test_cache_names_are_still_importable_from_evaluators(tmp_path, monkeypatch)
     monkeypatch.setenv("RECNAS_CACHE", str(tmp_path / "x.sqlite"))
     assert default_cache_path() == tmp_path / "x.sqlite"
     assert ResultCache(default_cache_path()).path.is_file()
+
+
+def test_every_back_end_says_where_its_numbers_come_from(tiny_dataset):
+    from pathlib import Path
+
+    from nasenv.evaluators import SOURCES, SurrogateEvaluator, TableEvaluator
+    from nasenv.space import FULL
+    from nasenv.surrogate import load_surrogate
+    from nasenv.table import BenchmarkTable
+
+    live = LiveEvaluator(tiny_dataset, FAST, cache=None).evaluate(ARCH, seed=0)
+    table = BenchmarkTable.load(Path(__file__).resolve().parent / "data" / "tiny.npz")
+    stored = TableEvaluator(table).evaluate(table.arch(0), seed=0)
+    surrogate = SurrogateEvaluator(load_surrogate(), "Books-20core")
+    predicted = surrogate.evaluate(FULL[7], seed=0)
+    assert (stored.source, predicted.source, live.source) == SOURCES
+    assert predicted.predicted and not live.predicted and not stored.predicted
+    assert set(surrogate.test_metrics(FULL[7], 0)) == {
+        "predicted_test_recall",
+        "predicted_test_ndcg",
+    }
+
+
+def test_the_surrogates_live_counterpart_trains_what_it_predicts():
+    from nasenv.evaluators import SurrogateEvaluator
+    from nasenv.results import FIDELITIES
+    from nasenv.surrogate import load_surrogate
+
+    live = SurrogateEvaluator(load_surrogate(), "Books-20core").live_evaluator(cache=None)
+    assert isinstance(live, LiveEvaluator) and live.cache is None
+    assert live.dataset_name == "Books-20core" and live.config == FIDELITIES["tabulation"]

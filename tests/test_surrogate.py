@@ -108,7 +108,9 @@ def test_a_surrogate_fitted_on_the_sample_table_drives_the_full_space_env():
             _, reward, done, _, info = env.step(action)
         rewards.append(reward)
         assert 0 <= reward <= 1 and info["cost_seconds"] > 0
-        assert set(env.test_metrics()) == {"test_recall", "test_ndcg"}
+        assert info["source"] == "surrogate"  # the reward is a prediction, and says so
+        # a prediction never under a measurement's key
+        assert set(env.test_metrics()) == {"predicted_test_recall", "predicted_test_ndcg"}
     assert rewards[0] == rewards[1]
 
 

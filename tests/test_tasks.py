@@ -112,3 +112,27 @@ def test_tasks_must_share_a_space():
     core = RecNASEnv(backend="live", space=CORE, cache=None)
     with pytest.raises(ValueError, match="one search space"):
         TaskSetEnv({"tiny": tiny, "core": core})
+
+
+def test_test_metrics_are_those_of_the_task_asked_for():
+    env = task_env()
+    play(env, 0, 3)
+    arch = TABLES["tiny"].arch(0)
+    for task in TABLES:
+        assert env.test_metrics(arch, 0, task=task) == TABLES[task].test_metrics(arch, 0)
+    assert env.test_metrics(arch, 0, task="tiny") != env.test_metrics(arch, 0, task="tiny-b")
+    assert env.test_metrics(arch, 0) == env.envs[env.task].test_metrics(arch, 0)  # as before
+    with pytest.raises(ValueError, match=r"unknown task 'Books-Mars'"):
+        env.test_metrics(arch, 0, task="Books-Mars")
+
+
+def test_a_search_on_a_task_set_records_each_trials_task_and_source():
+    env = task_env()
+    result = run_search(make_agent("random", seed=0), env, Budget(12), seed=0)
+    assert {t.task for t in result.history} == set(TABLES)
+    assert {t.source for t in result.history} == {"table"}
+    assert set(result.best_by_task) == set(TABLES)
+    for task, best in result.best_by_task.items():
+        assert best.task == task
+        assert best.reward == max(t.reward for t in result.history if t.task == task)
+        assert result.test_metrics_by_task[task] == env.envs[task].test_metrics(best.arch)
