@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from nasenv.data import DEFAULT_DATASET, load_dataset, sha256_of  # noqa: E402
+from nasenv.evaluators import fresh_seeds  # noqa: E402
 from nasenv.results import FIDELITIES, TrainResult  # noqa: E402
 from nasenv.space import SLOT_INDEX, SLOTS, Architecture  # noqa: E402
 from nasenv.table import TABLE_DIR, table_filename  # noqa: E402
@@ -49,7 +50,7 @@ from nasenv.train import TrainingContext, train_architecture  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 TUNING_SEED = 500
-FRESH_SEEDS = tuple(range(1000, 1005))
+FRESH_SEEDS = fresh_seeds(5)
 _ID_BPR = "dim=64,items=id,loss=bpr,lr=0.02,reg=0.0001"
 HAND_DESIGNED = {
     "MF-BPR": f"layers=none,combine=last,{_ID_BPR}",
