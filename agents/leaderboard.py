@@ -179,7 +179,7 @@ def to_runs(name: str, records: Sequence[Mapping[str, Any]], table: BenchmarkTab
         seeds=np.array([r["seed"] for r in records]),
         incumbents=np.stack(
             [
-                incumbent_curve([t["arch"] for t in h], [t["reward"] for t in h], table, "recall")
+                incumbent_curve([t["arch"] for t in h], [t["reward"] for t in h], table)
                 for h in histories
             ]
         ),

@@ -99,7 +99,7 @@ def tables(args: argparse.Namespace) -> tuple[Tables, Tables, object]:
 def incumbents(history: list[dict], table: BenchmarkTable) -> np.ndarray:
     """Table row of the incumbent after each evaluation of a journalled run."""
     archs, rewards = [t["arch"] for t in history], [t["reward"] for t in history]
-    return incumbent_curve(archs, rewards, table, "recall")
+    return incumbent_curve(archs, rewards, table)
 
 
 def table_sha256s(*tables: Tables) -> dict[str, str]:

@@ -80,7 +80,7 @@ REFERENCE_FILE = "leaderboard-books-20core.npz"
 
 
 def incumbent_curve(
-    archs: Sequence[str | int], rewards: Sequence[float], table: BenchmarkTable, metric: str
+    archs: Sequence[str | int], rewards: Sequence[float], table: BenchmarkTable
 ) -> np.ndarray:
     """Table row of the best-rewarded architecture after each evaluation (the earliest among
     equal rewards), for evaluations of ``archs`` (strings or table rows) with ``rewards``."""

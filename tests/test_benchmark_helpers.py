@@ -35,9 +35,9 @@ def table() -> BenchmarkTable:
 
 def test_incumbent_follows_the_best_reward_and_keeps_the_earliest_of_ties(table):
     a, b, c = table.arch_strings[:3]
-    rows = incumbent_curve([a, b, c, a], [0.2, 0.1, 0.3, 0.3], table, "recall")
+    rows = incumbent_curve([a, b, c, a], [0.2, 0.1, 0.3, 0.3], table)
     assert rows.tolist() == [0, 0, 2, 2]
-    assert incumbent_curve([5, 1], [0.1, 0.2], table, "recall").tolist() == [5, 1]
+    assert incumbent_curve([5, 1], [0.1, 0.2], table).tolist() == [5, 1]
     assert hitting_time(np.array([0.1, 0.2, 0.5]), 0.2) == 2
     assert hitting_time(np.array([0.1, 0.2]), 0.9) == math.inf
 
