@@ -40,24 +40,28 @@ class TPE(Agent):
         except ImportError as error:
             message = "the tpe agent needs Optuna: pip install 'recnas-books[rl]'"
             raise ImportError(message) from error
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            sampler = optuna.samplers.TPESampler(
-                seed=self.seed,
-                n_startup_trials=self.n_startup_trials,
-                multivariate=self.multivariate,
-                group=self.multivariate,
-            )
-        study = optuna.create_study(direction="maximize", sampler=sampler)
-        while not runner.exhausted:
-            trial = study.ask()
-            values: list[Choice] = []
-            for slot in SLOTS:
-                choices = valid_choices(runner.space, values)
-                if len(choices) == 1:
-                    values.append(choices[0])
-                    continue
-                key = f"{slot.name}|{','.join(map(str, choices))}"
-                values.append(trial.suggest_categorical(key, choices))
-            study.tell(trial, runner.evaluate(values).reward)
+        previous = optuna.logging.get_verbosity()  # Optuna's logger is process-wide: restore it
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # no line per trial
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                sampler = optuna.samplers.TPESampler(
+                    seed=self.seed,
+                    n_startup_trials=self.n_startup_trials,
+                    multivariate=self.multivariate,
+                    group=self.multivariate,
+                )
+            study = optuna.create_study(direction="maximize", sampler=sampler)
+            while not runner.exhausted:
+                trial = study.ask()
+                values: list[Choice] = []
+                for slot in SLOTS:
+                    choices = valid_choices(runner.space, values)
+                    if len(choices) == 1:
+                        values.append(choices[0])
+                        continue
+                    key = f"{slot.name}|{','.join(map(str, choices))}"
+                    values.append(trial.suggest_categorical(key, choices))
+                study.tell(trial, runner.evaluate(values).reward)
+        finally:
+            optuna.logging.set_verbosity(previous)

@@ -146,3 +146,16 @@ def test_the_portfolio_ranks_from_the_other_training_tasks_never_a_held_out_one(
     assert only.order() == portfolio({first: training[first], last: training[last]})
     with pytest.raises(ValueError, match="unknown dataset 'Books-Mars'"):
         make_agent("portfolio", tasks="Books-Mars").order()
+
+
+def test_tpe_leaves_optunas_process_wide_log_level_as_it_found_it(planted):
+    optuna = pytest.importorskip("optuna")
+    from agents.runner import Budget, run_search
+    from nasenv.env import RecNASEnv
+
+    optuna.logging.set_verbosity(optuna.logging.DEBUG)
+    try:
+        run_search(make_agent("tpe", seed=0), RecNASEnv(evaluator=planted), Budget(5))
+        assert optuna.logging.get_verbosity() == optuna.logging.DEBUG
+    finally:
+        optuna.logging.set_verbosity(optuna.logging.INFO)
