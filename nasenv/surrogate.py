@@ -92,9 +92,16 @@ def kendall_tau(x: np.ndarray, y: np.ndarray) -> float:
     return float((dx * dy).sum() / denominator) if denominator else 0.0
 
 
+def average_ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks from 1, tied values sharing the mean of their ranks (SciPy's ``rankdata``)."""
+    _, inverse, counts = np.unique(np.asarray(x), return_inverse=True, return_counts=True)
+    ends = np.cumsum(counts)  # the last rank of each distinct value
+    return ((ends - (counts - 1) / 2.0)[inverse]).astype(float)
+
+
 def spearman(x: np.ndarray, y: np.ndarray) -> float:
-    rx, ry = np.argsort(np.argsort(x)), np.argsort(np.argsort(y))
-    return float(np.corrcoef(rx, ry)[0, 1])
+    """Spearman's rho: the Pearson correlation of the average ranks (ties handled as SciPy)."""
+    return float(np.corrcoef(average_ranks(x), average_ranks(y))[0, 1])
 
 
 def _fit(d: np.ndarray, y: np.ndarray, gamma: float, ridge: float, seeds: np.ndarray) -> np.ndarray:

@@ -231,3 +231,12 @@ def test_extra_trainings_of_one_architecture_are_averaged_and_counted():
     replicated = training_data(table, pairs)
     expected = np.std(np.tile([0.0, -0.01], 5), ddof=1) / np.sqrt(2)
     assert replicated.noise_std["val_recall"] == pytest.approx(expected) != table_noise
+
+
+def test_rank_statistics_handle_ties_as_scipy_does():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        x = rng.integers(0, 4, size=30).astype(float)  # many ties
+        y = x + rng.integers(0, 3, size=30)
+        assert spearman(x, y) == pytest.approx(spearmanr(x, y).statistic, abs=1e-12)
+        assert kendall_tau(x, y) == pytest.approx(kendalltau(x, y).statistic, abs=1e-12)
