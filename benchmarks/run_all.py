@@ -73,7 +73,7 @@ def steps(quick: bool) -> list[list[str]]:
         ["env_throughput.py", "--live", "5"],
         ["table_stats.py"],
         ["run_agents.py"],
-        ["unmasked.py"],
+        ["unmasked.py", "--runs", "20"],
         ["quality.py"],
         ["env_throughput.py", "--surrogate"],
         ["surrogate_search.py"],

@@ -2,6 +2,7 @@
 agent, with and without the env's help for them.
 
     python benchmarks/unmasked.py              # 10 runs x 500 evaluations per setting (~20 min)
+    python benchmarks/unmasked.py --runs 20    # the runs RESULTS reports
     python benchmarks/unmasked.py --runs 3     # a quick look
 
 Settings of ``gym.make("RecNAS-Books-v0", ...)`` (the leaderboard's protocol otherwise):
