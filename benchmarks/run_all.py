@@ -6,7 +6,8 @@
 Runs, in order, each as its own process (so each can also be run alone, with the same command):
 
 1. ``env_throughput.py``: table-mode env steps/s against FrozenLake-v1, load time and memory,
-   and live evaluations timed in the same run;
+   and live evaluations timed in the same run; ``cli_speed.py``: a table search's wall time from
+   the command line;
 2. ``table_stats.py``: what the shipped table holds (distribution, seed noise, fidelities);
 3. ``run_agents.py``: every agent x seeds on the table env, regret curves and leaderboard;
    ``unmasked.py``: plain PPO and DQN without masks, with and without the env's help;
@@ -71,6 +72,7 @@ def steps(quick: bool) -> list[list[str]]:
         print(f"transfer.py is skipped: no table yet for the training tasks {missing}")
     return [
         ["env_throughput.py", "--live", "5"],
+        ["cli_speed.py"],
         ["table_stats.py"],
         ["run_agents.py"],
         ["unmasked.py", "--runs", "20"],
