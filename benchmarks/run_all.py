@@ -51,6 +51,7 @@ def steps(quick: bool) -> list[list[str]]:
                 *("env_throughput.py", "--steps", "20000", "--repeats", "3", "--live", "1"),
                 *("--out", "benchmarks/results/env_throughput-quick.json"),
             ],
+            ["cli_speed.py", "--runs", "2", "--out", "benchmarks/results/cli_speed-quick.json"],
             ["table_stats.py"],
             ["run_agents.py", "--quick"],
             ["unmasked.py", "--runs", "2", "--budget", "50", "--max-steps", "5000"],
