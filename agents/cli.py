@@ -149,12 +149,14 @@ def search(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     writer = writer_class(args.tensorboard) if writer_class is not None else None
     best: Trial | None = None
     evaluations = 0
+    trials: list[Trial] = []
     try:
         with tqdm(total=args.budget, desc=f"{args.agent} search", unit="eval") as bar:
 
             def on_trial(trial: Trial) -> None:
                 nonlocal best, evaluations
                 evaluations += 1
+                trials.append(trial)
                 if best is None or trial.reward > best.reward:  # the earliest among ties
                     best = trial
                 bar.update(1)
@@ -175,6 +177,15 @@ def search(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
                 )
             result = run_search(agent, env, budget, args.seed, on_trial, fresh_seeds=fresh)
     except KeyboardInterrupt:
+        if args.out:  # nothing lost: the evaluations made so far, marked interrupted
+            partial = {
+                "agent": args.agent,
+                "seed": args.seed,
+                "interrupted": True,
+                "best": dataclasses.asdict(best) if best is not None else None,
+                "history": [dataclasses.asdict(t) for t in trials],
+            }
+            Path(args.out).write_text(json.dumps(partial, indent=1))
         interrupted(parser.prog, _best_so_far(best, evaluations))
     finally:
         if writer is not None:

@@ -459,3 +459,24 @@ def test_an_interrupted_surrogate_search_says_its_best_is_predicted():
     table = Trial(3, "layers=gcn", 0.1, 0.1, 0.05, 0, "ok", 10.0, 30.0, source="table")
     assert "  validation Recall@20 0.1000" in cli._best_so_far(table, 5)
     assert "predicted" not in cli._best_so_far(table, 5)
+
+
+def test_ctrl_c_keeps_the_evaluations_made_so_far_in_out(monkeypatch, capsys, tmp_path):
+    from agents import cli
+
+    real_run_search = cli.run_search
+
+    def interrupted_run_search(agent, env, budget, seed, on_trial, fresh_seeds=None):
+        def on_trial_then_ctrl_c(trial):
+            on_trial(trial)
+            if trial.number == 4:
+                raise KeyboardInterrupt
+
+        return real_run_search(agent, env, budget, seed, on_trial_then_ctrl_c, fresh_seeds)
+
+    monkeypatch.setattr(cli, "run_search", interrupted_run_search)
+    out = tmp_path / "run.json"
+    code, _ = run_in_process(cli.main, ["search", "--budget", "50", "--out", str(out)], capsys)
+    saved = json.loads(out.read_text())
+    assert code == 130 and saved["interrupted"] and len(saved["history"]) == 4
+    assert saved["best"] == max(saved["history"], key=lambda t: (t["reward"], -t["number"]))
