@@ -20,7 +20,7 @@ from gymnasium.envs.registration import register, registry
 from nasenv.leaderboard import PROTOCOL
 from nasenv.space import SLOTS
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 ENV_IDS = ("RecNAS-Books-v0", "RecNAS-Books-Surrogate-v0", "RecNAS-Books-Live-v0")
 

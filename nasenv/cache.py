@@ -104,10 +104,11 @@ __all__ = [
     "torch_version",
 ]
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 """Version of the training protocol whose results the cache holds. Bump it whenever the numbers
-a training produces change (models, training loop, negative sampling, metrics, data splits)
-without a change of ``nasenv.__version__``: every stored result then misses."""
+a training produces change (models, training loop, negative sampling, metrics, data splits,
+the cost definition) without a change of ``nasenv.__version__``: every stored result then
+misses. Version 2: seconds of cost version 2 (``nasenv.results.COST_VERSION``)."""
 
 SCHEMA_VERSION = 2
 """Layout of the SQLite file (tables ``results_v2`` and ``claims_v2``)."""
@@ -128,7 +129,13 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS claims_v2 (key TEXT PRIMARY KEY, host TEXT NOT NULL, "
     "pid INTEGER NOT NULL, token TEXT NOT NULL, started REAL NOT NULL, heartbeat REAL NOT NULL)",
 )
-_TIMING_FIELDS = ("epoch_seconds", "train_seconds", "inference_ms")
+_TIMING_FIELDS = (
+    "epoch_seconds",
+    "train_seconds",
+    "inference_ms",
+    "cost_version",
+    "epoch_test_seconds",
+)
 _HOST = socket.gethostname()
 _LIVE_TOKENS: set[str] = set()  # claims this process holds now
 _LIVE_TOKENS_LOCK = threading.Lock()

@@ -138,7 +138,10 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
     architecture also: ``arch`` (canonical string), ``full_index`` (its index in the *full*
     space, ``nasenv.space.FULL``; not a table row: use ``table.index(arch)`` for that), ``hash``,
     ``seed`` (training seed; ``None`` under the ``mean`` policy), ``status`` (``ok``/``failed``),
-    ``val_recall``, ``val_ndcg``, ``cost_seconds`` (training seconds of this evaluation),
+    ``val_recall``, ``val_ndcg``, ``cost_seconds`` (what this evaluation costs a search: seconds
+    of training and validation up to the stopping epoch, never of the test passes), ``cost_version``
+    (the cost definition those seconds follow, ``nasenv.results.COST_VERSION``: the shipped tables
+    and surrogate are version 1, whose seconds also hold the test passes of improving epochs),
     ``n_params`` and ``source``: where these numbers (and the reward) come from,
     ``nasenv.evaluators.SOURCES``: ``"table"`` (real trainings stored in the benchmark table),
     ``"live"`` (a real training, now or from the cache) or ``"surrogate"`` (a model's
@@ -433,6 +436,7 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
             cost_seconds=float(sum(run.cost_seconds for run in runs)),
             n_params=runs[0].n_params,
             source=runs[0].source,
+            cost_version=runs[0].cost_version,
         )
 
     def _identity(self) -> tuple[Architecture, dict[str, Any]]:
@@ -464,6 +468,7 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
             "cost_seconds": evaluation.cost_seconds,
             "n_params": evaluation.n_params,
             "source": evaluation.source,
+            "cost_version": evaluation.cost_version,
         }
         return self._observation(), float(reward), True, False, info
 

@@ -22,7 +22,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from nasenv.cache import CacheKey, ResultCache, default_cache_path
 from nasenv.data import DEFAULT_DATASET, BooksDataset, load_dataset
-from nasenv.results import FAILED_SCORE, FIDELITIES, TrainConfig, TrainResult
+from nasenv.results import COST_VERSION, FAILED_SCORE, FIDELITIES, TrainConfig, TrainResult
 from nasenv.space import Architecture
 from nasenv.surrogate import Surrogate
 from nasenv.table import BenchmarkTable, load_table
@@ -70,10 +70,14 @@ class Evaluation:
         reason: why it failed, else empty.
         val_recall: best validation Recall@20.
         val_ndcg: validation NDCG@20 at that epoch.
-        cost_seconds: training cost of the evaluation in (measured) wall seconds.
+        cost_seconds: what the evaluation costs a search, in wall seconds: training and
+            validation up to the stopping epoch, never the test passes (the definition
+            ``cost_version`` of :data:`nasenv.results.COST_VERSION`).
         n_params: trainable parameters.
         source: where these numbers come from (:data:`SOURCES`). Default ``"live"``: an
             evaluator that predicts instead of training must say ``"surrogate"``.
+        cost_version: the cost definition ``cost_seconds`` follows (1 for the tables built
+            before it changed, and for the surrogate fitted on them).
     """
 
     arch: str
@@ -85,6 +89,7 @@ class Evaluation:
     cost_seconds: float
     n_params: int
     source: Source = "live"
+    cost_version: int = COST_VERSION
 
     @property
     def predicted(self) -> bool:
@@ -110,6 +115,7 @@ class Evaluation:
             cost_seconds=result.epoch_seconds[-1] if result.epoch_seconds else 0.0,
             n_params=result.n_params,
             source="live",
+            cost_version=result.cost_version,
         )
 
 
@@ -236,6 +242,7 @@ class TableEvaluator:
             cost_seconds=record.cost_seconds,
             n_params=record.n_params,
             source="table",
+            cost_version=self.table.cost_version,
         )
 
     def test_metrics(self, arch: Architecture, seed: int) -> dict[str, float]:
@@ -279,9 +286,10 @@ class SurrogateEvaluator:
             reason="",
             val_recall=drawn["val_recall"],
             val_ndcg=drawn["val_ndcg"],
-            cost_seconds=drawn["log_seconds"],
+            cost_seconds=drawn["seconds"],
             n_params=0,  # not modelled
             source="surrogate",
+            cost_version=self.surrogate.cost_version,
         )
 
     def test_metrics(self, arch: Architecture, seed: int) -> dict[str, float]:

@@ -47,6 +47,23 @@ FIDELITIES: dict[str, TrainConfig] = {
 ``benchmarks/eval_speed.py``); ``converged`` is the reference it is checked against."""
 
 
+COST_VERSION = 2
+"""The definition of an evaluation's cost that this package measures, in seconds.
+
+Version 2: wall seconds of the training steps and the validation passes up to the epoch where
+early stopping ends the run, which is what a real search pays for one evaluation. The test passes
+(reporting only), the inference-latency measurement and the model's setup are timed apart and
+never charged. Every cost in the package follows one version: ``TrainResult.epoch_seconds``,
+a table's ``epoch_seconds`` (``BenchmarkTable.cost_version``), a surrogate's predicted seconds,
+``Evaluation.cost_seconds``, ``info["cost_seconds"]`` and the runner's seconds budgets.
+
+Version 1 (every table and build made before version 0.3.0 of the package, and the shipped
+surrogate, which is fitted on them) also charged the test pass of each improving epoch to the
+epoch after it; ``benchmarks/cost_definition.py`` measures that share. Stored seconds keep the
+version they were measured under: a table, a build and a surrogate refuse to mix versions.
+"""
+
+
 @dataclass(frozen=True)
 class TrainResult:
     """Outcome of one training run. Curves have one entry per completed epoch.
@@ -65,10 +82,18 @@ class TrainResult:
     val_ndcg: tuple[float, ...]
     test_recall_at_best: tuple[float, ...]
     test_ndcg_at_best: tuple[float, ...]
-    epoch_seconds: tuple[float, ...]  # cumulative wall seconds (train + validate) per epoch
+    epoch_seconds: tuple[float, ...]
+    """Cumulative cost after each epoch (:data:`COST_VERSION` ``cost_version``)."""
     n_params: int
     inference_ms: float
     train_seconds: float = field(default=0.0)
+    """Seconds of the training steps alone (NaN where not stored, as in a table)."""
+    cost_version: int = field(default=COST_VERSION)
+    """The definition ``epoch_seconds`` follows; records written before it existed are 1."""
+    epoch_test_seconds: tuple[float, ...] = field(default=())
+    """Cumulative seconds of the test passes after each epoch, never charged (empty where not
+    recorded: tables, and results of older versions). With it, :meth:`with_cost_version`
+    converts the seconds exactly between cost versions."""
 
     @property
     def ok(self) -> bool:
@@ -90,6 +115,34 @@ class TrainResult:
         return self.val_ndcg[self.best_epoch - 1] if self.val_ndcg else float("nan")
 
     @property
+    def test_seconds(self) -> float:
+        """Seconds of all test passes (NaN where not recorded)."""
+        return self.epoch_test_seconds[-1] if self.epoch_test_seconds else math.nan
+
+    def with_cost_version(self, version: int) -> TrainResult:
+        """This run with its ``epoch_seconds`` under cost ``version`` (1 or 2).
+
+        Version 1 charged the test passes of epochs before ``e`` to epoch ``e``, so the two differ
+        by :attr:`epoch_test_seconds` shifted by one epoch: exact, where that is recorded.
+
+        Raises:
+            ValueError: an unknown version, or the test passes were not recorded.
+        """
+        if version not in (1, 2):
+            raise ValueError(f"unknown cost version {version!r}; allowed: [1, 2]")
+        if version == self.cost_version:
+            return self
+        if len(self.epoch_test_seconds) != len(self.epoch_seconds):
+            raise ValueError(
+                f"{self.arch!r} (seed {self.seed}) did not record its test passes: its cost "
+                f"version {self.cost_version} cannot be converted to {version}"
+            )
+        sign = 1.0 if version == 1 else -1.0
+        before = (0.0, *self.epoch_test_seconds)[: len(self.epoch_test_seconds)]
+        seconds = tuple(s + sign * t for s, t in zip(self.epoch_seconds, before, strict=True))
+        return dataclasses.replace(self, epoch_seconds=seconds, cost_version=version)
+
+    @property
     def test_recall(self) -> float:
         return self.test_recall_at_best[-1] if self.test_recall_at_best else float("nan")
 
@@ -100,8 +153,10 @@ class TrainResult:
     def at_fidelity(self, max_epochs: int, patience: int) -> TrainResult:
         """This run as if it had been trained with a smaller ``max_epochs`` and ``patience``.
 
-        Exact, because training never depends on the stopping rule: the shorter run is a prefix
-        of this one, ending where its own early-stopping rule fires.
+        Exact for the curves and ``epoch_seconds``, because training never depends on the
+        stopping rule: the shorter run is a prefix of this one, ending where its own
+        early-stopping rule fires. ``train_seconds``, stored as a total only, becomes NaN when
+        the prefix is shorter: its share of it is not known.
         """
         if max_epochs > self.config.max_epochs or patience > self.config.patience:
             raise ValueError(
@@ -117,7 +172,8 @@ class TrainResult:
             test_recall_at_best=self.test_recall_at_best[:epochs],
             test_ndcg_at_best=self.test_ndcg_at_best[:epochs],
             epoch_seconds=self.epoch_seconds[:epochs],
-            train_seconds=self.train_seconds * epochs / max(1, len(self.val_recall)),
+            epoch_test_seconds=self.epoch_test_seconds[:epochs],
+            train_seconds=self.train_seconds if epochs == len(self.val_recall) else math.nan,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -127,6 +183,7 @@ class TrainResult:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainResult:
         data = dict(data)
+        data.setdefault("cost_version", 1)  # written before versions were recorded
         data["config"] = TrainConfig(**data["config"])
         for key in (
             "val_recall",
@@ -134,8 +191,9 @@ class TrainResult:
             "test_recall_at_best",
             "test_ndcg_at_best",
             "epoch_seconds",
+            "epoch_test_seconds",
         ):
-            data[key] = tuple(data[key])
+            data[key] = tuple(data.get(key, ()))
         return cls(**data)
 
 

@@ -11,7 +11,8 @@ cross-validated Kendall tau, scored on every architecture or (``select_on_outsid
 trainings outside the table only; on Books-20core both pick alike and extrapolate alike
 (``benchmarks/RESULTS.md``), so the simpler one is the default.
 
-A :class:`Surrogate` also predicts the training seconds (same model on log seconds), and draws
+A :class:`Surrogate` also predicts an evaluation's cost (same model on log seconds, of the cost
+version of its training data, :attr:`Surrogate.cost_version`), and draws
 each evaluation's noise from a normal distribution with the standard deviation measured between
 training seeds (on architectures outside the table trained twice, where there are enough of them;
 else between the table's seeds), seeded by (architecture, seed) so that a query is reproducible.
@@ -32,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from nasenv.data import DEFAULT_DATASET, get_spec, listed_file, read_npz, verify_file, write_npz
-from nasenv.results import FAILED_SCORE, TrainResult
+from nasenv.results import COST_VERSION, FAILED_SCORE, TrainResult
 from nasenv.space import SLOTS, Architecture
 from nasenv.table import TABLE_DIR, BenchmarkTable
 
@@ -169,7 +170,12 @@ def select(
 
 
 TARGETS = ("val_recall", "val_ndcg", "test_recall", "test_ndcg", "log_seconds")
-"""What a surrogate predicts: seed-mean validation and test metrics, and log training seconds."""
+"""What a surrogate is fitted on: seed-mean validation and test metrics, and the log of an
+evaluation's cost seconds."""
+
+SECONDS = "seconds"
+"""The name under which :meth:`Surrogate.predict` and :meth:`Surrogate.sample` answer the cost
+in seconds (``exp`` of the ``log_seconds`` model)."""
 
 
 class Surrogate:
@@ -181,7 +187,8 @@ class Surrogate:
     File format (``.npz``, :data:`FORMAT_VERSION`): ``format_version``; ``codes`` ``(n, 12)``,
     the training architectures as :func:`encode` writes them; per target ``t``, ``alpha_t``
     ``(n,)`` dual coefficients and ``hyper_t`` = ``[gamma, mean of t, seed noise std]``; ``meta``,
-    a JSON string with the fit's data sources, hyperparameter reports and held-out quality.
+    a JSON string with the fit's data sources, hyperparameter reports, held-out quality and
+    ``cost_version`` (absent: 1).
     """
 
     def __init__(self, arrays: dict[str, np.ndarray]) -> None:
@@ -240,21 +247,31 @@ class Surrogate:
         self._check(target)
         return float(self.arrays[f"hyper_{target}"][2])
 
-    def _check(self, target: str) -> None:
-        if target not in self.targets:
-            raise ValueError(f"target {target!r} was not fitted; fitted: {self.targets}")
+    @property
+    def cost_version(self) -> int:
+        """The cost definition of the predicted seconds (:data:`nasenv.results.COST_VERSION`)."""
+        return int(self.meta.get("cost_version", 1))
+
+    def _check(self, target: str) -> str:
+        """The fitted model that answers ``target`` (``seconds``: ``log_seconds``)."""
+        fitted = "log_seconds" if target == SECONDS else target
+        if fitted not in self.targets:
+            allowed = self.targets + ([SECONDS] if "log_seconds" in self.targets else [])
+            raise ValueError(f"target {target!r} was not fitted; allowed: {allowed}")
+        return fitted
 
     @property
     def targets(self) -> list[str]:
         return [name for name in TARGETS if f"alpha_{name}" in self.arrays]
 
     def predict(self, archs: Sequence[Architecture], target: str = "val_recall") -> np.ndarray:
-        """Predicted ``target`` of ``archs`` (``log_seconds`` is returned as seconds)."""
-        self._check(target)
-        gamma, mean, _ = self.arrays[f"hyper_{target}"]
+        """Predicted ``target`` of ``archs``: a fitted target, or :data:`SECONDS` (the cost in
+        seconds, where ``log_seconds`` is its log)."""
+        fitted = self._check(target)
+        gamma, mean, _ = self.arrays[f"hyper_{fitted}"]
         d = self.distances_to(archs)
-        values = np.exp(-gamma * d) @ self.arrays[f"alpha_{target}"] + mean
-        return np.exp(values) if target == "log_seconds" else values
+        values = np.exp(-gamma * d) @ self.arrays[f"alpha_{fitted}"] + mean
+        return np.exp(values) if target == SECONDS else values
 
     def distances_to(self, archs: Sequence[Architecture]) -> np.ndarray:
         """Distances of ``archs`` to the training architectures (as :func:`distances`)."""
@@ -264,25 +281,26 @@ class Surrogate:
         self,
         arch: Architecture,
         seed: int,
-        targets: Sequence[str] = ("val_recall", "val_ndcg", "log_seconds"),
+        targets: Sequence[str] = ("val_recall", "val_ndcg", SECONDS),
     ) -> dict[str, float]:
-        """One evaluation of ``arch`` with training seed ``seed``: each target's prediction plus
-        seed noise (clipped to [0, 1]; ``log_seconds`` comes back as seconds, without noise),
+        """One evaluation of ``arch`` with training seed ``seed``: each metric's prediction plus
+        seed noise (clipped to [0, 1]), and :data:`SECONDS` or ``log_seconds`` without noise;
         reproducible per (arch, seed). Every target draws the same standard normal, so the metrics'
         noise is correlated, as it is between the metrics of one training."""
-        for target in targets:
-            self._check(target)
+        fitted = {target: self._check(target) for target in targets}
         d = self.distances_to([arch])[0]
         z = standard_normal(f"{arch.to_string()}|{seed}")
         kernels: dict[float, np.ndarray] = {}
         out = {}
         for target in targets:
-            gamma, mean, noise = (float(v) for v in self.arrays[f"hyper_{target}"])
+            gamma, mean, noise = (float(v) for v in self.arrays[f"hyper_{fitted[target]}"])
             if gamma not in kernels:
                 kernels[gamma] = np.exp(-gamma * d)
-            value = float(kernels[gamma] @ self.arrays[f"alpha_{target}"]) + mean
-            if target == "log_seconds":
+            value = float(kernels[gamma] @ self.arrays[f"alpha_{fitted[target]}"]) + mean
+            if target == SECONDS:
                 out[target] = math.exp(value)
+            elif target == "log_seconds":
+                out[target] = value
             else:
                 out[target] = min(max(value + noise * z, 0.0), 1.0)
         return out
@@ -336,7 +354,8 @@ class SurrogateData:
     """What a surrogate is fitted on: architectures, their targets (keys from :data:`TARGETS`),
     how many seeds each value averages, the seed noise per validation target, and the indices of
     the trainings outside the table. ``select_on_outside``: those trainings alone choose the
-    hyperparameters (when at least one per fold remains)."""
+    hyperparameters (when at least one per fold remains). ``cost_version``: the cost definition
+    of ``log_seconds``, recorded in the fitted surrogate's ``meta``."""
 
     archs: list[Architecture]
     targets: dict[str, np.ndarray]
@@ -344,6 +363,7 @@ class SurrogateData:
     noise_std: dict[str, float]
     outside: np.ndarray
     select_on_outside: bool = False
+    cost_version: int = COST_VERSION
 
     def __len__(self) -> int:
         return len(self.archs)
@@ -352,7 +372,7 @@ class SurrogateData:
         self, indices: Sequence[int] | None = None, targets: Sequence[str] | None = None, **kw: Any
     ) -> tuple[Surrogate, dict[str, FitReport]]:
         """:meth:`Surrogate.fit` on the architectures ``indices`` (default all) and ``targets``
-        (default all); ``kw``: its ``meta`` and ``folds``."""
+        (default all); ``kw``: its ``meta`` (``cost_version`` is added) and ``folds``."""
         keep = np.arange(len(self)) if indices is None else np.asarray(indices, int)
         names = list(self.targets) if targets is None else list(targets)
         positions = np.flatnonzero(np.isin(keep, self.outside))
@@ -363,13 +383,15 @@ class SurrogateData:
             self.noise_std,
             seeds=self.seeds[keep],
             score_on=positions if enough else None,
-            **kw,
+            **{**kw, "meta": {**(kw.get("meta") or {}), "cost_version": self.cost_version}},
         )
 
 
 def training_data(table: BenchmarkTable, extra: Iterable[TrainResult] = ()) -> SurrogateData:
     """Every table entry (seed means) plus ``extra`` trainings (e.g. outside the table's space);
-    the seeds of an extra architecture trained more than once are averaged.
+    the seeds of an extra architecture trained more than once are averaged. Their seconds are
+    taken under the table's cost version (``TrainResult.with_cost_version``; ``ValueError`` where
+    they cannot be converted).
 
     The noise of a metric is its standard deviation between seeds where the surrogate is used:
     measured on the extra architectures trained with two seeds if there are at least
@@ -386,7 +408,7 @@ def training_data(table: BenchmarkTable, extra: Iterable[TrainResult] = ()) -> S
         "log_seconds": list(np.log(np.maximum(table.costs(), 1e-3))),
     }
     seeds = [float(len(table.seeds))] * len(table)
-    grouped = extra_values(extra)
+    grouped = extra_values(result.with_cost_version(table.cost_version) for result in extra)
     for arch, rows in grouped.items():
         archs.append(Architecture.from_string(arch))
         for name, column in columns.items():
@@ -407,6 +429,7 @@ def training_data(table: BenchmarkTable, extra: Iterable[TrainResult] = ()) -> S
         np.asarray(seeds),
         noise,
         np.arange(len(table), len(archs)),
+        cost_version=table.cost_version,
     )
 
 

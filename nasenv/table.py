@@ -1,14 +1,16 @@
 """The benchmark table: stored trainings of every architecture of a space, and its query API.
 
-File format (version 1): one ``.npz`` (zip of ``.npy`` arrays, read with pickle disabled) per
-task, ``nasenv/tables/<dataset slug>.npz``, listed with its SHA-256 in ``nasenv/tables/SHA256SUMS``
-and verified on load. With ``A`` architectures, ``S`` seeds and ``E`` = the tabulation budget's
-``max_epochs``:
+File format (version 2; version 1 is the same without ``cost_version``): one ``.npz`` (zip of
+``.npy`` arrays, read with pickle disabled) per task, ``nasenv/tables/<dataset slug>.npz``,
+listed with its SHA-256 in ``nasenv/tables/SHA256SUMS`` and verified on load. With ``A``
+architectures, ``S`` seeds and ``E`` = the tabulation budget's ``max_epochs``:
 
 ==========================  ===========  ==========================================================
 array                       shape/dtype  meaning
 ==========================  ===========  ==========================================================
-``format_version``          () int64     1
+``format_version``          () int64     2 (1: a table of cost version 1)
+``cost_version``            () int64     the cost definition of ``epoch_seconds``
+                                         (``nasenv.results.COST_VERSION``; absent: 1)
 ``meta``                    () str       JSON: dataset, dataset_sha256, space, fidelity, k, build
 ``arch``                    (A,) str     canonical architecture strings, in the space's order
 ``seed``                    (S,) int64   training seeds
@@ -17,7 +19,8 @@ array                       shape/dtype  meaning
 ``val_recall``, ``val_ndcg``  (A, S, E)  validation Recall@K / NDCG@K after each epoch
 ``test_recall_at_best``,    (A, S, E)    test metric of the best validation epoch so far
 ``test_ndcg_at_best``
-``epoch_seconds``           (A, S, E)    cumulative wall seconds (training + validation)
+``epoch_seconds``           (A, S, E)    cumulative cost in wall seconds (cost version 2:
+                                         training and validation; 1: also the test passes)
 ``n_params``                (A,) int64   trainable parameters
 ``inference_ms``            (A, S) f32   milliseconds to score every user against every item
 ==========================  ===========  ==========================================================
@@ -38,6 +41,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,10 +61,21 @@ from nasenv.data import (
     verify_file,
     write_npz,
 )
-from nasenv.results import FAILED_SCORE, FIDELITIES, TrainConfig, TrainResult, stopping_epoch
+from nasenv.results import (
+    COST_VERSION,
+    FAILED_SCORE,
+    FIDELITIES,
+    TrainConfig,
+    TrainResult,
+    stopping_epoch,
+)
 from nasenv.space import Architecture
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_FORMATS = (1, 2)
+"""Format 1 is format 2 without ``cost_version``: a table whose seconds follow cost version 1.
+A table of cost version 1 is still written as format 1, so rebuilding a shipped table from its
+build reproduces its bytes."""
 TABLE_DIR = DATA_DIR.parent / "tables"
 CURVES = ("val_recall", "val_ndcg", "test_recall_at_best", "test_ndcg_at_best", "epoch_seconds")
 
@@ -109,10 +124,12 @@ class BenchmarkTable:
     def __init__(self, arrays: Mapping[str, np.ndarray], source: str = "<memory>") -> None:
         arrays = MappingProxyType({name: read_only(array) for name, array in arrays.items()})
         version = int(arrays["format_version"])
-        if version != FORMAT_VERSION:
+        if version not in READABLE_FORMATS:
             raise ValueError(
-                f"{source}: table format {version}, this package reads {FORMAT_VERSION}"
+                f"{source}: table format {version}, this package reads {list(READABLE_FORMATS)}"
             )
+        self.cost_version = int(arrays["cost_version"]) if version >= 2 else 1
+        """The cost definition of the stored seconds (:data:`nasenv.results.COST_VERSION`)."""
         self.source = source
         self.meta: dict[str, Any] = json.loads(str(arrays["meta"]))
         self.arrays: Mapping[str, np.ndarray] = arrays
@@ -152,7 +169,8 @@ class BenchmarkTable:
     ) -> BenchmarkTable:
         """Assemble a table from one :class:`TrainResult` per (architecture, seed).
 
-        ``meta`` must hold ``fidelity`` (``max_epochs``, ``patience``); missing trainings raise.
+        ``meta`` must hold ``fidelity`` (``max_epochs``, ``patience``); missing trainings raise,
+        and so do results of different cost versions (their seconds mean different things).
         """
         row = {arch: i for i, arch in enumerate(archs)}
         column = {seed: j for j, seed in enumerate(seeds)}
@@ -171,7 +189,9 @@ class BenchmarkTable:
             **curves,
         }
         filled = np.zeros(shape, bool)
+        cost_versions: dict[int, str] = {}
         for result in results:
+            cost_versions.setdefault(result.cost_version, result.arch)
             i, j = row[result.arch], column[result.seed]
             n = len(result.val_recall)
             filled[i, j] = True
@@ -187,6 +207,17 @@ class BenchmarkTable:
                 f"{int((~filled).sum())} (architecture, seed) trainings are missing, "
                 f"e.g. {archs[i]!r} with seed {seeds[j]}; a table never fills gaps"
             )
+        if len(cost_versions) > 1:
+            examples = ", ".join(f"{v} ({a!r})" for v, a in sorted(cost_versions.items()))
+            raise ValueError(
+                f"the results follow different cost versions: {examples}; a table holds one "
+                "(see nasenv.results.COST_VERSION)"
+            )
+        (cost_version,) = cost_versions or {COST_VERSION: ""}
+        if cost_version != 1:
+            arrays["cost_version"] = np.array(cost_version)
+        else:
+            arrays["format_version"] = np.array(1)
         return cls(arrays)
 
     # -- identity ------------------------------------------------------------------------------
@@ -317,7 +348,8 @@ class BenchmarkTable:
         return values[:, self._columns(seed)].mean(axis=1)
 
     def costs(self, seed: SeedLike = "mean", fidelity: FidelityLike = None) -> np.ndarray:
-        """``(A,)`` training seconds under ``fidelity`` (per seed, or the mean over seeds)."""
+        """``(A,)`` cost seconds under ``fidelity`` (per seed, or the mean over seeds), of the
+        definition :attr:`cost_version`."""
         return self._last("epoch_seconds", fidelity)[:, self._columns(seed)].mean(axis=1)
 
     def query(
@@ -377,6 +409,8 @@ class BenchmarkTable:
             **{name: tuple(float(v) for v in self.arrays[name][i, j, :n]) for name in CURVES},
             n_params=int(self.arrays["n_params"][i]),
             inference_ms=float(self.arrays["inference_ms"][i, j]),
+            train_seconds=math.nan,  # not stored, nor are the test passes
+            cost_version=self.cost_version,
         )
 
     def __repr__(self) -> str:

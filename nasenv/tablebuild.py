@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from nasenv.results import FIDELITIES, TrainResult
+from nasenv.results import COST_VERSION, FIDELITIES, TrainResult
 from nasenv.space import SPACES, Architecture
 
 Task = tuple[str, int]  # (canonical architecture string, seed)
@@ -48,6 +48,10 @@ class BuildPlan:
             space (e.g. the surrogate's training data outside the core); ``None``: all of them.
         sample_seed: seed of that draw.
         exclude: name of a space whose architectures the draw skips (e.g. ``"core"``).
+        cost_version: the cost definition of the build's seconds
+            (:data:`nasenv.results.COST_VERSION`); a plan stored without one is version 1. The
+            trainer records its test passes apart, so its results join a build of either version
+            exactly (:meth:`ShardStore.record`): a build begun under version 1 continues under it.
     """
 
     dataset: str = "Books-20core"
@@ -58,6 +62,7 @@ class BuildPlan:
     sample: int | None = None
     sample_seed: int = 0
     exclude: str | None = None
+    cost_version: int = COST_VERSION
 
     def __post_init__(self) -> None:
         if self.space not in SPACES:
@@ -103,7 +108,7 @@ class BuildPlan:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BuildPlan:
-        return cls(**{**data, "seeds": tuple(data["seeds"])})
+        return cls(**{"cost_version": 1, **data, "seeds": tuple(data["seeds"])})
 
 
 class PlanMismatchError(RuntimeError):
@@ -172,6 +177,20 @@ class ShardStore:
             raise FileNotFoundError(f"no build in {directory}: {plan_file} is missing")
         return cls(directory, BuildPlan.from_dict(json.loads(plan_file.read_text())))
 
+    @classmethod
+    def resume(cls, directory: Path | str, plan: BuildPlan) -> ShardStore:
+        """The build of ``plan`` in ``directory``, keeping the cost version it was begun under
+        (results are converted to it), or a new build of ``plan`` if there is none.
+
+        Raises:
+            PlanMismatchError: ``directory`` holds a build of another plan.
+        """
+        plan_file = Path(directory) / cls.PLAN_FILE
+        if plan_file.exists():
+            stored = BuildPlan.from_dict(json.loads(plan_file.read_text()))
+            plan = dataclasses.replace(plan, cost_version=stored.cost_version)
+        return cls(directory, plan)
+
     def sealed_path(self, shard: int) -> Path:
         return self.directory / f"shard-{shard:04d}.jsonl"
 
@@ -227,8 +246,14 @@ class ShardStore:
         return [task for task in self.plan.tasks() if task not in done]
 
     def record(self, result: TrainResult | dict[str, Any]) -> bool:
-        """Journal one finished training; seal its shard when complete. True if it sealed."""
-        record = result.to_dict() if isinstance(result, TrainResult) else result
+        """Journal one finished training; seal its shard when complete. True if it sealed.
+
+        Its seconds are stored under the plan's cost version (``TrainResult.with_cost_version``;
+        ``ValueError`` if they cannot be converted).
+        """
+        if not isinstance(result, TrainResult):
+            result = TrainResult.from_dict(result)
+        record = result.with_cost_version(self.plan.cost_version).to_dict()
         shard = self.shard_of(_task_of(record))
         if self.is_sealed(shard):
             return False

@@ -5,7 +5,9 @@ sampled unseen negative item per positive, full-graph propagation per step, then
 Recall@K / NDCG@K on validation (training items hidden). Training stops after ``patience``
 epochs without a better validation Recall@K or at ``max_epochs``. Test metrics are computed
 separately, with training and validation items hidden, from the representations of the epoch
-that was best on validation so far, and never influence training or stopping.
+that was best on validation so far, and never influence training or stopping. Their passes are
+timed apart and not charged: the run's cost is its training and validation seconds
+(:data:`nasenv.results.COST_VERSION`).
 
 A run whose loss or scores become NaN/inf ends as a failed :class:`TrainResult` with its reason.
 """
@@ -24,6 +26,7 @@ from nasenv.data import BooksDataset
 from nasenv.metrics import FullRankingEvaluator
 from nasenv.models import Graph, GraphRecommender, build_graph, count_parameters
 from nasenv.results import (
+    COST_VERSION,
     FAILED_SCORE,
     FIDELITIES,
     EarlyStopping,
@@ -169,8 +172,9 @@ def _train(
     optimizer = torch.optim.Adam(model.parameters(), lr=arch.lr)
     generator = torch.Generator(device=ctx.device).manual_seed(seed)
     n_users = ctx.graph.n_users
-    curves: dict[str, list[float]] = {k: [] for k in ("vr", "vn", "tr", "tn", "sec")}
-    stopping, training, reason = EarlyStopping(config.patience), 0.0, ""
+    curves: dict[str, list[float]] = {k: [] for k in ("vr", "vn", "tr", "tn", "sec", "test_sec")}
+    stopping, reason = EarlyStopping(config.patience), ""
+    training = testing = 0.0  # seconds of the training steps; of the test passes (not charged)
     run_start = time.perf_counter()
 
     for epoch in range(1, config.max_epochs + 1):
@@ -205,9 +209,12 @@ def _train(
         val = ctx.val_eval(user_repr, item_repr)
         curves["vr"].append(val.recall)
         curves["vn"].append(val.ndcg)
-        curves["sec"].append(time.perf_counter() - run_start)
+        curves["sec"].append(time.perf_counter() - run_start - testing)  # COST_VERSION 2
         if stopping.update(val.recall):
+            test_start = time.perf_counter()
             test = ctx.test_eval(user_repr, item_repr)
+            testing += time.perf_counter() - test_start
+        curves["test_sec"].append(testing)
         curves["tr"].append(test.recall)
         curves["tn"].append(test.ndcg)
         if on_epoch is not None:
@@ -230,6 +237,8 @@ def _train(
         n_params=count_parameters(model),
         inference_ms=_inference_ms(model, ctx) if not reason else float("nan"),
         train_seconds=training,
+        cost_version=COST_VERSION,
+        epoch_test_seconds=tuple(curves["test_sec"]),
     )
 
 

@@ -130,14 +130,15 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     out = args.out or ROOT / "benchmarks" / "table-build" / name
-    store = ShardStore(out, plan)
+    store = ShardStore.resume(out, plan)  # a build keeps the cost version it was begun under
     done = store.done()  # read once: --status on a large build reads every shard
     pending = store.pending(done)
     total = len(plan.tasks())
     sealed = sum(store.is_sealed(s) for s in range(store.n_shards))
     print(
         f"{out}: {total - len(pending)}/{total} trainings done, "
-        f"{sealed}/{store.n_shards} shards sealed"
+        f"{sealed}/{store.n_shards} shards sealed, seconds of cost version "
+        f"{store.plan.cost_version}"
     )
     seconds = [
         r["epoch_seconds"][-1] * (r["config"]["threads"] or 1)

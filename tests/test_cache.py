@@ -22,7 +22,8 @@ import pytest
 import nasenv
 import nasenv.cache
 from nasenv.cache import CacheError, CacheKey, CacheWarning, ResultCache
-from nasenv.results import TrainConfig, TrainResult
+from nasenv.results import TrainConfig
+from tests import fakes
 
 CONFIG = TrainConfig(max_epochs=2, batch_size=64)
 SPAWN = multiprocessing.get_context("spawn")
@@ -30,22 +31,7 @@ JOIN_SECONDS = 60  # generous: spawned children only import nasenv, but the mach
 
 
 def fake_result(arch: str = "a", seed: int = 0, recall: float = 0.25, seconds: float = 1.0):
-    return TrainResult(
-        arch=arch,
-        dataset="tiny",
-        seed=seed,
-        config=CONFIG,
-        status="ok",
-        reason="",
-        val_recall=(recall / 2, recall),
-        val_ndcg=(recall / 4, recall / 2),
-        test_recall_at_best=(0.1, 0.2),
-        test_ndcg_at_best=(0.05, 0.1),
-        epoch_seconds=(seconds / 2, seconds),
-        n_params=100,
-        inference_ms=0.5,
-        train_seconds=seconds,
-    )
+    return fakes.fake_result(arch, seed, recall, seconds, dataset="tiny", config=CONFIG)
 
 
 def key(arch: str = "a", seed: int = 0) -> CacheKey:

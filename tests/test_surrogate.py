@@ -215,6 +215,7 @@ def test_extra_trainings_of_one_architecture_are_averaged_and_counted():
         return TrainResult(
             arch, "tiny", seed, TrainConfig(), status, "", curve, curve, curve, curve,
             (1.0, 2.0) if status == "ok" else (), 10, 0.1,
+            epoch_test_seconds=(0.25, 0.25) if status == "ok" else (),
         )  # fmt: skip
 
     data = training_data(table, [result(a, 0, 0.1), result(b, 0, 0.3), result(a, 1, 0.2)])
@@ -222,6 +223,9 @@ def test_extra_trainings_of_one_architecture_are_averaged_and_counted():
     assert [str(x) for x in data.archs[-2:]] == [a, b]
     np.testing.assert_allclose(data.targets["val_recall"][-2:], [0.15, 0.3])
     np.testing.assert_allclose(data.seeds[-2:], [2, 1])
+    # tiny.npz is of cost version 1: the extra runs' seconds are taken with their test passes
+    assert table.cost_version == data.cost_version == 1
+    assert data.targets["log_seconds"][-1] == pytest.approx(np.log(2.0 + 0.25))
     failed = training_data(table, [result(a, 0, 0.1, "failed")])
     assert failed.targets["val_recall"][-1] == FAILED_SCORE
     table_noise = data.noise_std["val_recall"]  # one pair: too few to measure noise outside

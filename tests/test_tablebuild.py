@@ -6,26 +6,13 @@ import json
 
 import pytest
 
-from nasenv.results import FIDELITIES, TrainResult
+from nasenv.results import TrainResult
 from nasenv.tablebuild import BuildPlan, PlanMismatchError, ShardStore, assemble
+from tests import fakes
 
 
 def fake_result(arch: str, seed: int, score: float = 0.05) -> TrainResult:
-    return TrainResult(
-        arch=arch,
-        dataset="Books-20core",
-        seed=seed,
-        config=FIDELITIES["tabulation"],
-        status="ok",
-        reason="",
-        val_recall=(score / 2, score),
-        val_ndcg=(score / 4, score / 2),
-        test_recall_at_best=(0.01, 0.02),
-        test_ndcg_at_best=(0.005, 0.01),
-        epoch_seconds=(1.0, 2.0),
-        n_params=100,
-        inference_ms=3.0,
-    )
+    return fakes.fake_result(arch, seed, score, seconds=2.0)
 
 
 PLAN = BuildPlan(seeds=(0, 1), shard_size=100)
