@@ -9,13 +9,18 @@ can run here and what to install otherwise.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agents.base import Agent
 
 AGENTS: dict[str, str] = {
     "random": "agents.random_search:RandomSearch",
     "evolution": "agents.evolution:RegularizedEvolution",
     "tpe": "agents.tpe:TPE",
     "qlearning": "agents.qlearning:QLearning",
+    "mcts": "agents.mcts:MCTS",
     "reinforce": "agents.reinforce:Reinforce",
     "ppo": "agents.ppo:MaskablePPOAgent",
     "ppo-plain": "agents.ppo:PlainPPOAgent",
@@ -55,14 +60,20 @@ def unavailable(name: str) -> str | None:
     return f"needs {' and '.join(missing)}: pip install 'recnas-books[{extra}]'"
 
 
-def agent_class(name: str) -> type:
+def agent_class(name: str) -> type[Agent]:
     """The class registered under ``name``."""
     if name not in AGENTS:
         raise ValueError(f"unknown agent {name!r}; allowed: {list(AGENTS)}")
+    from agents.base import Agent  # every agent's module imports it
+
     module, _, cls = AGENTS[name].partition(":")
-    return getattr(importlib.import_module(module), cls)
+    found = getattr(importlib.import_module(module), cls)
+    if not (isinstance(found, type) and issubclass(found, Agent)):
+        raise TypeError(f"{AGENTS[name]} (agent {name!r}) is not an agents.base.Agent class")
+    return found
 
 
-def make_agent(name: str, seed: int = 0, **hyperparameters: Any) -> Any:
+def make_agent(name: str, seed: int = 0, **hyperparameters: Any) -> Agent:
     """Build the agent ``name`` with ``seed`` and any hyperparameter overrides."""
-    return agent_class(name)(seed=seed, **hyperparameters)
+    build: Callable[..., Agent] = agent_class(name)  # a dataclass: seed= and hyperparameters
+    return build(seed=seed, **hyperparameters)

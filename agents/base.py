@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import random
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -62,7 +63,8 @@ def mutate(arch: Architecture, space: SearchSpace, rng: np.random.Generator) -> 
 
 @contextmanager
 def single_threaded() -> Iterator[None]:
-    """Run torch on one intra-op thread, then restore the previous count.
+    """Run torch on one intra-op thread, then restore the previous count (also when the block
+    raises). The count is process-wide: other threads of the process see it while the block runs.
 
     The controllers and policies of the RL agents are a few thousand parameters evaluated one
     step at a time: extra threads cannot speed such small operations up, and where cores are
@@ -77,3 +79,23 @@ def single_threaded() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+@contextmanager
+def restored_global_rngs() -> Iterator[None]:
+    """Restore the global random states of Python's ``random``, NumPy and torch (the CPU
+    generator; and every CUDA device's, where CUDA is initialised) afterwards, also when the
+    block raises: for libraries that seed them, as Stable-Baselines3 does when built with a
+    seed. Inside the block they are process-wide, as ever.
+    """
+    import torch
+
+    python_state = random.getstate()
+    numpy_state = np.random.get_state()  # noqa: NPY002 - the legacy global state, to restore
+    cuda = range(torch.cuda.device_count()) if torch.cuda.is_initialized() else []
+    try:
+        with torch.random.fork_rng(devices=cuda, device_type="cuda"):
+            yield
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)  # noqa: NPY002

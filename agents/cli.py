@@ -47,7 +47,8 @@ from nasenv.__main__ import (
 )
 from nasenv.data import ChecksumError
 from nasenv.env import SEED_POLICIES
-from nasenv.evaluators import FRESH_SEED_START, METRICS, fresh_seeds
+from nasenv.evaluators import FRESH_SEED_START, fresh_seeds
+from nasenv.results import METRICS
 
 PROG = "recnas"
 LIVE_ENV_ID = "RecNAS-Books-Live-v0"
@@ -76,7 +77,10 @@ def hyperparameters(name: str, settings: Sequence[str]) -> dict[str, Any]:
     hyperparameter's declared type (``true``/``false`` for flags)."""
     cls = agent_class(name)
     types = typing.get_type_hints(cls)
-    settable = sorted(f.name for f in dataclasses.fields(cls) if f.name != "seed" and f.repr)
+    fields: tuple[dataclasses.Field[Any], ...] = ()
+    if dataclasses.is_dataclass(cls):
+        fields = dataclasses.fields(cls)
+    settable = sorted(f.name for f in fields if f.name != "seed" and f.repr)
     kinds = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
     out: dict[str, Any] = {}
     for setting in settings:

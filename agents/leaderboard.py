@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 import nasenv  # noqa: F401 - registers the ids
 from agents import AGENTS, make_agent
-from agents.runner import Budget, SearchRunner, run_search
+from agents.runner import Budget, SearchAgent, SearchRunner, run_search
 from nasenv.data import sha256_of
 from nasenv.leaderboard import (
     PROTOCOL,
@@ -52,8 +52,8 @@ from nasenv.leaderboard import (
 )
 from nasenv.table import BenchmarkTable, load_table
 
-AgentFactory = Callable[[int], Any]
-"""``seed -> agent``: an object with ``name`` and ``search(runner)``."""
+AgentFactory = Callable[[int], SearchAgent]
+"""``seed -> agent``: an object with ``search(runner)`` (and a ``name``)."""
 
 
 @dataclass
@@ -94,7 +94,8 @@ def load_agent(spec: str) -> tuple[str, AgentFactory]:
         raise ValueError(f"cannot load agent {spec!r}: {error}") from None
     if inspect.isclass(target):
         name = str(getattr(target, "name", attribute))
-        return name, lambda seed: target(seed=seed)
+        agent_type: Callable[..., Any] = target  # the user's class, taking seed=
+        return name, lambda seed: agent_type(seed=seed)
     if callable(target):
         return attribute, lambda seed: FunctionAgent(target, seed, attribute)
     raise ValueError(f"agent {spec!r} is a {type(target).__name__}, not a class or function")

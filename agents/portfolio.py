@@ -79,7 +79,7 @@ class Portfolio(Agent):
         return portfolio(tables)
 
     def search(self, runner: SearchRunner) -> None:
-        for text in self.order(runner.env.unwrapped.evaluator.dataset_name):
+        for text in self.order(runner.dataset):
             if runner.exhausted:
                 return
             arch = Architecture.from_string(text)

@@ -21,7 +21,7 @@ except ImportError as error:  # pragma: no cover - depends on the installed extr
         "the PPO agents need Stable-Baselines3 and sb3-contrib: pip install 'recnas-books[rl]'"
     ) from error
 
-from agents.base import Agent, single_threaded
+from agents.base import Agent, restored_global_rngs, single_threaded
 from agents.runner import SearchRunner
 from nasenv.space import SLOTS
 
@@ -102,7 +102,8 @@ class _PPOAgent(Agent):
         return None
 
     def search(self, runner: SearchRunner) -> None:
-        with single_threaded():
+        # SB3 seeds (and then draws from) the global random, NumPy and torch generators
+        with single_threaded(), restored_global_rngs():
             model = self._model(runner)
             model.learn(TOTAL_TIMESTEPS, callback=StopWhenSpent(runner, self._max_steps(runner)))
 

@@ -44,13 +44,17 @@ class Controller(nn.Module):
         super().__init__()
         self.temperature = temperature
         self.tanh_constant = tanh_constant
-        self.embedding = nn.Embedding(_START + 1, hidden_size)
-        self.lstm = nn.LSTMCell(hidden_size, hidden_size)
-        self.heads = nn.ModuleList(nn.Linear(hidden_size, size) for size in _SIZES)
+        # the modules' default initialisation draws from torch's global generator: fork it (the
+        # weights are all redrawn from ``generator`` below)
+        with torch.random.fork_rng(devices=[]):
+            self.embedding = nn.Embedding(_START + 1, hidden_size)
+            self.lstm = nn.LSTMCell(hidden_size, hidden_size)
+            heads = [nn.Linear(hidden_size, size) for size in _SIZES]
+        self.heads = nn.ModuleList(heads)
         with torch.no_grad():
             for parameter in self.parameters():
                 parameter.uniform_(-0.1, 0.1, generator=generator)
-            for head in self.heads:
+            for head in heads:
                 head.bias.zero_()
 
     def step(
@@ -198,9 +202,9 @@ class Reinforce(Agent):
             rewards = [reward for reward, _, _ in batch]
             if baseline is None:
                 baseline = float(np.mean(rewards))
-            actions = torch.tensor([actions for _, actions, _ in batch])
+            taken = torch.tensor([played for _, played, _ in batch])
             valid = torch.as_tensor(np.stack([masks for _, _, masks in batch]))
-            log_probs, entropies = controller.score(actions, valid)
+            log_probs, entropies = controller.score(taken, valid)
             advantages = torch.tensor(rewards) - baseline
             loss = -(advantages * log_probs).mean() - self.entropy_weight * entropies.mean()
             optimizer.zero_grad()

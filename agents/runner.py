@@ -37,7 +37,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol, cast
 
 import gymnasium as gym
 import numpy as np
@@ -50,11 +50,31 @@ from nasenv.evaluators import (
     SurrogateEvaluator,
     is_predicted,
 )
-from nasenv.space import SLOTS, Architecture, SearchSpace
+from nasenv.space import SLOT_INDEX, SLOTS, Architecture, SearchSpace
 
 
 class BudgetExhausted(RuntimeError):
     """An evaluation was asked for after the search budget was spent."""
+
+
+class SearchAgent(Protocol):
+    """What :func:`run_search` runs: anything with ``search(runner)``, such as an
+    :class:`agents.base.Agent` or a search function wrapped by
+    :class:`agents.leaderboard.FunctionAgent`. Its ``name`` (default: its class name) and
+    ``hyperparameters()`` (default: none), where it has them, go into the :class:`SearchResult`.
+    """
+
+    def search(self, runner: SearchRunner) -> object: ...
+
+
+class _SearchEnv(Protocol):
+    """What the runner uses of the env it wraps, unwrapped: a :class:`nasenv.env.RecNASEnv` or
+    :class:`nasenv.tasks.TaskSetEnv`."""
+
+    @property
+    def space(self) -> SearchSpace: ...
+
+    def completes(self, action: object) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -125,8 +145,17 @@ class SearchRunner(gym.Wrapper):
         self.total_seconds = 0.0
 
     @property
+    def _search_env(self) -> _SearchEnv:
+        return cast(_SearchEnv, self.env.unwrapped)  # gymnasium types it a plain Env
+
+    @property
     def space(self) -> SearchSpace:
-        return self.env.unwrapped.space
+        return self._search_env.space
+
+    @property
+    def dataset(self) -> str | None:
+        """The task being searched (the evaluator's dataset; ``None`` on a task set)."""
+        return _dataset_name(self.env.unwrapped)
 
     @property
     def exhausted(self) -> bool:
@@ -136,7 +165,7 @@ class SearchRunner(gym.Wrapper):
         return spent or late
 
     def step(self, action: Any) -> tuple[Any, Any, bool, bool, dict[str, Any]]:
-        if self.exhausted and self.env.unwrapped.completes(action):
+        if self.exhausted and self._search_env.completes(action):
             raise BudgetExhausted(
                 f"budget {self.budget} spent after {len(self.history)} evaluations and "
                 f"{self.total_seconds:.0f} s of simulated training"
@@ -171,10 +200,10 @@ class SearchRunner(gym.Wrapper):
             raise BudgetExhausted(f"budget {self.budget} spent")
         if len(values) != len(SLOTS):
             raise ValueError(f"expected {len(SLOTS)} decisions, got {len(values)}")
-        self.reset()
-        unwrapped, terminated = self.env.unwrapped, False
+        _, info = self.reset()
+        terminated = False
         while not terminated:  # the env may take forced decisions itself (skip_forced)
-            slot = len(unwrapped.decisions)
+            slot = SLOT_INDEX[info["slot"]]
             _, _, terminated, _, info = self.step(SLOTS[slot].choices.index(values[slot]))
         if info.get("invalid_action"):
             raise ValueError(info["reason"])
@@ -410,14 +439,15 @@ def _source(history: Sequence[Trial]) -> str | None:
 
 
 def run_search(
-    agent: Any,
+    agent: SearchAgent,
     env: gym.Env,
     budget: Budget,
     seed: int = 0,
     on_trial: Callable[[Trial], None] | None = None,
     fresh_seeds: Sequence[int] | None = None,
 ) -> SearchResult:
-    """Run ``agent`` (an :class:`agents.base.Agent`) on ``env`` until ``budget`` is spent."""
+    """Run ``agent`` (an :class:`agents.base.Agent`, or anything with ``search(runner)``: see
+    :class:`SearchAgent`) on ``env`` until ``budget`` is spent."""
     runner = SearchRunner(env, budget, on_trial)
     runner.reset(seed=seed)
     runner.action_space.seed(seed)
@@ -439,8 +469,9 @@ def run_search(
         test = final_test_metrics(runner, best.arch, fresh, best.task)
     unwrapped = runner.env.unwrapped
     task_set = isinstance(getattr(unwrapped, "envs", None), Mapping)
+    hyperparameters = getattr(agent, "hyperparameters", None)
     return SearchResult(
-        agent=agent.name,
+        agent=str(getattr(agent, "name", type(agent).__name__)),
         seed=seed,
         budget=budget,
         history=list(runner.history),
@@ -448,7 +479,7 @@ def run_search(
         test_metrics=test,
         wall_seconds=wall,
         invalid_episodes=runner.invalid_episodes,
-        hyperparameters=agent.hyperparameters(),
+        hyperparameters=hyperparameters() if callable(hyperparameters) else {},
         source=_source(runner.history),
         fresh_seeds=fresh if best is not None else [],
         dataset=None if task_set else _dataset_name(unwrapped),

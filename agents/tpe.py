@@ -61,7 +61,9 @@ class TPE(Agent):
                         values.append(choices[0])
                         continue
                     key = f"{slot.name}|{','.join(map(str, choices))}"
-                    values.append(trial.suggest_categorical(key, choices))
+                    suggested = trial.suggest_categorical(key, choices)
+                    assert suggested is not None  # one of choices; Optuna's type admits None
+                    values.append(suggested)
                 study.tell(trial, runner.evaluate(values).reward)
         finally:
             optuna.logging.set_verbosity(previous)

@@ -1,7 +1,7 @@
 """Wall time of a table search from the command line, and whether it imports torch.
 
-    python benchmarks/cli_speed.py              # 7 runs of each command
-    python benchmarks/cli_speed.py --runs 3
+    python -m benchmarks.cli_speed              # 7 runs of each command
+    python -m benchmarks.cli_speed --runs 3
 
 Each command runs in a fresh interpreter, as a user types it; the median over runs is reported
 with the load average at the start, because the machine's other work moves these numbers. A
@@ -22,7 +22,8 @@ import sys
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from benchmarks.common import RESULTS
+
 COMMANDS = {
     "recnas search --agent random --budget 300 --seed 0": ["search", "--agent", "random"],
     "recnas search --agent qlearning --budget 300 --seed 0": ["search", "--agent", "qlearning"],
@@ -61,7 +62,9 @@ def imports_torch(agent: str) -> bool:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.cli_speed", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--out", type=Path, default=RESULTS / "cli_speed.json")
     args = parser.parse_args()

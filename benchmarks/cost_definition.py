@@ -1,7 +1,7 @@
 """How much of a stored cost of version 1 is test passes (``nasenv.results.COST_VERSION``).
 
-    python benchmarks/cost_definition.py              # 8 core architectures of Books-20core
-    python benchmarks/cost_definition.py --report-only
+    python -m benchmarks.cost_definition              # 8 core architectures of Books-20core
+    python -m benchmarks.cost_definition --report-only
 
 Cost version 1 (the shipped tables and surrogate) charged the test pass of every improving epoch
 to the epoch after it; version 2 times the test passes apart and charges training and validation
@@ -23,16 +23,15 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from benchmarks.common import RESULTS
 from nasenv.data import DATASETS, load_dataset
 from nasenv.results import FIDELITIES, TrainConfig, TrainResult
 from nasenv.table import BenchmarkTable, load_table
 
-RESULTS = Path(__file__).resolve().parent / "results"
 JOURNAL = RESULTS / "cost_definition.jsonl"
 
 
@@ -138,7 +137,9 @@ def _row(name: str, values: list[float] | np.ndarray) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.cost_definition", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--dataset", default="Books-20core", choices=list(DATASETS))
     parser.add_argument("--n", type=int, default=8, help="table entries to retrain")
     parser.add_argument("--report-only", action="store_true")

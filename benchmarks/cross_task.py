@@ -1,8 +1,8 @@
 """How alike are the book tasks? Rank correlation of architecture quality between every pair of
 task tables, and how the best architecture of one task does on another.
 
-    python benchmarks/cross_task.py              # every task with a shipped table
-    python benchmarks/cross_task.py --sample     # the tests' two sample tables
+    python -m benchmarks.cross_task              # every task with a shipped table
+    python -m benchmarks.cross_task --sample     # the two sample tables (nasenv.testing)
 
 For tasks A and B (tables over the same space): Spearman and Kendall tau between their seed-mean
 validation Recall@20 over the architectures; and, for A's best architecture, its rank on B, its
@@ -14,18 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from nasenv.surrogate import kendall_tau, spearman  # noqa: E402
-from nasenv.table import BenchmarkTable, shipped_tables  # noqa: E402
-
-RESULTS = ROOT / "benchmarks" / "results"
+from benchmarks.common import RESULTS, sample_table
+from nasenv.surrogate import kendall_tau, spearman
+from nasenv.table import BenchmarkTable, shipped_tables
+from nasenv.testing import SAMPLE_TASKS
 
 
 def compare(tables: dict[str, BenchmarkTable]) -> dict:
@@ -120,14 +116,12 @@ def markdown(result: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sample", action="store_true", help="the tests' two sample tables")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.cross_task", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--sample", action="store_true", help="the two sample tables")
     args = parser.parse_args()
-    if args.sample:
-        data = ROOT / "tests" / "data"
-        tables = {n: BenchmarkTable.load(data / f"{n}.npz") for n in ("tiny", "tiny-b")}
-    else:
-        tables = shipped_tables()
+    tables = {n: sample_table(n) for n in SAMPLE_TASKS} if args.sample else shipped_tables()
     if len(tables) < 2:
         raise SystemExit(f"need tables of at least two tasks, found {list(tables)}")
     result = compare(tables)

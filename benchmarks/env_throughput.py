@@ -1,8 +1,8 @@
 """Table-mode env speed against FrozenLake-v1, and the table's load time and memory.
 
-    python benchmarks/env_throughput.py                 # the shipped Books-20core table
-    python benchmarks/env_throughput.py --sample        # the tests' sample table (before a build)
-    python benchmarks/env_throughput.py --surrogate     # RecNAS-Books-Surrogate-v0 (full space)
+    python -m benchmarks.env_throughput                 # the shipped Books-20core table
+    python -m benchmarks.env_throughput --sample        # the sample table (before a build)
+    python -m benchmarks.env_throughput --surrogate     # RecNAS-Books-Surrogate-v0 (full space)
 
 Both envs are made with ``gym.make`` (same wrappers) and stepped by the same loop replaying
 pre-drawn actions, so that only the envs are timed: uniform random actions for FrozenLake, the
@@ -31,8 +31,9 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-SAMPLE = ROOT / "tests" / "data" / "tiny.npz"
+from benchmarks.common import RESULTS, ROOT, SAMPLE_DIR, sample_table
+
+SAMPLE = SAMPLE_DIR / "tiny.npz"
 
 PROBE = """
 import json, sys, time
@@ -102,14 +103,10 @@ def make_recnas(sample: bool, surrogate: bool = False) -> gym.Env:
         return gym.make("RecNAS-Books-Surrogate-v0")
     if not sample:
         return gym.make("RecNAS-Books-v0", backend="table")
-    sys.path.insert(0, str(ROOT))
     from nasenv.evaluators import TableEvaluator
-    from nasenv.table import BenchmarkTable
-    from tests.conftest import TINY_SPACE
+    from nasenv.testing import TINY_SPACE
 
-    return gym.make(
-        "RecNAS-Books-v0", evaluator=TableEvaluator(BenchmarkTable.load(SAMPLE)), space=TINY_SPACE
-    )
+    return gym.make("RecNAS-Books-v0", evaluator=TableEvaluator(sample_table()), space=TINY_SPACE)
 
 
 def live_seconds(n: int, seed: int = 0) -> list[float]:
@@ -133,8 +130,10 @@ def live_seconds(n: int, seed: int = 0) -> list[float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sample", action="store_true", help="use the tests' sample table")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.env_throughput", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--sample", action="store_true", help="use the sample table")
     parser.add_argument("--surrogate", action="store_true", help="time the surrogate env")
     parser.add_argument("--steps", type=int, default=60_000)
     parser.add_argument("--repeats", type=int, default=5)
@@ -146,7 +145,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     name = "env_throughput-surrogate" if args.surrogate else "env_throughput"
-    args.out = args.out or ROOT / "benchmarks" / "results" / f"{name}.json"
+    args.out = args.out or RESULTS / f"{name}.json"
 
     frozen = gym.make("FrozenLake-v1")
     recnas = make_recnas(args.sample, args.surrogate)

@@ -1,7 +1,7 @@
 """Speed, fidelity and seed noise of one evaluation, on random core architectures.
 
-    python benchmarks/eval_speed.py                 # 30 archs, Books-20core; resumable
-    python benchmarks/eval_speed.py --report-only   # recompute the report from stored runs
+    python -m benchmarks.eval_speed                 # 30 archs, Books-20core; resumable
+    python -m benchmarks.eval_speed --report-only   # recompute the report from stored runs
 
 Phase 1 trains every sampled architecture once (seed 0) to convergence (``--long-epochs``,
 ``--long-patience``). Because training never depends on the stopping rule, every cheaper fidelity
@@ -25,11 +25,12 @@ import torch
 from scipy.stats import kendalltau, spearmanr
 from tqdm import tqdm
 
+from benchmarks.common import RESULTS
 from nasenv.data import load_dataset
+from nasenv.results import FIDELITIES, TrainConfig, TrainResult
 from nasenv.space import CORE, Architecture
-from nasenv.train import FIDELITIES, TrainConfig, TrainingContext, TrainResult, train_architecture
+from nasenv.train import TrainingContext, train_architecture
 
-RESULTS = Path(__file__).resolve().parent / "results"
 TABULATION = {
     "max_epochs": FIDELITIES["tabulation"].max_epochs,
     "patience": FIDELITIES["tabulation"].patience,
@@ -127,7 +128,9 @@ def report(archs: list[str], runs: dict, long_epochs: int) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.eval_speed", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--dataset", default="Books-20core")
     parser.add_argument("--archs", type=int, default=30, help="random core architectures")
     parser.add_argument("--sample-seed", type=int, default=0)

@@ -1,6 +1,6 @@
 """Our LightGCN-equivalent architecture against ``torch_geometric.nn.models.LightGCN``.
 
-    python benchmarks/lightgcn_vs_pyg.py            # Books-20core, 2 threads, same process
+    python -m benchmarks.lightgcn_vs_pyg            # Books-20core, 2 threads, same process
 
 PyG's model is trained the PyG way on its fastest CPU route: a pre-normalised CSR adjacency
 (``LGConv(normalize=False)``), mini-batches of 2,048 positives with one uniform negative each,
@@ -17,17 +17,17 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import torch
 from torch_geometric.nn.models import LightGCN
 
+from benchmarks.common import RESULTS
 from nasenv.data import load_dataset
+from nasenv.results import TrainConfig
 from nasenv.space import Architecture
-from nasenv.train import TrainConfig, TrainingContext, train_architecture
+from nasenv.train import TrainingContext, train_architecture
 
 OURS = "layers=lgconv-lgconv-lgconv,combine=mean,dim=64,items=id,loss=bpr,lr=0.02,reg=0.0001"
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def train_pyg(context: TrainingContext, epochs: int, seed: int, stop_at: float) -> list[tuple]:
@@ -70,7 +70,9 @@ def first_reach(history: list[tuple], target: float) -> float | None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.lightgcn_vs_pyg", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--dataset", default="Books-20core")
     parser.add_argument("--target", type=float, default=0.095)
     parser.add_argument("--pyg-epochs", type=int, default=60)

@@ -1,8 +1,10 @@
 """Quality of the searched architectures against hand-designed recommenders, trained the same way.
 
-    python benchmarks/quality.py              # tune lr, then 5 fresh seeds each (~1.5 h, 2 cores)
-    python benchmarks/quality.py --quick      # low fidelity, 2 seeds, no tuning (~2 min)
-    python benchmarks/quality.py --archs "layers=..."   # other searched architectures
+    python -m benchmarks.quality              # tune lr, then 5 fresh seeds each (~1.5 h, 2 cores)
+    python -m benchmarks.quality --quick      # low fidelity, 2 seeds, no tuning (~2 min)
+    python -m benchmarks.quality --archs "layers=..."   # other searched architectures
+    python -m benchmarks.quality --dry-run    # the models and architectures, nothing trained
+    python -m benchmarks.quality --sample     # --quick on nasenv.testing's tiny dataset (seconds)
 
 Models:
 
@@ -13,7 +15,7 @@ Models:
   that the space can express (NGCF's element-wise interaction term is not in it);
 * **LightGCN + text**: LightGCN on ID plus MiniLM text item input (``items=id+text``), the
   input a searched design may use;
-* **searched**: by default the architecture that the most runs of ``benchmarks/run_agents.py``
+* **searched**: by default the architecture that the most runs of ``benchmarks.run_agents``
   (full mode) returned as their best by validation, and, if it uses text features, the same
   design on ID features alone (**searched, items=id**): together with LightGCN + text they
   separate the gain of the features from the gain of the search.
@@ -32,23 +34,19 @@ import collections
 import dataclasses
 import json
 import statistics
-import sys
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from benchmarks.common import RESULTS, add_plot_option, add_results_option
+from nasenv.data import DEFAULT_DATASET, load_dataset, sha256_of
+from nasenv.evaluators import fresh_seeds
+from nasenv.results import FIDELITIES, TrainResult
+from nasenv.space import SLOT_INDEX, SLOTS, Architecture
+from nasenv.table import TABLE_DIR, table_filename
+from nasenv.train import TrainingContext, train_architecture
 
-from nasenv.data import DEFAULT_DATASET, load_dataset, sha256_of  # noqa: E402
-from nasenv.evaluators import fresh_seeds  # noqa: E402
-from nasenv.results import FIDELITIES, TrainResult  # noqa: E402
-from nasenv.space import SLOT_INDEX, SLOTS, Architecture  # noqa: E402
-from nasenv.table import TABLE_DIR, table_filename  # noqa: E402
-from nasenv.train import TrainingContext, train_architecture  # noqa: E402
-
-RESULTS = ROOT / "benchmarks" / "results"
 TUNING_SEED = 500
 FRESH_SEEDS = fresh_seeds(5)
 _ID_BPR = "dim=64,items=id,loss=bpr,lr=0.02,reg=0.0001"
@@ -67,14 +65,18 @@ def searched_architectures(path: Path, table_sha256: str | None = None) -> list[
     """The architecture most runs in ``path`` returned as best (ties: first seen), counting only
     the runs on the table with ``table_sha256`` if given."""
     if not path.exists():
-        raise SystemExit(f"{path} is missing: run benchmarks/run_agents.py first, or pass --archs")
+        raise SystemExit(
+            f"{path} is missing: run python -m benchmarks.run_agents first, or pass --archs"
+        )
     votes: collections.Counter[str] = collections.Counter()
     for line in path.read_text().splitlines():
         record = json.loads(line)
         if table_sha256 is None or record.get("table_sha256") == table_sha256:
             votes[max(record["history"], key=lambda trial: trial["reward"])["arch"]] += 1
     if not votes:
-        raise SystemExit(f"{path} has no run on the shipped table: run benchmarks/run_agents.py")
+        raise SystemExit(
+            f"{path} has no run on the shipped table: run python -m benchmarks.run_agents"
+        )
     return [votes.most_common(1)[0][0]]
 
 
@@ -130,7 +132,9 @@ def mean_std(values: list[float]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.quality", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--dataset", default=DEFAULT_DATASET)
     parser.add_argument(
         "--archs",
@@ -140,21 +144,34 @@ def main() -> None:
     parser.add_argument(
         "--runs",
         type=Path,
-        help="run_agents.py journal to take the searched architecture from (default: that of "
+        help="run_agents journal to take the searched architecture from (default: that of "
         "its full mode, or of its quick mode with --quick)",
     )
     parser.add_argument("--quick", action="store_true", help="low fidelity, 2 seeds, no tuning")
+    parser.add_argument(
+        "--sample",
+        action="store_true",
+        help="--quick on the tiny synthetic dataset of nasenv.testing, hand-designed models and "
+        "--archs only: a smoke run of seconds",
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print the models and architectures, train nothing"
+    )
     parser.add_argument("--threads", type=int, default=2)
+    add_results_option(parser)
+    add_plot_option(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    quick = args.quick
+    quick = args.quick or args.sample
     tune_fidelity, final_fidelity = ("low", "low") if quick else ("tabulation", "converged")
     seeds = FRESH_SEEDS[:2] if quick else FRESH_SEEDS
-    name = "quality-quick" if quick else "quality"
+    name = "quality-sample" if args.sample else "quality-quick" if quick else "quality"
     models = dict(HAND_DESIGNED)
     runs = args.runs or RESULTS / f"run_agents-shipped-{100 if quick else 500}.jsonl"
-    if args.archs is None:
+    if args.sample:
+        searched = args.archs or []
+    elif args.archs is None:
         shipped = TABLE_DIR / table_filename(DEFAULT_DATASET)
         searched = searched_architectures(runs, sha256_of(shipped))
     else:
@@ -168,8 +185,18 @@ def main() -> None:
                 Architecture.from_string(arch), items="id"
             ).to_string()
 
-    ctx = TrainingContext(load_dataset(args.dataset))
-    journal = Journal(RESULTS / f"{name}.jsonl")
+    if args.dry_run:
+        print("\n".join(f"{model}: {arch}" for model, arch in models.items()))
+        return
+    if args.sample:
+        from nasenv.testing import make_tiny_dataset
+
+        dataset = make_tiny_dataset()
+    else:
+        dataset = load_dataset(args.dataset)
+    ctx = TrainingContext(dataset)
+    args.results.mkdir(parents=True, exist_ok=True)
+    journal = Journal(args.results / f"{name}.jsonl")
     lrs = [0.02] if quick else [float(lr) for lr in SLOTS[SLOT_INDEX["lr"]].choices]
     tuning = [(m, with_lr(a, lr)) for m, a in models.items() for lr in lrs]
     chosen: dict[str, str] = {}
@@ -199,7 +226,7 @@ def main() -> None:
         else f"lr tuned on validation (seed {TUNING_SEED}, {tune_fidelity!r} budget)"
     )
     lines = [
-        f"{args.dataset}; {len(seeds)} fresh seeds {seeds[0]}-{seeds[-1]} at the "
+        f"{dataset.name}; {len(seeds)} fresh seeds {seeds[0]}-{seeds[-1]} at the "
         f"{final_fidelity!r} budget; {tuning_text}.",
         "",
         "| model | architecture (chosen lr) | val Recall@20 | test Recall@20 | test NDCG@20 "
@@ -214,8 +241,9 @@ def main() -> None:
             f"| {statistics.fmean(test_recall) / reference:.3f} |"
         )
     text = "\n".join(lines)
-    (RESULTS / f"{name}.md").write_text(text + "\n")
-    plot(rows, RESULTS / f"{name}.png", args.dataset)
+    (args.results / f"{name}.md").write_text(text + "\n")
+    if not args.no_plot:
+        plot(rows, args.results / f"{name}.png", dataset.name)
     print(text)
 
 

@@ -1,8 +1,8 @@
 """Long reliability runs (the fast versions are in tests/test_reliability.py).
 
-    python benchmarks/reliability.py                    # all checks, on the tests' sample table
-    python benchmarks/reliability.py --table shipped    # env checks on the shipped table
-    python benchmarks/reliability.py --checks crash_safe_build   # one check, merged into the JSON
+    python -m benchmarks.reliability                    # all checks, on the sample table
+    python -m benchmarks.reliability --table shipped    # env checks on the shipped table
+    python -m benchmarks.reliability --checks crash_safe_build   # one check, merged into the JSON
 
 1. fuzzing: 10,000 episodes of random actions (mostly valid; 3% any integer, 2% a wrong type);
 2. determinism: 1,000 episodes with the random seed policy, in two separate processes;
@@ -24,26 +24,21 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from nasenv.env import N_ACTIONS, RecNASEnv  # noqa: E402
-from nasenv.evaluators import TableEvaluator  # noqa: E402
-from nasenv.table import BenchmarkTable  # noqa: E402
-from nasenv.tablebuild import BuildPlan, ShardStore  # noqa: E402
+from benchmarks.common import RESULTS, ROOT, sample_table
+from nasenv.env import N_ACTIONS, RecNASEnv
+from nasenv.evaluators import TableEvaluator
+from nasenv.tablebuild import BuildPlan, ShardStore
+from nasenv.testing import TINY_SPACE
 
 
 def make_env(table: str, **kwargs) -> RecNASEnv:
+    """A table env over the shipped table (``shipped``) or the sample table (``sample``)."""
     if table == "shipped":
         return RecNASEnv(backend="table", **kwargs)
-    from tests.spaces import TINY_SPACE
-
-    evaluator = TableEvaluator(BenchmarkTable.load(ROOT / "tests/data/tiny.npz"))
-    return RecNASEnv(evaluator=evaluator, space=TINY_SPACE, **kwargs)
+    return RecNASEnv(evaluator=TableEvaluator(sample_table()), space=TINY_SPACE, **kwargs)
 
 
 def rss_mb() -> float:
@@ -58,7 +53,7 @@ def fuzz(table: str, episodes: int) -> dict:
     env = make_env(table, seed_policy="random")
     rng = np.random.default_rng(0)
     odd = [None, 1.5, "2", -1, N_ACTIONS, np.int64(2), True]
-    errors, invalid, evaluated, steps = 0, 0, 0, 0
+    errors, invalid, evaluated, steps, refused = 0, 0, 0, 0, 0
     env.reset(seed=0)
     for _ in range(episodes):
         terminated = False
@@ -76,7 +71,13 @@ def fuzz(table: str, episodes: int) -> dict:
                 assert env.observation_space.contains(obs)
                 invalid += bool(info.get("invalid_action"))
                 evaluated += "arch" in info
-            except Exception:  # any exception is a crash of the env
+            except TypeError:
+                if env.action_space.contains(action):  # an action the space accepts must work
+                    errors += 1
+                    terminated = True
+                else:  # refused as documented (nasenv.env.as_action); the episode goes on
+                    refused += 1
+            except Exception:  # any other exception is a crash of the env
                 errors += 1
                 terminated = True
         env.reset()
@@ -85,13 +86,13 @@ def fuzz(table: str, episodes: int) -> dict:
         "steps": steps,
         "evaluated_episodes": evaluated,
         "invalid_episodes": invalid,
+        "refused_types": refused,
         "crashes": errors,
     }
 
 
 DETERMINISM = """
-import hashlib, sys
-sys.path.insert(0, {root!r})
+import hashlib
 from benchmarks.reliability import make_env
 env = make_env({table!r}, seed_policy="random")
 _, info = env.reset(seed=123)
@@ -104,13 +105,15 @@ while len(rewards) < {episodes}:
         _, info = env.reset()
 print(hashlib.sha256(repr(rewards).encode()).hexdigest())
 """
+"""Run by ``python -c`` in the repository root (its first ``sys.path`` entry), where
+``benchmarks`` is importable as it is for ``python -m benchmarks.reliability``."""
 
 
 def determinism(table: str, episodes: int) -> dict:
-    script = DETERMINISM.format(root=str(ROOT), table=table, episodes=episodes)
+    script = DETERMINISM.format(table=table, episodes=episodes)
     digests = [
         subprocess.run(
-            [sys.executable, "-c", script], capture_output=True, text=True, check=True
+            [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT
         ).stdout.strip()
         for _ in range(2)
     ]
@@ -191,20 +194,21 @@ CHECKS = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.reliability", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--table", default="sample", choices=["sample", "shipped"])
     parser.add_argument(
         "--checks", nargs="+", default=list(CHECKS), choices=list(CHECKS), help="default: all"
     )
     args = parser.parse_args()
-    out = ROOT / "benchmarks" / "results" / "reliability.json"
+    out = RESULTS / "reliability.json"
     results = json.loads(out.read_text()) if out.exists() else {}
     if results.get("table") != args.table:
         results = {"table": args.table}
     for name in args.checks:
         results[name] = CHECKS[name](args.table)
         out.write_text(json.dumps(results, indent=1) + "\n")
-    print(json.dumps(results, indent=1))
     print(json.dumps(results, indent=1))
 
 

@@ -1,9 +1,9 @@
 """Every agent x many seeds on the leaderboard's protocol: regret curves, hitting times, plot.
 
-    python benchmarks/run_agents.py --quick             # 5 seeds x 100 evaluations (minutes)
-    python benchmarks/run_agents.py                     # 50 seeds x 500 evaluations
-    python benchmarks/run_agents.py --ship              # ... and ship the runs in the package
-    python benchmarks/run_agents.py --table sample      # smoke run on the tests' sample table
+    python -m benchmarks.run_agents --quick             # 5 seeds x 100 evaluations (minutes)
+    python -m benchmarks.run_agents                     # 50 seeds x 500 evaluations
+    python -m benchmarks.run_agents --ship              # ... and ship the runs in the package
+    python -m benchmarks.run_agents --table sample      # smoke run on the sample table
 
 The protocol, the scoring and the runs are the package's (:mod:`nasenv.leaderboard`,
 :mod:`agents.leaderboard`): every run makes ``gym.make("RecNAS-Books-v0")``, which draws the
@@ -21,12 +21,12 @@ agent's runs.
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 from agents import AGENTS, TRANSFER_AGENTS
 from agents.leaderboard import load_agent, plot, run_agent, to_runs
+from benchmarks.common import RESULTS, sample_table
 from nasenv.data import sha256_of, write_checksums
 from nasenv.env import RecNASEnv
 from nasenv.evaluators import TableEvaluator
@@ -40,23 +40,20 @@ from nasenv.leaderboard import (
 )
 from nasenv.space import SearchSpace
 from nasenv.table import TABLE_DIR, BenchmarkTable, load_table
-
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
+from nasenv.testing import TINY_SPACE
 
 
 def load(kind: str) -> tuple[BenchmarkTable, SearchSpace | None]:
     """The table and, for the sample table, its search space (else the protocol's env)."""
     if kind == "sample":
-        sys.path.insert(0, str(ROOT))  # the sample table's space is defined with the tests
-        from tests.spaces import TINY_SPACE
-
-        return BenchmarkTable.load(ROOT / "tests/data/tiny.npz"), TINY_SPACE
+        return sample_table(), TINY_SPACE
     return load_table(PROTOCOL.dataset), None
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.run_agents", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--table", default="shipped", choices=["shipped", "sample"])
     parser.add_argument("--quick", action="store_true", help="5 seeds x 100 evaluations")
     parser.add_argument("--seeds", type=int, help="runs per agent (default 50, quick 5)")
@@ -112,7 +109,7 @@ def main() -> None:
     try:
         plot(runs, table, RESULTS / f"run_agents-{name}.png")
     except ImportError as error:
-        raise SystemExit(f"run_agents.py: {error}") from None
+        raise SystemExit(f"python -m benchmarks.run_agents: {error}") from None
     text = markdown([score(r, table, protocol) for r in runs.values()], table, protocol)
     (RESULTS / f"run_agents-{name}.md").write_text(text + "\n")
     print(text)

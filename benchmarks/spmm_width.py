@@ -1,6 +1,6 @@
 """Does a wider sparse product amortise? CSR ``A @ X`` time against the width of ``X``.
 
-    python benchmarks/spmm_width.py
+    python -m benchmarks.spmm_width
 
 Training several seeds of one architecture side by side would widen every sparse product
 (3 seeds of dim 64 -> width 192); this measures whether that costs less than separate products.
@@ -9,6 +9,7 @@ One thread, Books-20core's normalised adjacency, median of 20 products after 3 w
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import time
 
@@ -19,6 +20,10 @@ from nasenv.train import TrainingContext
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.spmm_width", description=__doc__.split("\n\n")[0]
+    )
+    parser.parse_args()
     torch.set_num_threads(1)
     adjacency = TrainingContext(load_dataset("Books-20core")).graph.norm
     print(f"adjacency {tuple(adjacency.shape)}, {adjacency.values().numel():,} non-zeros, 1 thread")

@@ -1,6 +1,6 @@
 """Search the surrogate env, then train the architectures it returned for real.
 
-    python benchmarks/surrogate_search.py     # 4 agents x 3 seeds x 300 evaluations; ~5 min
+    python -m benchmarks.surrogate_search     # 4 agents x 3 seeds x 300 evaluations; ~5 min
 
 A surrogate benchmark is only as good as the architectures it leads agents to. Each run's best
 architecture (by its surrogate reward) is trained live on Books-20core at the tabulation budget
@@ -15,22 +15,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import nasenv  # noqa: E402, F401 - registers the ids
-from agents import make_agent  # noqa: E402
-from agents.runner import Budget, run_search  # noqa: E402
-from nasenv.space import Architecture  # noqa: E402
-from nasenv.table import load_table  # noqa: E402
-
-RESULTS = ROOT / "benchmarks" / "results"
+import nasenv  # noqa: F401 - registers the ids
+from agents import make_agent
+from agents.runner import Budget, run_search
+from benchmarks.common import RESULTS
+from nasenv.space import Architecture
+from nasenv.table import load_table
 
 
 def searched(agents: list[str], seeds: int, budget: int) -> list[dict]:
@@ -79,7 +74,9 @@ def train_live(archs: list[str], journal: Path, threads: int) -> dict[str, dict]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.surrogate_search", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument(
         "--agents", nargs="+", default=["random", "evolution", "reinforce", "qlearning"]
     )

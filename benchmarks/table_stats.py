@@ -1,9 +1,9 @@
 """What the benchmark table holds: size, build cost, score distribution, seed noise, fidelities.
 
-    python benchmarks/table_stats.py                 # the shipped Books-20core table (seconds)
-    python benchmarks/table_stats.py --sample        # the tests' sample table
-    python benchmarks/table_stats.py --dataset Books-Canada-5core   # another task's table
-    python benchmarks/table_stats.py --build benchmarks/table-build/Books-20core --seeds 0 1
+    python -m benchmarks.table_stats                 # the shipped Books-20core table (seconds)
+    python -m benchmarks.table_stats --sample        # the sample table (nasenv.testing)
+    python -m benchmarks.table_stats --dataset Books-Canada-5core   # another task's table
+    python -m benchmarks.table_stats --build benchmarks/table-build/Books-20core --seeds 0 1
                                                      # the finished seeds of a build
 
 Reports (all on validation Recall@20 unless stated; the test arrays are not read):
@@ -26,20 +26,16 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from benchmarks.common import add_plot_option, add_results_option, sample_table
+from nasenv.data import DEFAULT_DATASET
+from nasenv.surrogate import kendall_tau, spearman
+from nasenv.table import BenchmarkTable, load_table
+from nasenv.tablebuild import ShardStore, assemble
 
-from nasenv.data import DEFAULT_DATASET  # noqa: E402
-from nasenv.surrogate import kendall_tau, spearman  # noqa: E402
-from nasenv.table import BenchmarkTable, load_table  # noqa: E402
-from nasenv.tablebuild import ShardStore, assemble  # noqa: E402
-
-RESULTS = ROOT / "benchmarks" / "results"
 BUDGETS = ((3, 2), (5, 2), (5, 5), (10, 3), (10, 5), (15, 5), (20, 3), (20, 5), (25, 5))
 
 
@@ -181,16 +177,20 @@ def markdown(s: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sample", action="store_true", help="the tests' sample table")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.table_stats", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--sample", action="store_true", help="the sample table")
     parser.add_argument("--dataset", default=DEFAULT_DATASET, help="the task whose table to read")
     parser.add_argument(
         "--build", type=Path, help="read a build directory instead (e.g. before it ships)"
     )
     parser.add_argument("--seeds", type=int, nargs="+", help="with --build: the finished seeds")
+    add_results_option(parser)
+    add_plot_option(parser)
     args = parser.parse_args()
     if args.sample:
-        table = BenchmarkTable.load(ROOT / "tests/data/tiny.npz")
+        table = sample_table()
     elif args.build:
         seeds = tuple(args.seeds) if args.seeds else None
         table = assemble(ShardStore.open(args.build), seeds)
@@ -200,8 +200,10 @@ def main() -> None:
     if args.build:
         name += "-build-seeds-" + "-".join(map(str, table.seeds))
     result = stats(table, Path(table.source))
-    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
-    plot(table, RESULTS / f"{name}.png")
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
+    if not args.no_plot:
+        plot(table, args.results / f"{name}.png")
     print(markdown(result))
 
 

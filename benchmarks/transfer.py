@@ -1,9 +1,9 @@
 """Meta-learning across book tasks: does a controller pretrained on the training tasks find a
 top architecture of a held-out task in fewer evaluations?
 
-    python benchmarks/transfer.py                 # shipped tables: training -> held-out tasks
-    python benchmarks/transfer.py --sample        # the tests' sample tables (tiny -> tiny-b)
-    python benchmarks/transfer.py --tune 2.5 1.5 1.0 0.5   # the whole protocol (see below)
+    python -m benchmarks.transfer                 # shipped tables: training -> held-out tasks
+    python -m benchmarks.transfer --sample        # the sample tables (tiny -> tiny-b)
+    python -m benchmarks.transfer --tune 2.5 1.5 1.0 0.5   # the whole protocol (see below)
 
 For every held-out task and seed (100, 101, ...), five searches of ``--budget`` evaluations on that
 task's table env (``seed_policy="random"``):
@@ -43,34 +43,31 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from agents import make_agent  # noqa: E402
-from agents.portfolio import Portfolio, portfolio  # noqa: E402
-from agents.reinforce import Reinforce  # noqa: E402
-from agents.runner import Budget, run_search  # noqa: E402
-from agents.transfer import pretrain, transferred  # noqa: E402
-from nasenv.data import HELD_OUT_TASKS, TRAINING_TASKS, get_spec, sha256_of  # noqa: E402
-from nasenv.env import RecNASEnv  # noqa: E402
-from nasenv.evaluators import TableEvaluator  # noqa: E402
-from nasenv.leaderboard import (  # noqa: E402
+from agents import make_agent
+from agents.portfolio import Portfolio, portfolio
+from agents.reinforce import Reinforce
+from agents.runner import Budget, run_search
+from agents.transfer import pretrain, transferred
+from benchmarks.common import add_plot_option, add_results_option, sample_table
+from nasenv.data import HELD_OUT_TASKS, TRAINING_TASKS, get_spec, sha256_of
+from nasenv.env import RecNASEnv
+from nasenv.evaluators import TableEvaluator
+from nasenv.leaderboard import (
     hitting_time,
     incumbent_curve,
     median_interval,
     top_threshold,
 )
-from nasenv.table import BenchmarkTable, load_table  # noqa: E402
-from nasenv.tasks import TaskSetEnv  # noqa: E402
+from nasenv.table import BenchmarkTable, load_table
+from nasenv.tasks import TaskSetEnv
+from nasenv.testing import TINY_SPACE
 
-RESULTS = ROOT / "benchmarks" / "results"
 METHODS = ("random", "reinforce", "portfolio", "transfer-fine-tune", "transfer-frozen")
 FIRST_SEED = 100
 PRETRAINED_TANH = Reinforce.tanh_constant
@@ -81,11 +78,7 @@ Tables = dict[str, BenchmarkTable]
 def tables(args: argparse.Namespace) -> tuple[Tables, Tables, object]:
     """(training tables, held-out tables, space)."""
     if args.sample:
-        from tests.spaces import TINY_SPACE
-
-        data = ROOT / "tests" / "data"
-        load = lambda name: BenchmarkTable.load(data / f"{name}.npz")  # noqa: E731
-        return {"tiny": load("tiny")}, {"tiny-b": load("tiny-b")}, TINY_SPACE
+        return {"tiny": sample_table("tiny")}, {"tiny-b": sample_table("tiny-b")}, TINY_SPACE
     overlap = sorted(set(args.train_tasks) & set(args.held_out))
     if overlap:
         raise SystemExit(f"tasks {overlap} are both training and held-out tasks")
@@ -232,14 +225,10 @@ def hitting_times(
 
 
 def report(args: argparse.Namespace, path: Path, training: Tables, held_out: Tables) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """The markdown table of the runs at ``path`` (written beside it) and, unless ``--no-plot``,
+    a PNG of their regret curves."""
     results = hitting_times(args, path, training, held_out)
     marks = sorted({m for m in (1, 10, 100) if m < args.budget} | {args.budget})
-    fig, axes = plt.subplots(1, len(held_out), figsize=(6 * len(held_out), 4.5), squeeze=False)
     lines = [
         f"Pretraining: {args.pretrain} evaluations on the training tasks "
         f"({', '.join(training)}); budget {args.budget} evaluations on each held-out task.",
@@ -249,15 +238,11 @@ def report(args: argparse.Namespace, path: Path, training: Tables, held_out: Tab
         "| distinct architectures (median) |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for ax, task in zip(axes[0], held_out, strict=False):
+    for task in held_out:
         for (t, method, tanh), (hits, regret, distinct) in results.items():
             if t != task:
                 continue
             mean = regret.mean(0)
-            se = regret.std(0, ddof=1) / math.sqrt(len(hits)) if len(hits) > 1 else 0 * mean
-            x = np.arange(1, len(mean) + 1)
-            ax.plot(x, mean, label=label(method, tanh))
-            ax.fill_between(x, mean - se, mean + se, alpha=0.2)
             low, high = median_interval(hits)
             lines.append(
                 f"| {task} | {label(method, tanh)} | {len(hits)} | {np.median(hits):g} "
@@ -265,6 +250,36 @@ def report(args: argparse.Namespace, path: Path, training: Tables, held_out: Tab
                 f"| {' / '.join(f'{mean[m - 1]:.4f}' for m in marks)} "
                 f"| {np.median(distinct):g} |"
             )
+    if not args.no_plot:
+        plot(args, results, training, held_out, path.with_suffix(".png"))
+    text = "\n".join(lines)
+    path.with_suffix(".md").write_text(text + "\n")
+    return text
+
+
+def plot(
+    args: argparse.Namespace,
+    results: dict[tuple[str, str, float | None], tuple[list[float], np.ndarray, list[int]]],
+    training: Tables,
+    held_out: Tables,
+    out: Path,
+) -> None:
+    """Mean regret curves (with their standard error) per held-out task and method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(held_out), figsize=(6 * len(held_out), 4.5), squeeze=False)
+    for ax, task in zip(axes[0], held_out, strict=False):
+        for (t, method, tanh), (hits, regret, _) in results.items():
+            if t != task:
+                continue
+            mean = regret.mean(0)
+            se = regret.std(0, ddof=1) / math.sqrt(len(hits)) if len(hits) > 1 else 0 * mean
+            x = np.arange(1, len(mean) + 1)
+            ax.plot(x, mean, label=label(method, tanh))
+            ax.fill_between(x, mean - se, mean + se, alpha=0.2)
         ax.set_xscale("log")
         ax.set_xlabel("evaluations on the held-out task")
         ax.set_ylabel("regret (validation Recall@20, seed mean)")
@@ -274,10 +289,7 @@ def report(args: argparse.Namespace, path: Path, training: Tables, held_out: Tab
     repeats = "; controllers without repeats" if args.avoid_repeats else ""
     fig.suptitle(f"Pretrained on {', '.join(training)}{repeats}")
     fig.tight_layout()
-    fig.savefig(path.with_suffix(".png"), dpi=120)
-    text = "\n".join(lines)
-    path.with_suffix(".md").write_text(text + "\n")
-    return text
+    fig.savefig(out, dpi=120)
 
 
 def tune(args: argparse.Namespace, path: Path) -> tuple[str, float]:
@@ -325,8 +337,10 @@ def tune(args: argparse.Namespace, path: Path) -> tuple[str, float]:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command line; ``argv`` defaults to ``sys.argv[1:]``."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sample", action="store_true", help="the tests' sample tables")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.transfer", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--sample", action="store_true", help="the sample tables")
     parser.add_argument("--seeds", type=int, default=20, help="runs per task and method")
     parser.add_argument("--budget", type=int, default=200, help="evaluations on a held-out task")
     parser.add_argument("--pretrain", type=int, default=1000, help="pretraining evaluations")
@@ -355,11 +369,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="controllers never evaluate an architecture twice on the searched task",
     )
+    add_results_option(parser)
+    add_plot_option(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
+    args.results.mkdir(parents=True, exist_ok=True)
     if args.sample:
         name = "sample"
     elif args.train_tasks == list(TRAINING_TASKS):
@@ -370,12 +387,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         name += "-no-repeats"
     bounds = [args.tanh_constant]
     if args.tune:
-        text, chosen = tune(args, RESULTS / f"transfer-tune-{name}.jsonl")
+        text, chosen = tune(args, args.results / f"transfer-tune-{name}.jsonl")
         print(text + "\n")
         if args.tune_only:
             return
         bounds = sorted({PRETRAINED_TANH, chosen}, reverse=True)
-    path = RESULTS / f"transfer-{name}.jsonl"
+    path = args.results / f"transfer-{name}.jsonl"
     training, held_out, space = tables(args)
     run(args, path, training, held_out, space, bounds)
     print(report(args, path, training, held_out))

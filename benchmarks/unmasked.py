@@ -1,9 +1,9 @@
 """Agents without action masks: plain PPO and DQN (Stable-Baselines3) against the masked random
 agent, with and without the env's help for them.
 
-    python benchmarks/unmasked.py              # 10 runs x 500 evaluations per setting (~20 min)
-    python benchmarks/unmasked.py --runs 20    # the runs RESULTS reports
-    python benchmarks/unmasked.py --runs 3     # a quick look
+    python -m benchmarks.unmasked              # 10 runs x 500 evaluations per setting (~20 min)
+    python -m benchmarks.unmasked --runs 20    # the runs RESULTS reports
+    python -m benchmarks.unmasked --runs 3     # a quick look
 
 Settings of ``gym.make("RecNAS-Books-v0", ...)`` (the leaderboard's protocol otherwise):
 
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -32,9 +31,9 @@ from agents.base import single_threaded
 from agents.leaderboard import load_agent, protocol_table, run_agent, to_runs
 from agents.ppo import PlainPPOAgent, StopWhenSpent
 from agents.runner import SearchRunner
+from benchmarks.common import RESULTS
 from nasenv.leaderboard import PROTOCOL, Runs, markdown, score
 
-RESULTS = Path(__file__).resolve().parent / "results"
 SETTINGS: dict[str, dict[str, Any]] = {
     "penalize": {},
     "skip+penalize": {"skip_forced": True},
@@ -101,7 +100,9 @@ def padded(name: str, records: list[dict[str, Any]], budget: int) -> list[dict[s
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.unmasked", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--budget", type=int, default=PROTOCOL.budget)
     parser.add_argument("--max-steps", type=int, default=60_000, help="env steps per run")

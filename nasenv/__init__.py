@@ -15,6 +15,8 @@ Every id has ``max_episode_steps=12`` (one step per decision).
 process makes the env (RLlib env runners, ``SubprocVecEnv`` with a spawn start method).
 """
 
+from typing import Any
+
 from gymnasium.envs.registration import register, registry
 
 from nasenv.leaderboard import PROTOCOL
@@ -24,7 +26,7 @@ __version__ = "0.3.0"
 
 ENV_IDS = ("RecNAS-Books-v0", "RecNAS-Books-Surrogate-v0", "RecNAS-Books-Live-v0")
 
-_IDS = {
+_IDS: dict[str, dict[str, Any]] = {
     "RecNAS-Books-v0": {"kwargs": PROTOCOL.registration_kwargs()},
     "RecNAS-Books-Surrogate-v0": {"kwargs": {"backend": "surrogate", "space": "full"}},
     "RecNAS-Books-Live-v0": {"kwargs": {"backend": "live"}, "nondeterministic": True},

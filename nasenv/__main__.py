@@ -114,8 +114,8 @@ def evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     print(f"best epoch     {result.best_epoch} of {len(result.val_recall)}")
     print(f"val  Recall@20 {result.val_recall_best:.4f}   NDCG@20 {result.val_ndcg_best:.4f}")
     print(f"test Recall@20 {result.test_recall:.4f}   NDCG@20 {result.test_ndcg:.4f}")
-    cost = result.epoch_seconds[-1] if result.epoch_seconds else 0.0
-    print(f"cost seconds   {cost:.1f} (train + validate)   test passes {result.test_seconds:.1f} s")
+    cost, test = result.cost_seconds, result.test_seconds
+    print(f"cost seconds   {cost:.1f} (train + validate)   test passes {test:.1f} s")
     print(f"parameters     {result.n_params:,}   inference {result.inference_ms:.0f} ms")
     if args.json:
         with open(args.json, "w") as handle:

@@ -73,6 +73,7 @@ import json
 import os
 import socket
 import sqlite3
+import sys
 import threading
 import time
 import uuid
@@ -240,10 +241,10 @@ class _Peek:
     damaged: str | None = None  # why a stored entry could not be decoded
 
 
-def _error_kind(error: sqlite3.Error) -> ErrorKind:
+def _error_kind(error: sqlite3.Error | OSError) -> ErrorKind:
     """Damaged file, lock not obtained, or anything else (permissions, full disk, ...)."""
-    code = getattr(error, "sqlite_errorcode", None)
-    if isinstance(code, int):
+    code = getattr(error, "sqlite_errorcode", None)  # Python >= 3.11, errors from SQLite itself
+    if sys.version_info >= (3, 11) and isinstance(code, int):
         primary = code & 0xFF
         if primary in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
             return "corrupt"
@@ -456,14 +457,15 @@ class ResultCache:
                     self._create_schema()
                 return operation()
             except sqlite3.Error as error:
+                problem: sqlite3.Error | OSError = error
                 if attempt == 0 and _error_kind(error) == "corrupt":
                     try:
                         self._recover()
                         continue
                     except (sqlite3.Error, OSError) as failure:
-                        error = failure  # report what stopped the recovery
-                reason = "stayed locked" if _error_kind(error) == "busy" else "failed"
-                _warn(f"cache {self.path}: {action} {reason} ({error}); {consequence}")
+                        problem = failure  # report what stopped the recovery
+                reason = "stayed locked" if _error_kind(problem) == "busy" else "failed"
+                _warn(f"cache {self.path}: {action} {reason} ({problem}); {consequence}")
                 return None
         return None  # pragma: no cover - the loop always returns
 
@@ -569,8 +571,10 @@ class ResultCache:
             "SELECT host, pid, token, heartbeat FROM claims_v2 WHERE key=?", (encoded,)
         ).fetchone()
         owner = None
-        if claim is not None and not self._stale(*claim, now=time.time()):
-            owner = f"{claim[0]}:{claim[1]}"
+        if claim is not None:
+            host, pid, token, heartbeat = claim
+            if not self._stale(host, pid, token, heartbeat, now=time.time()):
+                owner = f"{host}:{pid}"
         return _Peek(None, owner, decoded)
 
     def _peek(self, key: CacheKey) -> _Peek:

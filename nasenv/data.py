@@ -15,6 +15,7 @@ import functools
 import hashlib
 import io
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -224,6 +225,21 @@ def listed_file(directory: Path, filename: str, kind: str, how_to_make: str) -> 
     return directory / filename, sums[filename]
 
 
+def read_listed(
+    directory: Path, filename: str, kind: str, how_to_make: str
+) -> tuple[dict[str, np.ndarray], str]:
+    """The arrays of a file listed in ``directory``'s ``SHA256SUMS``, verified against it, and
+    its SHA-256: the one way every shipped file (task, table, surrogate, leaderboard) is read.
+
+    Raises:
+        FileNotFoundError: not listed (as :func:`listed_file`).
+        ChecksumError: the file's SHA-256 differs from the recorded one.
+    """
+    path, expected = listed_file(directory, filename, kind, how_to_make)
+    verify_file(path, expected, f"Reinstall the package or {how_to_make}.")
+    return read_npz(path), expected
+
+
 def verify_file(
     path: Path,
     expected: str,
@@ -237,7 +253,7 @@ def verify_file(
         )
 
 
-def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+def write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
     """Write an ``.npz`` whose bytes depend only on the arrays (fixed names order and timestamps).
 
     ``numpy.savez_compressed`` stamps the current time into the zip, which would make every
@@ -283,17 +299,10 @@ def load_dataset(name: str = DEFAULT_DATASET, directory: str | Path | None = Non
 
 @functools.lru_cache(maxsize=8)
 def _load_cached(spec: DatasetSpec, directory: Path) -> BooksDataset:
-    sums = read_checksums(directory)
-    for filename in spec.files:
-        if filename not in sums:
-            raise FileNotFoundError(
-                f"{filename} is not listed in {directory / CHECKSUM_FILE}; "
-                f"prepare it with: python scripts/prepare_data.py --dataset {spec.name}"
-            )
-        verify_file(directory / filename, sums[filename])
+    how = f"prepare it with: python scripts/prepare_data.py --dataset {spec.name}"
     main_file, text_file = spec.files
-    arrays = read_npz(directory / main_file)
-    text = read_npz(directory / text_file)
+    arrays, sha256 = read_listed(directory, main_file, "dataset", how)
+    text, _ = read_listed(directory, text_file, "item-feature file", how)
     return BooksDataset(
         name=spec.name,
         n_users=len(arrays["user_country"]),
@@ -306,5 +315,5 @@ def _load_cached(spec: DatasetSpec, directory: Path) -> BooksDataset:
         item_title=arrays["item_title"],
         item_author=arrays["item_author"],
         user_country=arrays["user_country"],
-        sha256=sums[main_file],
+        sha256=sha256,
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar, SupportsFloat
+from typing import Any, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
@@ -53,7 +53,7 @@ def as_action(action: object) -> int:
     if isinstance(action, (int, np.integer)):
         return int(action)
     if getattr(action, "ndim", None) == 0 and hasattr(action, "item"):
-        value = action.item()  # type: ignore[attr-defined]
+        value = action.item()
         if type(value) is int:
             return value
     hint = ""
@@ -217,7 +217,9 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
     * v0: initial version.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
+    # declared as gymnasium.Env declares it (not ClassVar, which mypy would refuse): read from
+    # the class by gymnasium.make, shared by design
+    metadata: dict[str, Any] = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}  # noqa: RUF012
 
     def __init__(
         self,
@@ -275,7 +277,9 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
         self.skip_forced = bool(skip_forced)
         self.render_mode = render_mode
 
-        self.action_space = spaces.Discrete(N_ACTIONS)
+        # gymnasium types Discrete as a space of np.int64; the env takes Python ints (and NumPy
+        # integers, see as_action), its declared action type
+        self.action_space = spaces.Discrete(N_ACTIONS)  # type: ignore[assignment]
         size = CHOICE_OFFSETS[-1] + len(SLOTS) + 1
         self.observation_space = spaces.Box(0.0, 1.0, (size,), dtype=np.float32)
         self.decisions: list[Choice] = []

@@ -22,12 +22,17 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from nasenv.cache import CacheKey, ResultCache, default_cache_path
 from nasenv.data import DEFAULT_DATASET, BooksDataset, load_dataset
-from nasenv.results import COST_VERSION, FAILED_SCORE, FIDELITIES, TrainConfig, TrainResult
+from nasenv.results import (
+    COST_VERSION,
+    FAILED_SCORE,
+    FIDELITIES,
+    METRICS,
+    TrainConfig,
+    TrainResult,
+)
 from nasenv.space import Architecture
 from nasenv.surrogate import Surrogate
 from nasenv.table import BenchmarkTable, load_table
-
-METRICS = ("recall", "ndcg")
 
 Source = Literal["table", "surrogate", "live"]
 SOURCES: tuple[Source, ...] = ("table", "surrogate", "live")
@@ -112,7 +117,7 @@ class Evaluation:
             reason=result.reason,
             val_recall=result.val_recall_best if ok else FAILED_SCORE,
             val_ndcg=result.val_ndcg_best if ok else FAILED_SCORE,
-            cost_seconds=result.epoch_seconds[-1] if result.epoch_seconds else 0.0,
+            cost_seconds=result.cost_seconds,
             n_params=result.n_params,
             source="live",
             cost_version=result.cost_version,

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from nasenv.data import listed_file, read_npz, verify_file, write_npz
+from nasenv.data import read_listed, read_npz, write_npz
 from nasenv.table import TABLE_DIR, BenchmarkTable
 
 
@@ -240,7 +240,11 @@ def write_runs(path: Path, runs: Mapping[str, Runs], table_sha256: str) -> None:
 
 def read_runs(path: Path) -> tuple[dict[str, Runs], str]:
     """Inverse of :func:`write_runs`: the runs by agent and the SHA-256 of their table."""
-    arrays = read_npz(path)
+    return runs_of(read_npz(path))
+
+
+def runs_of(arrays: Mapping[str, np.ndarray]) -> tuple[dict[str, Runs], str]:
+    """:func:`read_runs` of a file's arrays."""
     runs = {
         str(name): Runs(
             agent=str(name),
@@ -258,7 +262,6 @@ def read_runs(path: Path) -> tuple[dict[str, Runs], str]:
 def reference_runs(directory: Path | None = None) -> tuple[dict[str, Runs], str]:
     """The shipped agents' runs under :data:`PROTOCOL` (verified against ``SHA256SUMS``) and
     the SHA-256 of the table they searched. Written by ``benchmarks/run_agents.py``."""
-    how = "run benchmarks/run_agents.py --ship"
-    path, expected = listed_file(directory or TABLE_DIR, REFERENCE_FILE, "leaderboard", how)
-    verify_file(path, expected, f"Reinstall the package or {how}.")
-    return read_runs(path)
+    how = "run python -m benchmarks.run_agents --ship"
+    arrays, _ = read_listed(directory or TABLE_DIR, REFERENCE_FILE, "leaderboard", how)
+    return runs_of(arrays)

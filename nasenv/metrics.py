@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from nasenv.results import TOP_K
+
 
 def ranking_metrics(
     top_k: Tensor, truth: Tensor, n_true: Tensor | None = None
@@ -74,7 +76,7 @@ class FullRankingEvaluator:
         n_items: int,
         seen: Tensor,
         truth: Tensor,
-        k: int = 20,
+        k: int = TOP_K,
         chunk: int = 4096,
         device: torch.device | str = "cpu",
     ) -> None:

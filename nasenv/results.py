@@ -38,6 +38,12 @@ class TrainConfig:
 FAILED_SCORE = 0.0
 """Validation (and reward) score of a training that diverged."""
 
+TOP_K = 20
+"""The cutoff K of Recall@K and NDCG@K everywhere: trainings, tables (``meta["k"]``), rewards."""
+
+METRICS = ("recall", "ndcg")
+"""The validation metrics a reward or a ranking can use: Recall@K and NDCG@K."""
+
 FIDELITIES: dict[str, TrainConfig] = {
     "low": TrainConfig(max_epochs=5, patience=2),
     "tabulation": TrainConfig(max_epochs=30, patience=5),
@@ -113,6 +119,11 @@ class TrainResult:
     @property
     def val_ndcg_best(self) -> float:
         return self.val_ndcg[self.best_epoch - 1] if self.val_ndcg else float("nan")
+
+    @property
+    def cost_seconds(self) -> float:
+        """What this run costs a search (``epoch_seconds`` at its last epoch; 0 if none ran)."""
+        return self.epoch_seconds[-1] if self.epoch_seconds else 0.0
 
     @property
     def test_seconds(self) -> float:

@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from nasenv.data import DEFAULT_DATASET, get_spec, listed_file, read_npz, verify_file, write_npz
-from nasenv.results import COST_VERSION, FAILED_SCORE, TrainResult
+from nasenv.data import DEFAULT_DATASET, get_spec, read_listed, read_npz, verify_file, write_npz
+from nasenv.results import COST_VERSION, FAILED_SCORE, METRICS, TOP_K, TrainResult
 from nasenv.space import SLOTS, Architecture
 from nasenv.table import TABLE_DIR, BenchmarkTable
 
@@ -127,7 +127,7 @@ def select(
     d: np.ndarray,
     y: np.ndarray,
     seeds: np.ndarray | None = None,
-    score_on: Sequence[int] | None = None,
+    score_on: Sequence[int] | np.ndarray | None = None,
     gammas: Sequence[float] = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0),
     ridges: Sequence[float] = (1e-3, 1e-2, 3e-2, 1e-1, 1.0, 10.0),
     folds: int = 5,
@@ -207,7 +207,7 @@ class Surrogate:
         meta: dict | None = None,
         folds: int = 5,
         seeds: Sequence[float] | np.ndarray | None = None,
-        score_on: Sequence[int] | None = None,
+        score_on: Sequence[int] | np.ndarray | None = None,
     ) -> tuple[Surrogate, dict[str, FitReport]]:
         """Fit one model per entry of ``targets`` (keys from :data:`TARGETS`, each ``(n,)``).
 
@@ -346,7 +346,8 @@ def load_surrogate(
         "--seeds 0, then fit it with scripts/fit_surrogate.py"
     )
     directory = Path(directory) if directory else TABLE_DIR
-    return Surrogate.load(*listed_file(directory, surrogate_filename(dataset), "surrogate", how))
+    arrays, _ = read_listed(directory, surrogate_filename(dataset), "surrogate", how)
+    return Surrogate(arrays)
 
 
 @dataclass(frozen=True)
@@ -369,7 +370,10 @@ class SurrogateData:
         return len(self.archs)
 
     def fit(
-        self, indices: Sequence[int] | None = None, targets: Sequence[str] | None = None, **kw: Any
+        self,
+        indices: Sequence[int] | np.ndarray | None = None,
+        targets: Sequence[str] | None = None,
+        **kw: Any,
     ) -> tuple[Surrogate, dict[str, FitReport]]:
         """:meth:`Surrogate.fit` on the architectures ``indices`` (default all) and ``targets``
         (default all); ``kw``: its ``meta`` (``cost_version`` is added) and ``folds``."""
@@ -398,6 +402,12 @@ def training_data(table: BenchmarkTable, extra: Iterable[TrainResult] = ()) -> S
     :data:`MIN_REPLICATES` of them, else the mean over the table's architectures (0 for a one-seed
     table).
     """
+    extra = list(extra)
+    if extra and table.k != TOP_K:
+        raise ValueError(
+            f"the table's metrics are at K={table.k} and trainings measure K={TOP_K}: "
+            "they cannot be fitted together"
+        )
     archs = [table.arch(i) for i in range(len(table))]
     test = [table.test_metrics(i) for i in range(len(table))]
     columns = {
@@ -415,7 +425,7 @@ def training_data(table: BenchmarkTable, extra: Iterable[TrainResult] = ()) -> S
             column.append(float(np.mean([row[name] for row in rows])))
         seeds.append(float(len(rows)))
     noise = {}
-    for metric in ("recall", "ndcg"):
+    for metric in METRICS:
         first, second = replicate_pairs(grouped, f"val_{metric}")
         if len(first) >= MIN_REPLICATES:
             noise[f"val_{metric}"] = float(np.std(first - second, ddof=1) / math.sqrt(2))
@@ -453,7 +463,7 @@ def extra_values(results: Iterable[TrainResult]) -> dict[str, list[dict[str, flo
     out: dict[str, list[dict[str, float]]] = {}
     for result in results:
         ok = result.ok and bool(result.val_recall)
-        seconds = result.epoch_seconds[-1] if result.epoch_seconds else 1e-3
+        seconds = result.cost_seconds or 1e-3
         out.setdefault(result.arch, []).append(
             {
                 "val_recall": result.val_recall_best if ok else FAILED_SCORE,

@@ -55,7 +55,7 @@ from nasenv.data import (
     DATASETS,
     DEFAULT_DATASET,
     get_spec,
-    listed_file,
+    read_listed,
     read_npz,
     read_only,
     verify_file,
@@ -65,6 +65,8 @@ from nasenv.results import (
     COST_VERSION,
     FAILED_SCORE,
     FIDELITIES,
+    METRICS,
+    TOP_K,
     TrainConfig,
     TrainResult,
     stopping_epoch,
@@ -230,6 +232,12 @@ class BenchmarkTable:
     def space_name(self) -> str:
         return str(self.meta["space"])
 
+    @property
+    def k(self) -> int:
+        """The cutoff of the stored metrics (``meta["k"]``; :data:`nasenv.results.TOP_K` for
+        every shipped table)."""
+        return int(self.meta.get("k", TOP_K))
+
     def __len__(self) -> int:
         return len(self.arch_strings)
 
@@ -342,8 +350,8 @@ class BenchmarkTable:
         self, metric: str = "recall", seed: SeedLike = "mean", fidelity: FidelityLike = None
     ) -> np.ndarray:
         """``(A,)`` best validation ``metric`` of every architecture (failed seeds count 0)."""
-        if metric not in ("recall", "ndcg"):
-            raise ValueError(f"unknown metric {metric!r}; allowed: ['recall', 'ndcg']")
+        if metric not in METRICS:
+            raise ValueError(f"unknown metric {metric!r}; allowed: {list(METRICS)}")
         values = self._at_best(f"val_{metric}", fidelity)
         return values[:, self._columns(seed)].mean(axis=1)
 
@@ -455,4 +463,5 @@ def shipped_tables(
 @functools.lru_cache(maxsize=8)
 def _load_table(filename: str, directory: Path) -> BenchmarkTable:
     how = "build it with scripts/build_table.py and scripts/assemble_table.py"
-    return BenchmarkTable.load(*listed_file(directory, filename, "table", how))
+    arrays, _ = read_listed(directory, filename, "table", how)
+    return BenchmarkTable(arrays, source=str(directory / filename))

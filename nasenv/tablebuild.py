@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from nasenv.results import COST_VERSION, FIDELITIES, TrainResult
+from nasenv.results import COST_VERSION, FAILED_SCORE, FIDELITIES, TOP_K, TrainResult
 from nasenv.space import SPACES, Architecture
 
 Task = tuple[str, int]  # (canonical architecture string, seed)
@@ -327,7 +327,7 @@ def assemble(store: ShardStore, seeds: tuple[int, ...] | None = None, **build: A
             "name": plan.fidelity,
             **{k: v for k, v in dataclasses.asdict(config).items() if k != "threads"},
         },
-        "k": 20,
+        "k": TOP_K,
         "build": build,
     }
     archs = [a.to_string() for a in plan.architectures()]
@@ -363,7 +363,8 @@ def check_entries(
     threads: int | None = 1,
 ) -> Iterator[Check]:
     """Retrain ``(row, seed)`` entries of ``table`` on ``context`` at the table's budget."""
-    from nasenv.train import TrainConfig, train_architecture
+    from nasenv.results import TrainConfig
+    from nasenv.train import train_architecture
 
     stored_budget = {k: table.meta["fidelity"][k] for k in ("max_epochs", "patience", "batch_size")}
     config = TrainConfig(**stored_budget, threads=threads)
@@ -374,6 +375,6 @@ def check_entries(
             arch=table.arch_strings[row],
             seed=seed,
             stored=table.query(row, seed).val_recall,
-            live=live.val_recall_best if live.ok else 0.0,
+            live=live.val_recall_best if live.ok else FAILED_SCORE,
             seed_std=float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else 0.0,
         )

@@ -14,7 +14,7 @@ registry's split into training and held-out tasks is :data:`nasenv.data.TRAINING
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, SupportsFloat
+from typing import Any, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
@@ -42,7 +42,9 @@ class TaskSetEnv(gym.Env[np.ndarray, int]):
     tasks are not comparable: a search keeps a best per task (:class:`agents.runner.SearchRunner`).
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
+    # declared as gymnasium.Env declares it (not ClassVar, which mypy would refuse): read from
+    # the class by gymnasium.make, shared by design
+    metadata: dict[str, Any] = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}  # noqa: RUF012
 
     def __init__(
         self,
@@ -70,7 +72,7 @@ class TaskSetEnv(gym.Env[np.ndarray, int]):
         self.task_in_obs = task_in_obs
         first = next(iter(envs.values()))
         self.action_space = first.action_space
-        size = first.observation_space.shape[0] + (len(envs) if task_in_obs else 0)
+        size = spaces.flatdim(first.observation_space) + (len(envs) if task_in_obs else 0)
         self.observation_space = spaces.Box(0.0, 1.0, (size,), dtype=np.float32)
         self.render_mode = first.render_mode
         self.task: str = self.task_names[0]

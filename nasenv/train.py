@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -27,25 +28,18 @@ from nasenv.metrics import FullRankingEvaluator
 from nasenv.models import Graph, GraphRecommender, build_graph, count_parameters
 from nasenv.results import (
     COST_VERSION,
-    FAILED_SCORE,
-    FIDELITIES,
+    TOP_K,
     EarlyStopping,
     TrainConfig,
     TrainResult,
-    stopping_epoch,
 )
 from nasenv.space import Architecture
 
 __all__ = [
-    "FAILED_SCORE",
-    "FIDELITIES",
     "NegativeSampler",
-    "TrainConfig",
-    "TrainResult",
     "TrainingContext",
     "gather_rows",
     "pair_loss",
-    "stopping_epoch",
     "train_architecture",
 ]
 
@@ -116,7 +110,9 @@ class TrainingContext:
             ``device``, so results on a GPU differ from those on the CPU (and are not bit-stable).
     """
 
-    def __init__(self, dataset: BooksDataset, k: int = 20, device: torch.device | str = "cpu"):
+    def __init__(
+        self, dataset: BooksDataset, k: int = TOP_K, device: torch.device | str = "cpu"
+    ) -> None:
         self.dataset = dataset
         self.device = torch.device(device)
         # copies: the dataset's arrays are read-only (torch.from_numpy would warn about them)
@@ -148,17 +144,36 @@ def train_architecture(
         seed: seeds initialisation, batch order and negative sampling.
         config: budget and protocol; default :class:`TrainConfig()`.
         on_epoch: called after every epoch with ``(epoch, validation Recall@K)``.
+
+    The caller's process state is left as it was: torch's global random generators (the run
+    seeds and uses forks of the CPU one and, on a CUDA device, of that device's) and, unless
+    ``config.threads`` asks for a count during the run, torch's number of threads (restored
+    afterwards).
     """
     config = config or TrainConfig()
-    previous_threads = torch.get_num_threads()
-    if config.threads is not None:
-        torch.set_num_threads(config.threads)
+    cuda = [context.device] if context.device.type == "cuda" else []
+    with _num_threads(config.threads), torch.random.fork_rng(devices=cuda, device_type="cuda"):
+        # not torch.manual_seed: it also seeds every other device's generator, unforked
+        torch.default_generator.manual_seed(seed)
+        for device in cuda:
+            with torch.cuda.device(device):
+                torch.cuda.manual_seed(seed)
+        return _train(arch, context, seed, config, on_epoch)
+
+
+@contextmanager
+def _num_threads(threads: int | None) -> Iterator[None]:
+    """``torch.set_num_threads(threads)`` inside, the previous count restored; ``None``: the
+    count is not touched."""
+    if threads is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
     try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            return _train(arch, context, seed, config, on_epoch)
+        yield
     finally:
-        torch.set_num_threads(previous_threads)
+        torch.set_num_threads(previous)
 
 
 def _train(

@@ -95,7 +95,8 @@ class RLlibActionMask(
         if not callable(getattr(env.unwrapped, "action_masks", None)):
             raise TypeError(f"{env.unwrapped!r} has no action_masks() method")
         n_actions = int(env.action_space.n)
-        self.observation_space = spaces.Dict(
+        # gymnasium declares Dict a Space[dict[str, Space]], not a space of its samples' type
+        self.observation_space = spaces.Dict(  # type: ignore[assignment]
             {
                 "action_mask": spaces.Box(0.0, 1.0, (n_actions,), dtype=np.float32),
                 "observations": env.observation_space,

@@ -16,7 +16,8 @@ from nasenv.env import RecNASEnv
 from nasenv.evaluators import TableEvaluator
 from nasenv.space import CORE, FULL
 from nasenv.table import BenchmarkTable
-from tests.conftest import TINY_SPACE, PlantedEvaluator
+from nasenv.testing import TINY_SPACE
+from tests.conftest import PlantedEvaluator
 
 TABLE = BenchmarkTable.load(Path(__file__).resolve().parent / "data" / "tiny.npz")
 SIMPLE_AGENTS = ("random", "evolution", "tpe", "qlearning")

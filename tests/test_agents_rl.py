@@ -22,7 +22,8 @@ from nasenv.env import RecNASEnv
 from nasenv.evaluators import TableEvaluator
 from nasenv.space import CORE
 from nasenv.table import BenchmarkTable
-from tests.conftest import TINY_SPACE, PlantedEvaluator
+from nasenv.testing import TINY_SPACE
+from tests.conftest import PlantedEvaluator
 
 TABLE = BenchmarkTable.load(Path(__file__).resolve().parent / "data" / "tiny.npz")
 TABLE_B = Path(__file__).resolve().parent / "data" / "tiny-b.npz"

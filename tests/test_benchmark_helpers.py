@@ -1,31 +1,41 @@
-"""The functions that turn benchmark runs into reported numbers."""
+"""The functions that turn benchmark runs into reported numbers, and the benchmark scripts run
+the way their users run them: ``python -m benchmarks.<name>`` from the repository root, in a
+child process (the tests import nothing of ``benchmarks``)."""
 
 from __future__ import annotations
 
-import dataclasses
-import importlib.util
 import json
 import math
+import os
+import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from nasenv.data import DEFAULT_DATASET, TRAINING_TASKS, sha256_of
 from nasenv.leaderboard import hitting_time, incumbent_curve, median_interval, top_threshold
-from nasenv.table import BenchmarkTable
-from nasenv.train import TrainingContext
+from nasenv.table import TABLE_DIR, BenchmarkTable, shipped_tables, table_filename
+from nasenv.testing import TINY_SPACE
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "tests" / "data" / "tiny.npz"
 
 
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+def benchmark(name: str, *args: str | Path, env: dict[str, str] | None = None, check=True):
+    """``python -m benchmarks.NAME ARGS`` in the repository root; the finished process."""
+    done = subprocess.run(
+        [sys.executable, "-m", f"benchmarks.{name}", *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    if check and done.returncode:
+        pytest.fail(f"benchmarks.{name} exited {done.returncode}:\n{done.stderr[-3000:]}")
+    return done
 
 
 @pytest.fixture(scope="module")
@@ -55,9 +65,9 @@ def test_median_interval_brackets_the_median_and_keeps_never_reached_runs():
     assert median_interval([7.0] * 5) == (7.0, 7.0)
 
 
-def test_table_stats_on_the_sample_table(table):
-    table_stats = load_script("table_stats")
-    s = table_stats.stats(table, SAMPLE)
+def test_table_stats_on_the_sample_table(table, tmp_path):
+    done = benchmark("table_stats", "--sample", "--results", tmp_path, "--no-plot")
+    s = json.loads((tmp_path / "table_stats-sample.json").read_text())
     assert s["architectures"] == len(table) and s["seeds"] == list(table.seeds)
     quantiles = list(s["quantiles"].values())
     assert quantiles == sorted(quantiles)
@@ -69,79 +79,105 @@ def test_table_stats_on_the_sample_table(table):
     for row in s["fidelity"]:
         assert row["max_epochs"] <= table.max_epochs and row["patience"] <= table.patience
         assert -1 <= row["kendall_tau"] <= 1 and 0 < row["cost_fraction"] <= 1
-    assert "signal-to-noise" in table_stats.markdown(s)
+    assert "signal-to-noise" in done.stdout
+    assert not list(tmp_path.glob("*.png"))  # --no-plot
 
 
-def test_quality_picks_the_architecture_most_runs_returned(tmp_path):
-    quality = load_script("quality")
+def test_quality_picks_the_architecture_most_runs_on_the_shipped_table_returned(tmp_path):
+    x, y = (TINY_SPACE[i].to_string() for i in (5, 9))  # two architectures on ID features
+    shipped = sha256_of(TABLE_DIR / table_filename(DEFAULT_DATASET))
     runs = [
-        [{"arch": "x", "reward": 0.3}, {"arch": "y", "reward": 0.2}],
-        [{"arch": "y", "reward": 0.5}],
-        [{"arch": "y", "reward": 0.1}, {"arch": "x", "reward": 0.05}],
+        (shipped, [{"arch": x, "reward": 0.3}, {"arch": y, "reward": 0.2}]),
+        (shipped, [{"arch": y, "reward": 0.5}]),
+        (shipped, [{"arch": y, "reward": 0.1}, {"arch": x, "reward": 0.05}]),
+        *[("0" * 64, [{"arch": x, "reward": 0.9}])] * 3,  # runs on another table do not count
     ]
     path = tmp_path / "runs.jsonl"
-    path.write_text("".join(json.dumps({"history": h}) + "\n" for h in runs))
-    assert quality.searched_architectures(path) == ["y"]
+    path.write_text("".join(json.dumps({"table_sha256": t, "history": h}) + "\n" for t, h in runs))
+    done = benchmark("quality", "--runs", path, "--dry-run")
+    models = dict(line.split(": ", 1) for line in done.stdout.splitlines())
+    assert models["searched"] == y
+    assert {"MF-BPR", "LightGCN", "GCN-3 concat", "LightGCN + text"} < set(models)
 
 
-def test_popularity_recommends_the_most_interacted_unseen_item(tiny_dataset):
-    # Half the users hold item 4 out for validation, the other half item 5; each is in the
-    # training interactions of the other half, so it is the most popular item its users have not
-    # seen.
-    train, val, test = [], [], []
-    for user in range(10):
-        held_out, other = (4, 5) if user % 2 == 0 else (5, 4)
-        train += [(user, item) for item in (0, 1, 2, 3, other)]
-        val.append((user, held_out))
-        test.append((user, 6 + user % 4))
-    dataset = dataclasses.replace(
-        tiny_dataset, n_users=10, n_items=10, train=np.array(train), val=np.array(val),
-        test=np.array(test), item_text=tiny_dataset.item_text[:10],
-    )  # fmt: skip
-    metrics = load_script("quality").popularity(TrainingContext(dataset, k=1))
-    assert metrics["val_recall"] == 1.0 and metrics["val_ndcg"] == 1.0
+def test_quality_smoke_run_on_the_tiny_dataset_reports_every_model(tmp_path):
+    benchmark("quality", "--sample", "--threads", "1", "--results", tmp_path, "--no-plot")
+    rows = {
+        line.split(" | ")[0].strip("| "): line.split(" | ")
+        for line in (tmp_path / "quality-sample.md").read_text().splitlines()
+        if line.startswith("| ") and not line.startswith(("| model", "| ---"))
+    }
+    assert set(rows) == {"popularity", "MF-BPR", "LightGCN", "GCN-3 concat", "LightGCN + text"}
+    for name, cells in rows.items():
+        test_recall = float(cells[3].split(" ± ")[0])
+        assert 0 < test_recall <= 1, name
+    assert float(rows["LightGCN"][5].strip(" |")) == 1.0  # the reference column
+    assert len((tmp_path / "quality-sample.jsonl").read_text().splitlines()) == 4 * 2
 
 
 def test_transfer_tuning_leaves_each_task_out_and_reports_a_choice(tmp_path):
-    transfer = load_script("transfer")
-    args = transfer.parse_args(
-        ["--sample", "--seeds", "2", "--budget", "10", "--pretrain", "20", "--tune", "2.5", "0.5"]
-    )
+    args = ["--sample", "--seeds", "2", "--budget", "10", "--pretrain", "20", "--tune", "2.5"]
+    args += ["0.5", "--tune-only", "--results", str(tmp_path)]
+    text = benchmark("transfer", *args).stdout.strip()
+    chosen = float(text.splitlines()[-1].removeprefix("chosen: --tanh-constant "))
+    assert chosen in (2.5, 0.5)
     path = tmp_path / "transfer-tune-sample.jsonl"
-    text, chosen = transfer.tune(args, path)
-    assert text.splitlines()[-1] == f"chosen: --tanh-constant {chosen:g}" and chosen in (2.5, 0.5)
     records = [json.loads(line) for line in path.read_text().splitlines()]
     # each fold: 2 seeds x (random, reinforce, portfolio, 2 bounds x 2 transfer methods); none
     # sees its task
     assert len(records) == 2 * 2 * 7
     assert all(r["task"] not in r["train_tasks"] for r in records)
     assert {r["tanh_constant"] for r in records if r["method"] == "random"} == {None}
-    assert transfer.tune(args, path) == (text, chosen)  # resumed from the journal: nothing re-run
+    assert benchmark("transfer", *args).stdout.strip() == text  # resumed: nothing re-run
     assert len(path.read_text().splitlines()) == len(records)
 
 
-def test_run_all_skips_the_transfer_study_until_every_training_task_has_a_table(monkeypatch):
-    run_all = load_script("run_all")
-    assert run_all.missing_tables(("Books-20core",)) == []
-    monkeypatch.setattr(run_all, "missing_tables", lambda: ["Books-10core"])
-    assert not any(step[0] == "transfer.py" for step in run_all.steps(quick=False))
-    monkeypatch.setattr(run_all, "missing_tables", lambda: [])
-    assert ["transfer.py", "--tune", "2.5", "1.5", "1.0", "0.5"] in run_all.steps(quick=False)
-
-
 def test_transfer_without_repeats_keeps_its_own_runs_and_never_repeats(tmp_path):
-    transfer = load_script("transfer")
-    args = transfer.parse_args(
-        ["--sample", "--seeds", "1", "--budget", "30", "--pretrain", "100", "--avoid-repeats"]
-    )
-    training, held_out, space = transfer.tables(args)
-    path = tmp_path / "transfer-sample-no-repeats.jsonl"
-    transfer.run(args, path, training, held_out, space, [2.5])
-    records = [json.loads(line) for line in path.read_text().splitlines()]
-    assert {r["method"] for r in records} == set(transfer.METHODS)
+    args = ["--sample", "--seeds", "1", "--budget", "30", "--pretrain", "100", "--avoid-repeats"]
+    done = benchmark("transfer", *args, "--results", tmp_path, "--no-plot")
+    assert [p.name for p in tmp_path.iterdir() if p.suffix == ".jsonl"] == [
+        "transfer-sample-no-repeats.jsonl"
+    ]
+    records = [
+        json.loads(line)
+        for line in (tmp_path / "transfer-sample-no-repeats.jsonl").read_text().splitlines()
+    ]
+    methods = ("random", "reinforce", "portfolio", "transfer-fine-tune", "transfer-frozen")
+    assert sorted(r["method"] for r in records) == sorted(methods)
     for record in records:
         assert record["avoid_repeats"] is True
         if record["method"] != "random":
             assert len({t["arch"] for t in record["history"]}) == 30, record["method"]
-    args.avoid_repeats = False  # another setup: nothing of the journal is reused
-    assert transfer.hitting_times(args, path, training, held_out) == {}
+    report = (tmp_path / "transfer-sample-no-repeats.md").read_text()
+    assert report.strip() in done.stdout and report.count("| tiny-b |") == len(methods)
+
+
+def test_run_all_runs_every_benchmark_as_a_module_of_the_package():
+    quick = benchmark("run_all", "--quick", "--dry-run").stdout
+    commands = [line[2:].split() for line in quick.splitlines() if line.startswith("$ ")]
+    assert len(commands) == 10
+    for command in commands:
+        assert command[:2] == ["python", "-m"] and command[2].startswith("benchmarks.")
+        assert (ROOT / "benchmarks" / f"{command[2].removeprefix('benchmarks.')}.py").is_file()
+
+
+def test_run_all_skips_the_transfer_study_until_every_training_task_has_a_table():
+    full = benchmark("run_all", "--dry-run").stdout
+    missing = [task for task in TRAINING_TASKS if task not in shipped_tables()]
+    transfer = "$ python -m benchmarks.transfer --tune 2.5 1.5 1.0 0.5"
+    if missing:
+        assert transfer not in full and str(missing) in full.splitlines()[0]
+    else:
+        assert f"{transfer}\n" in full and f"{transfer} --avoid-repeats" in full
+
+
+def test_run_all_without_matplotlib_fails_in_one_line_before_running_anything(tmp_path):
+    (tmp_path / "matplotlib").mkdir()  # shadows the installed one: as if not installed
+    (tmp_path / "matplotlib" / "__init__.py").write_text("raise ImportError('no matplotlib')\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    done = benchmark("run_all", "--quick", "--dry-run", env=env, check=False)
+    assert done.returncode == 1 and "$ python" not in done.stdout
+    assert done.stderr.strip() == (
+        "python -m benchmarks.run_all: error: the benchmarks' plots need matplotlib: "
+        "pip install 'recnas-books[plots]'"
+    )

@@ -255,29 +255,6 @@ def test_recnas_agents_marks_what_cannot_run_here(monkeypatch, capsys):
         assert "unavailable" not in lines[name]
 
 
-def test_run_all_without_matplotlib_fails_in_one_line_before_running_anything(monkeypatch):
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "run_all.py"
-    spec = importlib.util.spec_from_file_location("run_all_under_test", path)
-    run_all = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(run_all)
-
-    def no_benchmark(*args, **kwargs):
-        raise AssertionError("a benchmark started without matplotlib")
-
-    monkeypatch.setattr(run_all.subprocess, "run", no_benchmark)
-    monkeypatch.setattr(sys, "argv", ["run_all.py", "--quick"])
-    without(monkeypatch, "matplotlib")
-    with pytest.raises(SystemExit) as exit_:
-        run_all.main()
-    assert exit_.value.code == (
-        "benchmarks/run_all.py: error: the benchmarks' plots need matplotlib: "
-        "pip install 'recnas-books[plots]'"
-    )
-
-
 @pytest.mark.parametrize("after", [3, 0])
 def test_ctrl_c_during_a_search_prints_the_best_so_far_and_exits_130(after, monkeypatch, capsys):
     from agents import cli

@@ -95,6 +95,15 @@ def test_tampered_file_is_refused_with_name_and_expected_hash(tmp_path, damage):
     assert "books-20core.npz" in str(error.value) and expected in str(error.value)
 
 
+def test_an_unlisted_file_is_refused_with_how_to_make_it(tmp_path):
+    shutil.copytree(DATA_DIR, tmp_path, dirs_exist_ok=True)
+    sums = (tmp_path / "SHA256SUMS").read_text().splitlines()
+    kept = [line for line in sums if not line.endswith("books-20core-text.npz")]
+    (tmp_path / "SHA256SUMS").write_text("\n".join(kept) + "\n")
+    with pytest.raises(FileNotFoundError, match=r"books-20core-text\.npz listed in .*--dataset"):
+        load_dataset("Books-20core", directory=tmp_path)
+
+
 def test_npz_writer_is_byte_reproducible(tmp_path):
     arrays = {"b": np.arange(5, dtype=np.int32), "a": np.array(["x", "yz"])}
     write_npz(tmp_path / "one.npz", arrays)

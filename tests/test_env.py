@@ -8,8 +8,8 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 import nasenv
 from nasenv.env import N_ACTIONS, RecNASEnv
 from nasenv.evaluators import LiveEvaluator
+from nasenv.results import TrainConfig
 from nasenv.space import CORE, FULL, SLOTS, Architecture
-from nasenv.train import TrainConfig
 
 
 def masked_episode(env, rng):

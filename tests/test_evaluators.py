@@ -66,7 +66,7 @@ def test_unknown_fidelity_lists_allowed(tiny_dataset):
 
 def _evaluate_in_process(args):
     path, seed = args
-    from tests.conftest import make_tiny_dataset
+    from nasenv.testing import make_tiny_dataset
 
     return LiveEvaluator(make_tiny_dataset(), FAST, cache=path).evaluate(ARCH, seed).val_recall
 

@@ -16,7 +16,7 @@ from nasenv.env import RecNASEnv
 from nasenv.evaluators import TableEvaluator
 from nasenv.leaderboard import PROTOCOL, Runs, reference_runs, score
 from nasenv.table import BenchmarkTable, load_table
-from tests.spaces import TINY_SPACE
+from nasenv.testing import TINY_SPACE
 
 
 @pytest.fixture(scope="module")

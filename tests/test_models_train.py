@@ -14,14 +14,9 @@ from nasenv.models import (
     build_graph,
     symmetric_spmm,
 )
+from nasenv.results import TrainConfig, TrainResult
 from nasenv.space import FULL, SLOTS, Architecture
-from nasenv.train import (
-    NegativeSampler,
-    TrainConfig,
-    TrainingContext,
-    TrainResult,
-    train_architecture,
-)
+from nasenv.train import NegativeSampler, TrainingContext, train_architecture
 
 BASE = "layers=lgconv,combine=mean,dim=16,items=id,loss=bpr,lr=0.01,reg=0.0001"
 

@@ -21,10 +21,10 @@ from hypothesis import strategies as st
 
 from nasenv.env import N_ACTIONS, RecNASEnv
 from nasenv.evaluators import FAILED_SCORE, LiveEvaluator, TableEvaluator
+from nasenv.results import TrainConfig
 from nasenv.table import BenchmarkTable
 from nasenv.tablebuild import BuildPlan, ShardStore
-from nasenv.train import TrainConfig
-from tests.conftest import TINY_SPACE
+from nasenv.testing import TINY_SPACE
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLE = BenchmarkTable.load(ROOT / "tests" / "data" / "tiny.npz")
@@ -90,12 +90,11 @@ def test_any_unknown_argument_value_names_the_allowed_ones(name, value):
 
 
 REWARDS_SCRIPT = """
-import hashlib, sys
-sys.path.insert(0, {root!r})
+import hashlib
 from nasenv.env import RecNASEnv
 from nasenv.evaluators import TableEvaluator
 from nasenv.table import BenchmarkTable
-from tests.spaces import TINY_SPACE
+from nasenv.testing import TINY_SPACE
 env = RecNASEnv(evaluator=TableEvaluator(BenchmarkTable.load({table!r})), space=TINY_SPACE,
                 seed_policy="random")
 _, info = env.reset(seed=11)
@@ -110,8 +109,15 @@ print(hashlib.sha256(repr(rewards).encode()).hexdigest())
 """
 
 
+def in_repository() -> dict:
+    """``subprocess`` options that make the repository's packages (``tests`` among them)
+    importable in a child interpreter: started in the root, with the root on ``PYTHONPATH``."""
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    return {"cwd": str(ROOT), "env": {**os.environ, "PYTHONPATH": path}}
+
+
 def test_table_episodes_are_identical_across_processes():
-    script = REWARDS_SCRIPT.format(root=str(ROOT), table=str(ROOT / "tests/data/tiny.npz"))
+    script = REWARDS_SCRIPT.format(table=str(ROOT / "tests/data/tiny.npz"))
     digests = {
         subprocess.run(
             [sys.executable, "-c", script], capture_output=True, text=True, check=True
@@ -122,8 +128,6 @@ def test_table_episodes_are_identical_across_processes():
 
 
 WRITER_SCRIPT = """
-import sys
-sys.path.insert(0, {root!r})
 from nasenv.tablebuild import BuildPlan, ShardStore
 from tests.test_tablebuild import fake_result
 plan = BuildPlan(seeds=(0,), shard_size=7)
@@ -141,8 +145,10 @@ def test_a_killed_build_loses_no_recorded_training_and_leaves_no_corrupt_shard(t
     confirmed: set[str] = set()
     rng = np.random.default_rng(0)
     for _ in range(5):
-        script = WRITER_SCRIPT.format(root=str(ROOT), directory=str(tmp_path))
-        child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+        script = WRITER_SCRIPT.format(directory=str(tmp_path))
+        child = subprocess.Popen(
+            [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, **in_repository()
+        )
         assert child.stdout is not None and child.stdout.readline().strip() == "ready"
         # Kill after a random number of confirmed records, so that the kill lands while the
         # writer is busy with the next one, on a fast machine or a slow one alike.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from scipy.stats import kendalltau, spearmanr
@@ -206,7 +208,9 @@ def test_extra_trainings_of_one_architecture_are_averaged_and_counted():
     from nasenv.surrogate import training_data
     from nasenv.table import BenchmarkTable
 
-    table = BenchmarkTable.load(Path(__file__).resolve().parent / "data" / "tiny.npz")
+    tiny = BenchmarkTable.load(Path(__file__).resolve().parent / "data" / "tiny.npz")
+    meta = np.array(json.dumps({**tiny.meta, "k": 20}))  # as if measured at the trainer's K
+    table = BenchmarkTable({**tiny.arrays, "meta": meta})
     rng = np.random.default_rng(6)
     a, b = (FULL.sample(rng).to_string() for _ in range(2))
 
@@ -218,6 +222,8 @@ def test_extra_trainings_of_one_architecture_are_averaged_and_counted():
             epoch_test_seconds=(0.25, 0.25) if status == "ok" else (),
         )  # fmt: skip
 
+    with pytest.raises(ValueError, match="K=5 and trainings measure K=20"):
+        training_data(tiny, [result(a, 0, 0.1)])
     data = training_data(table, [result(a, 0, 0.1), result(b, 0, 0.3), result(a, 1, 0.2)])
     assert len(data) == len(table) + 2 and list(data.outside) == [len(table), len(table) + 1]
     assert [str(x) for x in data.archs[-2:]] == [a, b]

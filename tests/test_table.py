@@ -12,11 +12,12 @@ import pytest
 from nasenv.data import ChecksumError, read_checksums
 from nasenv.env import RecNASEnv
 from nasenv.evaluators import TableEvaluator
+from nasenv.results import TrainConfig
 from nasenv.space import Architecture
 from nasenv.table import BenchmarkTable, UnknownArchitectureError
 from nasenv.tablebuild import check_entries
-from nasenv.train import TrainConfig, train_architecture
-from tests.conftest import SAMPLE_BUDGET, SAMPLE_SEEDS, TINY_SPACE
+from nasenv.testing import SAMPLE_BUDGET, SAMPLE_SEEDS, TINY_SPACE
+from nasenv.train import train_architecture
 
 DATA = Path(__file__).resolve().parent / "data"
 

@@ -15,7 +15,7 @@ from nasenv.evaluators import TableEvaluator
 from nasenv.space import CORE
 from nasenv.table import BenchmarkTable
 from nasenv.tasks import TaskSetEnv
-from tests.spaces import TINY_SPACE
+from nasenv.testing import TINY_SPACE
 
 DATA = Path(__file__).resolve().parent / "data"
 TABLES = {name: BenchmarkTable.load(DATA / f"{name}.npz") for name in ("tiny", "tiny-b")}

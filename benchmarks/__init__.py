@@ -1,0 +1,25 @@
+"""The measurements behind ``benchmarks/RESULTS.md``, one script each, run as modules from the
+repository root (``python -m benchmarks.<name> --help`` for each one's options):
+
+* ``run_all``: every benchmark below in one command (``--quick``: small runs of each);
+* ``eval_speed``: speed, fidelity and seed noise of one evaluation;
+* ``spmm_width``: whether a wider sparse product amortises;
+* ``cost_definition``: the test passes' share of a stored cost of version 1;
+* ``lightgcn_vs_pyg``: our LightGCN-equivalent architecture against PyG's ``LightGCN``;
+* ``table_stats``: what a benchmark table holds;
+* ``env_throughput``: table-mode (or surrogate) env speed against FrozenLake-v1, load time, memory;
+* ``cli_speed``: wall time of a table search from the command line;
+* ``run_agents``: every agent x many seeds on the leaderboard's protocol;
+* ``unmasked``: agents without action masks (plain PPO, DQN) against masked random search;
+* ``quality``: the searched architectures against hand-designed recommenders;
+* ``surrogate_search``: searches of the surrogate env, their finds trained for real;
+* ``cross_task``: how alike the book tasks rank architectures;
+* ``transfer``: controllers pretrained on the training tasks, on held-out tasks;
+* ``reliability``: long fuzzing, determinism, memory and crash-safe build runs.
+
+What several scripts share is in :mod:`benchmarks.common`; the protocol, scoring and runs of the
+leaderboard are the installed packages' (:mod:`nasenv.leaderboard`, :mod:`agents.leaderboard`),
+and the small space and sample tables of the smoke modes come from :mod:`nasenv.testing`. The
+package imports nothing of ``tests`` (nor do the tests import it) and is not installed: it lives
+in the repository, beside the results it writes to ``benchmarks/results/``.
+"""
