@@ -35,7 +35,7 @@ from tqdm import tqdm
 import nasenv
 from agents import AGENTS, agent_class, leaderboard, make_agent, unavailable
 from agents.runner import Budget, Trial, run_search
-from nasenv.__main__ import (
+from nasenv.cli import (
     CLIParser,
     add_evaluate_arguments,
     evaluate,

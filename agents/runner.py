@@ -42,7 +42,7 @@ from typing import Any, Protocol, cast
 import gymnasium as gym
 import numpy as np
 
-from nasenv.__main__ import evaluate_command
+from nasenv.cli import evaluate_command
 from nasenv.evaluators import (
     FRESH_SEED_START,
     SOURCES,

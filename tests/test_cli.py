@@ -190,9 +190,9 @@ def test_recnas_refuses_bad_values_in_one_line(argv, expected, capsys):
     ],
 )
 def test_python_m_nasenv_refuses_bad_values_in_one_line(argv, expected, capsys):
-    import nasenv.__main__
+    import nasenv.cli
 
-    code, err = run_in_process(nasenv.__main__.main, argv, capsys)
+    code, err = run_in_process(nasenv.cli.main, argv, capsys)
     line = one_line(err)
     assert code == 2 and line.startswith("python -m nasenv") and expected in line
 
@@ -289,13 +289,13 @@ def test_ctrl_c_during_a_search_prints_the_best_so_far_and_exits_130(after, monk
 
 
 def test_ctrl_c_during_an_evaluation_exits_130_in_one_line(monkeypatch, capsys):
-    import nasenv.__main__
+    import nasenv.cli
 
     def ctrl_c(name):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(nasenv.__main__, "load_dataset", ctrl_c)
-    code, err = run_in_process(nasenv.__main__.main, ["evaluate"], capsys)
+    monkeypatch.setattr(nasenv.cli, "load_dataset", ctrl_c)
+    code, err = run_in_process(nasenv.cli.main, ["evaluate"], capsys)
     assert code == 130 and one_line(err) == "python -m nasenv: interrupted"
 
 

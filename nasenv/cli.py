@@ -1,0 +1,186 @@
+"""Command line: ``python -m nasenv {evaluate,datasets,space}``, and the argument helpers that
+``recnas`` (:mod:`agents.cli`) shares.
+
+python -m nasenv evaluate                       # LightGCN-3 on Books-20core
+python -m nasenv evaluate "layers=sage:max-gcn,combine=concat,dim=64,items=id+text,..."
+python -m nasenv datasets                       # the registered book tasks
+python -m nasenv space                          # slots, choices and space sizes
+
+Bad arguments, bad architecture strings and Ctrl-C end with one line on stderr and a non-zero
+exit status (2: a bad argument; 130: interrupted), never a traceback. Importing this module does
+not import torch: only :func:`evaluate`, which trains, does (``recnas search`` imports it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from tqdm import tqdm
+
+from nasenv.data import DATASETS, DEFAULT_DATASET, ChecksumError, load_dataset
+from nasenv.results import FIDELITIES, TrainConfig
+from nasenv.space import CORE, FULL, SLOTS, Architecture
+
+LIGHTGCN = "layers=lgconv-lgconv-lgconv,combine=mean,dim=64,items=id,loss=bpr,lr=0.02,reg=0.0001"
+
+INTERRUPTED = 130
+"""Exit status after Ctrl-C (128 + SIGINT, as a shell reports it)."""
+
+
+class CLIParser(argparse.ArgumentParser):
+    """An :class:`argparse.ArgumentParser` whose errors are one line on stderr (exit status 2):
+    ``PROG: error: MESSAGE (see PROG --help)`` instead of the usage block and the message.
+    Subparsers made with ``add_subparsers`` are of this class too."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def fail(prog: str, message: str) -> NoReturn:
+    """End the command with ``PROG: error: MESSAGE`` on stderr and exit status 1 (a failure that
+    is not a malformed argument: a missing file or package)."""
+    raise SystemExit(f"{prog}: error: {message}")
+
+
+def interrupted(prog: str, detail: str = "") -> NoReturn:
+    """End the command after Ctrl-C: ``PROG: interrupted[DETAIL]`` on stderr, exit status 130."""
+    print(f"{prog}: interrupted{detail}", file=sys.stderr, flush=True)
+    raise SystemExit(INTERRUPTED)
+
+
+def _int_at_least(minimum: int, text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an integer >= {minimum}, got {text!r}"
+        ) from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """``argparse`` type: an integer >= 1."""
+    return _int_at_least(1, text)
+
+
+def non_negative_int(text: str) -> int:
+    """``argparse`` type: an integer >= 0."""
+    return _int_at_least(0, text)
+
+
+def positive_float(text: str) -> float:
+    """``argparse`` type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Train ``args.arch`` on ``args.dataset`` and print its metrics (``parser``: for errors)."""
+    try:
+        arch = Architecture.from_string(args.arch)
+    except (ValueError, TypeError) as error:  # the message names what is wrong
+        parser.error(str(error))
+    import torch  # only training needs torch and torch_geometric
+
+    from nasenv.train import TrainingContext, train_architecture
+
+    torch.set_num_threads(args.threads)
+    try:
+        dataset = load_dataset(args.dataset)
+    except (FileNotFoundError, ChecksumError) as error:
+        fail(parser.prog, str(error))
+    print(dataset.summary())
+    config = TrainConfig(max_epochs=args.max_epochs, patience=args.patience)
+    with tqdm(total=config.max_epochs, desc="epochs", unit="epoch") as bar:
+
+        def progress(epoch: int, recall: float) -> None:
+            bar.update(1)
+            bar.set_postfix(val_recall=f"{recall:.4f}")
+
+        result = train_architecture(arch, TrainingContext(dataset), args.seed, config, progress)
+    print(f"architecture   {result.arch}")
+    print(f"status         {result.status} {result.reason}")
+    print(f"best epoch     {result.best_epoch} of {len(result.val_recall)}")
+    print(f"val  Recall@20 {result.val_recall_best:.4f}   NDCG@20 {result.val_ndcg_best:.4f}")
+    print(f"test Recall@20 {result.test_recall:.4f}   NDCG@20 {result.test_ndcg:.4f}")
+    cost, test = result.cost_seconds, result.test_seconds
+    print(f"cost seconds   {cost:.1f} (train + validate)   test passes {test:.1f} s")
+    print(f"parameters     {result.n_params:,}   inference {result.inference_ms:.0f} ms")
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(result.to_dict(), handle, indent=1)
+
+
+def evaluate_command(
+    arch: str,
+    dataset: str | None = None,
+    seed: int = 0,
+    fidelity: str = "tabulation",
+    prog: str = "recnas",
+) -> str:
+    """The ``evaluate`` command line that trains ``arch`` for real with ``seed`` at the budget
+    ``fidelity`` (a key of :data:`nasenv.results.FIDELITIES`) on ``dataset`` (default: the
+    default task), as :func:`evaluate` reads it (``prog``: ``recnas`` or ``python -m nasenv``)."""
+    config = FIDELITIES[fidelity]
+    words = [prog, "evaluate", f'"{arch}"']
+    if dataset is not None and dataset != DEFAULT_DATASET:
+        words += ["--dataset", dataset]
+    words += [
+        "--seed",
+        str(seed),
+        "--max-epochs",
+        str(config.max_epochs),
+        "--patience",
+        str(config.patience),
+    ]
+    return " ".join(words)
+
+
+def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of :func:`evaluate` (shared with ``recnas evaluate``)."""
+    parser.add_argument("arch", nargs="?", default=LIGHTGCN, help="canonical architecture string")
+    parser.add_argument("--dataset", default=DEFAULT_DATASET, choices=sorted(DATASETS))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-epochs", type=positive_int, default=TrainConfig.max_epochs)
+    parser.add_argument("--patience", type=positive_int, default=TrainConfig.patience)
+    parser.add_argument("--threads", type=positive_int, default=2)
+    parser.add_argument("--json", help="also write the full result (curves included) here")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the command line ``argv`` (default: ``sys.argv[1:]``)."""
+    parser = CLIParser(prog="python -m nasenv", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    ev = commands.add_parser("evaluate", help="train one architecture and print its metrics")
+    add_evaluate_arguments(ev)
+    commands.add_parser("datasets", help="list the registered book tasks")
+    commands.add_parser("space", help="describe the search space")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "evaluate":
+            evaluate(args, ev)
+        elif args.command == "datasets":
+            for name, spec in DATASETS.items():
+                print(f"{name:20} k={spec.k:<3} {spec.description}")
+        else:
+            for slot in SLOTS:
+                print(f"{slot.name:8} {list(slot.choices)}  - {slot.doc}")
+            print(f"full space: {len(FULL):,} architectures; core (tabulated): {len(CORE):,}")
+    except KeyboardInterrupt:
+        interrupted(parser.prog)
+
+
+if __name__ == "__main__":
+    main()
