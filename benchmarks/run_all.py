@@ -93,7 +93,8 @@ def main() -> None:
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     args = parser.parse_args()
     try:  # the plots of table_stats, run_agents and cross_task; fail before hours of runs
-        import matplotlib  # noqa: F401
+        if not args.dry_run:  # which plots nothing
+            import matplotlib  # noqa: F401
     except ImportError:
         raise SystemExit(
             "python -m benchmarks.run_all: error: the benchmarks' plots need matplotlib: "
