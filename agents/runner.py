@@ -178,7 +178,7 @@ class SearchRunner(gym.Wrapper):
             trial = Trial(
                 number=len(self.history) + 1,
                 arch=info["arch"],
-                reward=float(reward),
+                reward=self._scalar_reward(reward),
                 val_recall=info["val_recall"],
                 val_ndcg=info["val_ndcg"],
                 seed=info["seed"],
@@ -189,9 +189,18 @@ class SearchRunner(gym.Wrapper):
                 task=info.get("task"),
             )
             self.history.append(trial)
+            self._recorded(trial, reward, info)
             if self.on_trial is not None:
                 self.on_trial(trial)
         return obs, reward, terminated, truncated, info
+
+    def _scalar_reward(self, reward: Any) -> float:
+        """The reward a :class:`Trial` records (a subclass may reduce a vector reward)."""
+        return float(reward)
+
+    def _recorded(self, trial: Trial, reward: Any, info: dict[str, Any]) -> None:
+        """Called with every new :class:`Trial` and the step's raw reward and info (a hook for
+        subclasses that keep more, as the multi-objective runner does)."""
 
     def evaluate(self, arch: Architecture | Sequence[Any]) -> Trial:
         """Play ``arch`` (or its decision values) as one episode; the recorded :class:`Trial`."""

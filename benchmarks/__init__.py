@@ -10,12 +10,14 @@ repository root (``python -m benchmarks.<name> --help`` for each one's options):
 * ``env_throughput``: table-mode (or surrogate) env speed against FrozenLake-v1, load time, memory;
 * ``cli_speed``: wall time of a table search from the command line;
 * ``run_agents``: every agent x many seeds on the leaderboard's protocol;
+* ``mo_agents``: the multi-objective agents on ``RecNAS-Books-MO-v0`` (relative hypervolume, IGD);
 * ``unmasked``: agents without action masks (plain PPO, DQN) against masked random search;
 * ``quality``: the searched architectures against hand-designed recommenders;
 * ``surrogate_search``: searches of the surrogate env, their finds trained for real;
 * ``cross_task``: how alike the book tasks rank architectures;
 * ``transfer``: controllers pretrained on the training tasks, on held-out tasks;
-* ``reliability``: long fuzzing, determinism, memory and crash-safe build runs.
+* ``reliability``: long fuzzing, determinism, memory and crash-safe build runs;
+* ``memory_scale``: peak memory of a training against the task's size, sparse and dense masks.
 
 What several scripts share is in :mod:`benchmarks.common`; the protocol, scoring and runs of the
 leaderboard are the installed packages' (:mod:`nasenv.leaderboard`, :mod:`agents.leaderboard`),

@@ -8,7 +8,11 @@ Importing the package registers the environment ids:
 * ``RecNAS-Books-Surrogate-v0`` - the full space, rewards predicted by the shipped surrogate model
   (fitted on the table plus trainings outside it) with seed noise;
 * ``RecNAS-Books-Live-v0`` - always trains for real (``nondeterministic=True``: costs are measured
-  wall seconds).
+  wall seconds);
+* ``RecNAS-Books-MO-v0`` - ``RecNAS-Books-v0`` with MO-Gymnasium's vector reward (quality,
+  training cost, inference latency, parameters; :mod:`nasenv.multiobjective`), registered with
+  ``disable_env_checker=True`` (Gymnasium's checker expects a scalar reward) and kept out of
+  :data:`ENV_IDS`, the ids with scalar rewards.
 
 Every id has ``max_episode_steps=12`` (one step per decision).
 ``gym.make("nasenv:RecNAS-Books-v0")`` imports the package itself: the form to use where another
@@ -36,3 +40,11 @@ for _id, _options in _IDS.items():
         register(
             id=_id, entry_point="nasenv.env:RecNASEnv", max_episode_steps=len(SLOTS), **_options
         )
+if "RecNAS-Books-MO-v0" not in registry:
+    register(
+        id="RecNAS-Books-MO-v0",
+        entry_point="nasenv.multiobjective:RecNASMOEnv",
+        max_episode_steps=len(SLOTS),
+        disable_env_checker=True,
+        kwargs=PROTOCOL.registration_kwargs(),
+    )
