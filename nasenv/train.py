@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from nasenv.data import BooksDataset
-from nasenv.metrics import FullRankingEvaluator
+from nasenv.metrics import FullRankingEvaluator, PairSet
 from nasenv.models import Graph, GraphRecommender, build_graph, count_parameters
 from nasenv.results import (
     COST_VERSION,
@@ -70,19 +70,18 @@ class NegativeSampler:
     """Uniform negative items, resampled (up to 5 times) where they hit a training positive.
 
     Args:
-        seen: ``(n_users, n_items)`` boolean matrix of training positives.
+        seen: the training positives (a :class:`~nasenv.metrics.PairSet`).
     """
 
-    def __init__(self, seen: Tensor) -> None:
-        self.n_items = seen.shape[1]
-        self.flat_seen = seen.reshape(-1)
+    def __init__(self, seen: PairSet) -> None:
+        self.n_items = seen.n_items
+        self.seen = seen
 
     def __call__(self, users: Tensor, generator: torch.Generator) -> Tensor:
         device = users.device
         items = torch.randint(self.n_items, (len(users),), generator=generator, device=device)
-        offsets = users * self.n_items
         for _ in range(5):
-            clash = self.flat_seen[offsets + items]
+            clash = self.seen.contains(users, items)
             if not clash.any():
                 break
             n = int(clash.sum())

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from nasenv.metrics import FullRankingEvaluator, ranking_metrics
+from nasenv.metrics import FullRankingEvaluator, PairSet, ranking_metrics
 
 
 def test_ranking_metrics_match_hand_computed_values():
@@ -66,13 +66,53 @@ def test_ranking_metrics_create_their_tensors_on_the_inputs_device():
         assert recall.shape == ndcg.shape == (3,)
 
 
-def test_evaluator_masks_are_built_on_the_requested_device():
+def test_pair_sets_are_built_on_the_requested_device():
     pairs = torch.tensor([[0, 1], [1, 2]])
-    assert FullRankingEvaluator._dense(pairs, 2, 3).device == pairs.device
-    assert FullRankingEvaluator._dense(pairs, 2, 3, META).device == META
-    assert FullRankingEvaluator._dense(pairs.to(META), 2, 3).device == META
-    dense = FullRankingEvaluator._dense(pairs, 2, 3)
-    assert dense.tolist() == [[False, True, False], [False, False, True]]
+    assert PairSet(pairs, 2, 3).device == pairs.device
+    assert PairSet(pairs, 2, 3, "cpu").rows(torch.tensor([0, 1])).tolist() == [
+        [False, True, False],
+        [False, False, True],
+    ]
+
+
+@pytest.mark.parametrize("dense", [True, False])
+def test_a_pair_set_answers_like_a_dense_matrix_in_either_layout(monkeypatch, dense):
+    import nasenv.metrics
+
+    monkeypatch.setattr(nasenv.metrics, "DENSE_CELLS", 1 << 30 if dense else 0)
+    generator = torch.Generator().manual_seed(0)
+    n_users, n_items = 30, 17
+    pairs = torch.randint(0, 17, (200, 2), generator=generator) % torch.tensor([25, 17])
+    matrix = torch.zeros(n_users, n_items, dtype=torch.bool)  # users 25-29 have no pairs
+    matrix[pairs[:, 0], pairs[:, 1]] = True
+    pair_set = PairSet(torch.cat([pairs, pairs[:10]]), n_users, n_items)  # duplicates count once
+    assert (pair_set.dense is not None) == dense
+    assert len(pair_set) == int(matrix.sum()) and pair_set.counts.tolist() == matrix.sum(1).tolist()
+    users = torch.randint(n_users, (500,), generator=generator)
+    items = torch.randint(n_items, (500,), generator=generator)
+    assert torch.equal(pair_set.contains(users, items), matrix[users, items])
+    chunk = torch.tensor([29, 3, 3, 0, 26])
+    assert torch.equal(pair_set.rows(chunk), matrix[chunk])
+    empty = PairSet(torch.zeros(0, 2, dtype=torch.long), n_users, n_items)
+    assert not empty.contains(users, items).any() and not empty.rows(chunk).any()
+
+
+def test_the_evaluator_and_sampler_answer_alike_without_a_dense_matrix(monkeypatch):
+    import nasenv.metrics
+    from nasenv.train import NegativeSampler
+
+    generator = torch.Generator().manual_seed(1)
+    users, items = torch.randn(60, 8, generator=generator), torch.randn(45, 8, generator=generator)
+    seen = torch.randint(0, 45, (400, 2), generator=generator) % torch.tensor([60, 45])
+    truth = torch.randint(0, 45, (120, 2), generator=generator) % torch.tensor([60, 45])
+    answers = []
+    for cells in (1 << 30, 0):
+        monkeypatch.setattr(nasenv.metrics, "DENSE_CELLS", cells)
+        evaluator = FullRankingEvaluator(60, 45, seen, truth, k=5, chunk=7)
+        sampler = NegativeSampler(evaluator.seen)
+        negatives = sampler(seen[:, 0], torch.Generator().manual_seed(2))
+        answers.append((evaluator(users, items), negatives.tolist()))
+    assert answers[0] == answers[1]
 
 
 def test_evaluator_ranks_on_the_device_of_the_representations(monkeypatch):
