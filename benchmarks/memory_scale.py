@@ -21,6 +21,7 @@ what the package does above ``DENSE_CELLS`` cells. ``layout=dense`` forces the d
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import multiprocessing
 import resource
@@ -127,15 +128,14 @@ def report(rows: list[dict]) -> str:
             f"{r['ranking_ms']:.0f} |"
         )
     sparse = [r for r in rows if r["layout"] == "sparse"]
-    if len(sparse) >= 2:
-        x = np.array([r["interactions"] for r in sparse], float)
-        y = np.array([r["peak_rss_mb"] for r in sparse])
-        slope, intercept = np.polyfit(x, y, 1)
-        lines += [
-            "",
-            f"Sparse layout, least squares: peak RSS = {intercept:.0f} MB + "
-            f"{slope * 1e6:.0f} MB per million interactions.",
-        ]
+    for small, large in itertools.pairwise(sparse):
+        added = large["interactions"] - small["interactions"]
+        grown = large["peak_rss_mb"] - small["peak_rss_mb"]
+        lines.append(
+            f"\nSparse, {small['interactions']:,} to {large['interactions']:,} interactions: "
+            f"{grown:+.0f} MB, {grown * 2**20 / added:.0f} bytes per added interaction, while "
+            f"users x items grew {large['cells'] / small['cells']:.0f}x."
+        )
     return "\n".join(lines) + "\n"
 
 
