@@ -17,7 +17,8 @@ repository root (``python -m benchmarks.<name> --help`` for each one's options):
 * ``cross_task``: how alike the book tasks rank architectures;
 * ``transfer``: controllers pretrained on the training tasks, on held-out tasks;
 * ``reliability``: long fuzzing, determinism, memory and crash-safe build runs;
-* ``memory_scale``: peak memory of a training against the task's size, sparse and dense masks.
+* ``memory_scale``: peak memory of a training against the task's size, sparse and dense masks;
+* ``mo_speed``: a multi-objective episode's speed against a single-objective one.
 
 What several scripts share is in :mod:`benchmarks.common`; the protocol, scoring and runs of the
 leaderboard are the installed packages' (:mod:`nasenv.leaderboard`, :mod:`agents.leaderboard`),

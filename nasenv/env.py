@@ -293,6 +293,8 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
         self.total_cost_seconds = 0.0
         self.evaluations = 0
         self.last_arch: Architecture | None = None
+        self.last_evaluation: Evaluation | None = None
+        """The last finished architecture's :class:`~nasenv.evaluators.Evaluation`."""
         self.last_seed: int | None = None
 
     def _masks_now(self) -> tuple[np.ndarray, np.ndarray]:
@@ -441,6 +443,7 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
             n_params=runs[0].n_params,
             source=runs[0].source,
             cost_version=runs[0].cost_version,
+            inference_ms=float(np.mean([run.inference_ms for run in runs])),
         )
 
     def _identity(self) -> tuple[Architecture, dict[str, Any]]:
@@ -461,6 +464,7 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
         self.total_cost_seconds += evaluation.cost_seconds
         self.evaluations += 1
         self.last_arch, self.last_seed = arch, seed
+        self.last_evaluation = evaluation
         reward = evaluation.score(self.metric)  # FAILED_SCORE for a diverged training
         info = {
             **self._info(),

@@ -15,6 +15,7 @@ that several env instances and processes share work and never train one key at t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,6 +84,8 @@ class Evaluation:
             evaluator that predicts instead of training must say ``"surrogate"``.
         cost_version: the cost definition ``cost_seconds`` follows (1 for the tables built
             before it changed, and for the surrogate fitted on them).
+        inference_ms: milliseconds of one ranking pass of the trained model (NaN where not
+            measured, as on the surrogate).
     """
 
     arch: str
@@ -95,6 +98,7 @@ class Evaluation:
     n_params: int
     source: Source = "live"
     cost_version: int = COST_VERSION
+    inference_ms: float = math.nan
 
     @property
     def predicted(self) -> bool:
@@ -121,6 +125,7 @@ class Evaluation:
             n_params=result.n_params,
             source="live",
             cost_version=result.cost_version,
+            inference_ms=result.inference_ms,
         )
 
 
@@ -248,6 +253,7 @@ class TableEvaluator:
             n_params=record.n_params,
             source="table",
             cost_version=self.table.cost_version,
+            inference_ms=record.inference_ms,
         )
 
     def test_metrics(self, arch: Architecture, seed: int) -> dict[str, float]:
