@@ -18,7 +18,8 @@ repository root (``python -m benchmarks.<name> --help`` for each one's options):
 * ``transfer``: controllers pretrained on the training tasks, on held-out tasks;
 * ``reliability``: long fuzzing, determinism, memory and crash-safe build runs;
 * ``memory_scale``: peak memory of a training against the task's size, sparse and dense masks;
-* ``mo_speed``: a multi-objective episode's speed against a single-objective one.
+* ``mo_speed``: a multi-objective episode's speed against a single-objective one;
+* ``syne_tune_workers``: Syne Tune's schedulers on the table with 1, 4 and 16 simulated workers.
 
 What several scripts share is in :mod:`benchmarks.common`; the protocol, scoring and runs of the
 leaderboard are the installed packages' (:mod:`nasenv.leaderboard`, :mod:`agents.leaderboard`),

@@ -5,13 +5,20 @@ fidelity) -> {"function_value", "cost", "info"}`` and ``objective_function_test`
 callable that HPOBench's benchmarks expose and that DEHB, SMAC-style loops or a hand-written
 search call directly. A configuration is a mapping of slot names to choices
 (:data:`nasenv.space.SLOTS`, e.g. ``{"layer1": "lgconv", "aggr1": "none", ..., "reg": 0.0001}``);
-a fidelity is ``{"epochs": e, "patience": p}``, answered exactly from the stored curves.
+a fidelity is ``{"epochs": e, "patience": p}``, answered exactly from the stored curves. As in
+HPOBench, ``function_value`` is minimised (``1 -`` validation Recall@20, or NDCG), ``cost`` is
+what the evaluation costs (the table's stored seconds at that fidelity, of the table's
+``cost_version``: 1 for the shipped tables, :data:`nasenv.results.COST_VERSION`), and test
+metrics come only from ``objective_function_test``. Without a ``seed`` the answer is the mean
+over the table's seeds.
 
-Conventions, as HPOBench's: ``function_value`` is minimised (``1 - validation Recall@20``, or
-NDCG), ``cost`` is the seconds the evaluation costs (the table's stored seconds at that fidelity,
-of the table's ``cost_version``: version 1 for the shipped tables, see
-:data:`nasenv.results.COST_VERSION`), and the test metrics are only in
-``objective_function_test``. Without a ``seed`` the answer is the mean over the table's seeds.
+:func:`syne_tune_blackbox` is the table as Syne Tune's ``BlackboxTabular``, for its simulated
+back end (``UserBlackboxBackend``): N asynchronous workers on the stored seconds, under any of
+Syne Tune's schedulers (ASHA, BOHB, REA, ...). Its hyperparameter ``arch`` is categorical over
+the table's canonical architecture strings (``task``, the other, is constant): Syne Tune samples
+hyperparameters independently, while the space is conditional (a stopped layer has no
+aggregator). Structure-aware samplers therefore see a flat categorical there, which the Gymnasium
+env does not.
 """
 
 from __future__ import annotations
@@ -19,12 +26,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from nasenv.data import DEFAULT_DATASET
 from nasenv.results import METRICS
 from nasenv.space import SLOTS, Architecture
 from nasenv.table import BenchmarkTable, load_table
 
-__all__ = ["HPOBenchObjective"]
+__all__ = ["SYNE_TUNE_METRICS", "HPOBenchObjective", "syne_tune_blackbox"]
+
+SYNE_TUNE_METRICS = ("val_recall", "val_ndcg", "elapsed_time")
+"""The objectives of :func:`syne_tune_blackbox`, per epoch: the best validation Recall@20 and
+NDCG@20 so far, and the cumulative seconds (``elapsed_time``)."""
 
 
 class HPOBenchObjective:
@@ -119,3 +132,37 @@ class HPOBenchObjective:
             "cost": record.cost_seconds,
             "info": {**test, "arch": record.arch, "seed": seed},
         }
+
+
+def syne_tune_blackbox(table: BenchmarkTable | str = DEFAULT_DATASET) -> Any:
+    """The table as Syne Tune's ``BlackboxTabular`` (needs ``pip install syne-tune``).
+
+    Fidelity ``epoch`` runs from 1 to the table's ``max_epochs``, and epoch ``e`` answers the
+    budget ``(e, patience)`` exactly as the table does: :data:`SYNE_TUNE_METRICS` of the best
+    validation epoch so far. After a run's early stop, later epochs repeat its last answer with
+    no further seconds, since the training ended there. Seconds are the table's, of its
+    ``cost_version``. Seeds are the table's seeds (Syne Tune draws one per trial).
+    """
+    import pandas as pd
+    import syne_tune.config_space as sp
+    from syne_tune.blackbox_repository.blackbox_tabular import BlackboxTabular
+
+    table = load_table(table) if isinstance(table, str) else table
+    epochs = range(1, table.max_epochs + 1)
+    values = np.zeros((len(table), len(table.seeds), len(epochs), len(SYNE_TUNE_METRICS)))
+    for j, seed in enumerate(table.seeds):
+        for e in epochs:
+            budget = (e, table.patience)
+            values[:, j, e - 1, 0] = table.scores("recall", seed, budget)
+            values[:, j, e - 1, 1] = table.scores("ndcg", seed, budget)
+            values[:, j, e - 1, 2] = table.costs(seed, budget)
+    archs = list(table.arch_strings)
+    # "task", constant, is there because Syne Tune's look-up needs two or more columns
+    return BlackboxTabular(
+        hyperparameters=pd.DataFrame({"arch": archs, "task": [table.dataset] * len(archs)}),
+        configuration_space={"arch": sp.choice(archs), "task": sp.choice([table.dataset])},
+        fidelity_space={"epoch": sp.randint(1, table.max_epochs)},
+        objectives_evaluations=values,
+        fidelity_values=np.array(list(epochs)),
+        objectives_names=list(SYNE_TUNE_METRICS),
+    )

@@ -53,3 +53,21 @@ def test_spaces_and_bad_input_name_what_is_allowed():
     outside = {**config, "dim": 16}  # the core space fixes dim at 64
     with pytest.raises(UnknownArchitectureError):
         objective.objective_function(outside)
+
+
+def test_the_syne_tune_blackbox_answers_every_epoch_as_the_table():
+    pytest.importorskip("syne_tune")
+    from nasenv.adapters import syne_tune_blackbox
+
+    table = load_table("Books-20core")
+    blackbox = syne_tune_blackbox(table)
+    for i in (0, 400):
+        config = {"arch": table.arch_strings[i], "task": table.dataset}
+        for seed in (0, 2):
+            answers = blackbox.objective_function(config, seed=seed)  # (epochs, metrics)
+            for epoch in (1, 7, 30):
+                record = table.query(i, table.seeds[seed], (epoch, table.patience))
+                row = answers[epoch - 1]
+                assert row[0] == pytest.approx(record.val_recall)
+                assert row[2] == pytest.approx(record.cost_seconds)
+            assert list(answers[:, 2]) == sorted(answers[:, 2])  # seconds never go back
