@@ -17,6 +17,23 @@ How the budget counts:
 * an invalid action (an agent that ignores the masks) ends the episode without training; it costs
   no evaluation and is counted in :attr:`SearchRunner.invalid_episodes`.
 
+Fidelity is the searcher's choice (multi-fidelity search, issue 18): on the table back end
+``evaluate(arch, fidelity=(max_epochs, patience))`` answers at that smaller budget, exactly, from
+the stored curves (the env's ``reset(options={"fidelity": ...})``) and charges that budget's
+replayed cost, the stored cumulative seconds at the epoch where its early stopping ends. The
+runner remembers the latest evaluation of every architecture (its seed, budget and cumulative
+seconds). Asking for an architecture again at a budget that is at least as large in both
+``max_epochs`` and ``patience``, and larger in one, **resumes** that evaluation: the same seed
+(the env's ``eval_seed`` option, so the ``random`` seed policy draws nothing) and only the
+difference of cumulative seconds is charged, which is what a real training resumed from its
+checkpoint pays (training never depends on the stopping rule, so the longer run extends the
+shorter one epoch for epoch). Any other repeat is a fresh evaluation, drawn and charged in full
+like every repeat above. Each call counts as one evaluation whatever its budget; a seconds budget
+counts the charged seconds. :attr:`Trial.fidelity` records the budget (``None``: the env's own,
+full budget) and :attr:`Trial.resumed_from` the budget it resumed. The incumbent
+(:meth:`SearchRunner.best`, :meth:`SearchResult.best_so_far`) is chosen among full-budget
+trials only, since a low-budget score is not comparable with a full one.
+
 Every number says what it is. A :class:`Trial` records ``info["source"]`` (``"table"``,
 ``"live"``, or ``"surrogate"``: a prediction, not a measurement) and :class:`SearchResult` and
 its :meth:`~SearchResult.summary` label a surrogate's numbers *predicted*; test metrics keyed
@@ -115,11 +132,31 @@ class Trial:
     total_seconds: float
     source: str | None = None
     task: str | None = None
+    fidelity: tuple[int, int] | None = None
+    """``(max_epochs, patience)`` of a reduced budget; ``None``: the env's own (full) budget."""
+    resumed_from: tuple[int, int] | None = None
+    """The budget of the earlier evaluation (same architecture and seed) this one resumed, whose
+    seconds were not charged again; ``None``: a fresh training."""
 
     @property
     def predicted(self) -> bool:
         """Whether the reward and validation metrics are predictions (a surrogate's)."""
         return is_predicted(self.source)
+
+    @property
+    def full(self) -> bool:
+        """Whether this trial ran at the env's own (full) budget."""
+        return self.fidelity is None
+
+
+@dataclass(frozen=True)
+class _Checkpoint:
+    """The latest evaluation of an architecture: what a resumed training starts from."""
+
+    arch: str
+    seed: int | None
+    fidelity: tuple[int, int] | None  # the budget it ran at (None: unknown, not a table)
+    seconds: float  # the cumulative seconds its training reached
 
 
 class SearchRunner(gym.Wrapper):
@@ -143,6 +180,8 @@ class SearchRunner(gym.Wrapper):
         self.history: list[Trial] = []
         self.invalid_episodes = 0
         self.total_seconds = 0.0
+        self._latest: dict[tuple[str | None, str], _Checkpoint] = {}
+        self._resume: _Checkpoint | None = None  # what the episode being played resumes
 
     @property
     def _search_env(self) -> _SearchEnv:
@@ -156,6 +195,32 @@ class SearchRunner(gym.Wrapper):
     def dataset(self) -> str | None:
         """The task being searched (the evaluator's dataset; ``None`` on a task set)."""
         return _dataset_name(self.env.unwrapped)
+
+    @property
+    def full_fidelity(self) -> tuple[int, int] | None:
+        """``(max_epochs, patience)`` of the env's own budget on the table back end (``None``
+        elsewhere: no other budget can be asked for there)."""
+        evaluator = getattr(self.env.unwrapped, "evaluator", None)
+        table = getattr(evaluator, "table", None)
+        if table is None:
+            return None
+        return cast(tuple[int, int], table.budget(getattr(evaluator, "fidelity", None)))
+
+    def fidelity_budget(self, fidelity: object) -> tuple[int, int]:
+        """``(max_epochs, patience)`` of ``fidelity`` (a pair or a name of
+        :data:`nasenv.results.FIDELITIES`), checked by the env.
+
+        Raises:
+            ValueError: not the table back end of a :class:`~nasenv.env.RecNASEnv`, or a budget
+                outside the table's ``1..max_epochs`` and ``1..patience``.
+        """
+        check = getattr(self.env.unwrapped, "fidelity_budget", None)
+        if check is None:
+            raise ValueError(
+                f"a per-evaluation fidelity needs a RecNASEnv on the table back end, not "
+                f"{self.env.unwrapped!r}"
+            )
+        return cast(tuple[int, int], check(fidelity))
 
     @property
     def exhausted(self) -> bool:
@@ -173,8 +238,21 @@ class SearchRunner(gym.Wrapper):
         obs, reward, terminated, truncated, info = self.env.step(action)
         if info.get("invalid_action"):
             self.invalid_episodes += 1
+            self._resume = None
         elif terminated and "arch" in info:
-            self.total_seconds += info["cost_seconds"]
+            full = self.full_fidelity
+            fidelity = info.get("fidelity")
+            fidelity = None if fidelity is None or tuple(fidelity) == full else tuple(fidelity)
+            resume, self._resume = self._resume, None
+            cost, resumed_from = float(info["cost_seconds"]), None
+            if resume is not None and (resume.arch, resume.seed) == (info["arch"], info["seed"]):
+                cost, resumed_from = max(cost - resume.seconds, 0.0), resume.fidelity
+            self.total_seconds += cost
+            key = (info.get("task"), info["arch"])
+            reached = fidelity or full
+            self._latest[key] = _Checkpoint(
+                info["arch"], info["seed"], reached, info["cost_seconds"]
+            )
             trial = Trial(
                 number=len(self.history) + 1,
                 arch=info["arch"],
@@ -183,10 +261,12 @@ class SearchRunner(gym.Wrapper):
                 val_ndcg=info["val_ndcg"],
                 seed=info["seed"],
                 status=info["status"],
-                cost_seconds=info["cost_seconds"],
+                cost_seconds=cost,
                 total_seconds=self.total_seconds,
                 source=info.get("source"),
                 task=info.get("task"),
+                fidelity=fidelity,
+                resumed_from=resumed_from,
             )
             self.history.append(trial)
             self._recorded(trial, reward, info)
@@ -202,14 +282,32 @@ class SearchRunner(gym.Wrapper):
         """Called with every new :class:`Trial` and the step's raw reward and info (a hook for
         subclasses that keep more, as the multi-objective runner does)."""
 
-    def evaluate(self, arch: Architecture | Sequence[Any]) -> Trial:
-        """Play ``arch`` (or its decision values) as one episode; the recorded :class:`Trial`."""
+    def evaluate(self, arch: Architecture | Sequence[Any], fidelity: object = None) -> Trial:
+        """Play ``arch`` (or its decision values) as one episode; the recorded :class:`Trial`.
+
+        ``fidelity``: ``(max_epochs, patience)`` or a name of :data:`nasenv.results.FIDELITIES`
+        to answer at (table back end only; default: the env's own budget). An architecture
+        evaluated before at a budget no larger in both entries (and smaller in one) is resumed:
+        its seed again, only the further seconds charged (see the module docstring).
+
+        Raises:
+            ValueError: a budget the table cannot answer (the message names the allowed range),
+                or decisions that are not an architecture of the space.
+        """
         values = arch.decisions() if isinstance(arch, Architecture) else list(arch)
+        budget = None if fidelity is None else self.fidelity_budget(fidelity)
         if self.exhausted:
             raise BudgetExhausted(f"budget {self.budget} spent")
         if len(values) != len(SLOTS):
             raise ValueError(f"expected {len(SLOTS)} decisions, got {len(values)}")
-        _, info = self.reset()
+        full = self.full_fidelity
+        target = budget or full
+        options: dict[str, Any] = {} if budget is None or budget == full else {"fidelity": budget}
+        resume = self._resumable(values, target)
+        if resume is not None and resume.seed is not None:
+            options["eval_seed"] = resume.seed
+        _, info = self.reset(options=options) if options else self.reset()
+        self._resume = resume
         terminated = False
         while not terminated:  # the env may take forced decisions itself (skip_forced)
             slot = SLOT_INDEX[info["slot"]]
@@ -218,15 +316,35 @@ class SearchRunner(gym.Wrapper):
             raise ValueError(info["reason"])
         return self.history[-1]
 
+    def _resumable(
+        self, values: Sequence[Any], target: tuple[int, int] | None
+    ) -> _Checkpoint | None:
+        """The latest evaluation of the architecture ``values`` if ``target`` extends its
+        budget (at least as large in both entries, not equal), else ``None``."""
+        if target is None:
+            return None
+        try:
+            name = Architecture.from_decisions(list(values)).to_string()
+        except (ValueError, TypeError):
+            return None  # not an architecture: the episode will say why
+        task = getattr(self.env.unwrapped, "task", None)
+        latest = self._latest.get((task if isinstance(task, str) else None, name))
+        if latest is None or latest.fidelity is None or latest.fidelity == target:
+            return None
+        if all(have <= want for have, want in zip(latest.fidelity, target, strict=True)):
+            return latest
+        return None
+
     def best(self, task: str | None = None) -> Trial:
         """The trial with the highest reward (the earliest among ties) on ``task`` or, by
         default, over every trial (on a task set that compares rewards of different tasks:
-        ask per task, or :meth:`best_by_task`)."""
+        ask per task, or :meth:`best_by_task`). Only full-budget trials compete (a search
+        without any: those of the largest budget it ran, see :func:`incumbent_trials`)."""
         trials = self.history if task is None else [t for t in self.history if t.task == task]
         if not trials:
             where = "" if task is None else f" on task {task!r}"
             raise RuntimeError(f"no architecture has been evaluated{where}")
-        return max(trials, key=_rank)
+        return max(incumbent_trials(trials), key=_rank)
 
     def tasks(self) -> list[str]:
         """The tasks evaluated so far, in the env's task order (``task_names`` of a task set;
@@ -238,6 +356,16 @@ class SearchRunner(gym.Wrapper):
     def best_by_task(self) -> dict[str, Trial]:
         """:meth:`best` of every task evaluated (:meth:`tasks`); empty on a single-task env."""
         return {task: self.best(task) for task in self.tasks()}
+
+
+def incumbent_trials(trials: Sequence[Trial]) -> list[Trial]:
+    """The trials an incumbent is chosen from: the full-budget ones or, where there are none,
+    those of the largest budget (``(max_epochs, patience)`` order) among them."""
+    full = [trial for trial in trials if trial.full]
+    if full or not trials:
+        return full
+    largest = max(cast(tuple[int, int], trial.fidelity) for trial in trials)
+    return [trial for trial in trials if trial.fidelity == largest]
 
 
 def _rank(trial: Trial) -> tuple[float, int]:
@@ -294,8 +422,11 @@ class SearchResult:
         return {**asdict(self), "predicted": self.predicted}
 
     def best_so_far(self) -> np.ndarray:
-        """Best reward after each evaluation (for regret curves)."""
-        return np.maximum.accumulate([t.reward for t in self.history])
+        """Best full-budget reward after each evaluation (for regret curves; NaN before the
+        first full-budget one)."""
+        rewards = [t.reward if t.full else -np.inf for t in self.history]
+        best = np.maximum.accumulate(np.asarray(rewards, dtype=float)) if rewards else np.array([])
+        return np.where(np.isneginf(best), np.nan, best)
 
     def summary(self) -> str:
         """The final report: the best architecture (on a task set, one line per task) with its

@@ -10,6 +10,8 @@ repository root (``python -m benchmarks.<name> --help`` for each one's options):
 * ``env_throughput``: table-mode (or surrogate) env speed against FrozenLake-v1, load time, memory;
 * ``cli_speed``: wall time of a table search from the command line;
 * ``run_agents``: every agent x many seeds on the leaderboard's protocol;
+* ``multifidelity``: multi-fidelity agents (successive halving, Hyperband, ASHA, Optuna's
+  Hyperband pruner) against full-budget random search and TPE, by simulated seconds;
 * ``mo_agents``: the multi-objective agents on ``RecNAS-Books-MO-v0`` (relative hypervolume, IGD);
 * ``unmasked``: agents without action masks (plain PPO, DQN) against masked random search;
 * ``quality``: the searched architectures against hand-designed recommenders;

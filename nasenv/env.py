@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, SupportsFloat
+from typing import Any, SupportsFloat, cast
 
 import gymnasium as gym
 import numpy as np
@@ -199,7 +199,27 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
       picture of the decision grid, one row per slot: chosen, valid and invalid choices in three
       shades, the current slot marked). Default ``None``.
 
+    ``reset(options=...)`` takes two per-episode options, for searchers that choose the budget
+    of each evaluation (multi-fidelity search); each applies to the next episode only and changes
+    no default, and without them every answer is as before:
+
+    * ``"fidelity"``: ``(max_epochs, patience)`` (or a name of ``FIDELITIES``) at which the
+      episode's architecture is answered, exactly, from the table's stored curves: its early
+      stopping replayed on the curve, ``cost_seconds`` the stored cumulative seconds at the
+      epoch where that budget stops. Table back end only; ``1 <= max_epochs <=`` the table's
+      ``max_epochs`` and ``1 <= patience <=`` its ``patience``, else ``ValueError`` naming the
+      value and the range. The terminal info then also holds ``fidelity``.
+    * ``"eval_seed"``: the training seed of the episode's evaluation instead of the seed
+      policy's draw (nothing is drawn from ``np_random`` then); one of the env's seeds, not under
+      the ``mean`` policy. A searcher that resumes an earlier evaluation uses it to keep that
+      evaluation's seed.
+
+    Other keys are ignored (they belong to wrappers: a task set's ``task``).
+
     ## Version History
+
+    * v0, per-episode fidelity (issue 18): ``reset(options={"fidelity": ..., "eval_seed":
+      ...})``; without options every answer and info entry is unchanged.
 
     * v0, provenance labels (issue 24): ``info["source"]`` (``"table"``, ``"surrogate"`` or
       ``"live"``) at the end of every evaluated architecture; the surrogate back end's test
@@ -296,6 +316,8 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
         self.last_evaluation: Evaluation | None = None
         """The last finished architecture's :class:`~nasenv.evaluators.Evaluation`."""
         self.last_seed: int | None = None
+        self._episode: dict[str, Any] = {}  # this episode's reset options (fidelity, eval_seed)
+        self._fidelity_evaluators: dict[tuple[int, int], TableEvaluator] = {}
 
     def _masks_now(self) -> tuple[np.ndarray, np.ndarray]:
         """(bool, int8) read-only masks over the actions of the current slot; once the episode
@@ -361,10 +383,82 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
+        self._episode = self._episode_options(options or {})
         self.decisions, self.done, self._reset_called = [], False, True
         self._update_observation()
         self._take_forced()
         return self._observation(), self._info()
+
+    def _episode_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        """The validated per-episode options of :meth:`reset` (see ``## Arguments``); other
+        keys are left to wrappers (a task set's ``task``, a vector env's ``reset_mask``)."""
+        episode: dict[str, Any] = {}
+        if options.get("fidelity") is not None:
+            episode["fidelity"] = self.fidelity_budget(options["fidelity"])
+        if options.get("eval_seed") is not None:
+            seed = options["eval_seed"]
+            if self.seed_policy == "mean":
+                raise ValueError("eval_seed cannot be given under the 'mean' seed policy")
+            allowed = (
+                self.seeds
+                if self.seed_policy == "random"
+                else getattr(self.evaluator, "seeds", None)
+            )
+            if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+                raise ValueError(f"eval_seed must be an integer, got {seed!r}")
+            if allowed is not None and int(seed) not in allowed:
+                raise ValueError(f"eval_seed {seed!r} is not allowed; allowed: {list(allowed)}")
+            episode["eval_seed"] = int(seed)
+        return episode
+
+    def fidelity_budget(self, fidelity: object) -> tuple[int, int]:
+        """``(max_epochs, patience)`` of ``fidelity`` (a ``(max_epochs, patience)`` pair or a
+        name of ``nasenv.results.FIDELITIES``), checked against what the table back end can
+        answer exactly from its stored curves.
+
+        Raises:
+            ValueError: another back end, or a budget outside ``1..max_epochs`` /
+                ``1..patience`` of the table (the message names the value and the range).
+        """
+        table = getattr(self.evaluator, "table", None)
+        if not isinstance(self.evaluator, TableEvaluator) or table is None:
+            raise ValueError(
+                f"a per-evaluation fidelity needs the table back end (answered from its stored "
+                f"curves); this env evaluates with {type(self.evaluator).__name__}"
+            )
+        if isinstance(fidelity, str):
+            _check("fidelity", fidelity, sorted(FIDELITIES))
+            config = FIDELITIES[fidelity]
+            fidelity = (config.max_epochs, config.patience)
+        if (
+            not isinstance(fidelity, (tuple, list))
+            or len(fidelity) != 2
+            or not all(
+                isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in fidelity
+            )
+        ):
+            raise ValueError(
+                f"fidelity must be (max_epochs, patience), two integers, or a name of "
+                f"{sorted(FIDELITIES)}; got {fidelity!r}"
+            )
+        max_epochs, patience = (int(v) for v in fidelity)
+        if not (1 <= max_epochs <= table.max_epochs and 1 <= patience <= table.patience):
+            raise ValueError(
+                f"fidelity (max_epochs={max_epochs}, patience={patience}) is outside what the "
+                f"{table.dataset} table answers: max_epochs in 1..{table.max_epochs}, patience "
+                f"in 1..{table.patience}"
+            )
+        return max_epochs, patience
+
+    def _episode_evaluator(self) -> Evaluator:
+        """The evaluator of this episode: the env's, or the table's at the episode's fidelity."""
+        fidelity = self._episode.get("fidelity")
+        if fidelity is None:
+            return self.evaluator
+        if fidelity not in self._fidelity_evaluators:
+            table = cast(TableEvaluator, self.evaluator).table
+            self._fidelity_evaluators[fidelity] = TableEvaluator(table, fidelity)
+        return self._fidelity_evaluators[fidelity]
 
     def _resolve(self, action: object) -> tuple[int | None, str]:
         """The choice index ``action`` stands for under ``invalid_action`` (``None``: invalid),
@@ -425,12 +519,16 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
         return obs, reward, terminated, truncated, info
 
     def _evaluate(self, arch: Architecture) -> Evaluation:
-        """One evaluation under the seed policy (``mean``: averaged scores, summed cost)."""
+        """One evaluation under the seed policy (``mean``: averaged scores, summed cost), at the
+        episode's fidelity and seed where :meth:`reset` was given them."""
+        evaluator = self._episode_evaluator()
+        if "eval_seed" in self._episode:
+            return evaluator.evaluate(arch, self._episode["eval_seed"])
         if self.seed_policy == "fixed":
-            return self.evaluator.evaluate(arch, self.eval_seed)
+            return evaluator.evaluate(arch, self.eval_seed)
         if self.seed_policy == "random":
-            return self.evaluator.evaluate(arch, int(self.np_random.integers(self.n_seeds)))
-        runs = [self.evaluator.evaluate(arch, seed) for seed in self.seeds]
+            return evaluator.evaluate(arch, int(self.np_random.integers(self.n_seeds)))
+        runs = [evaluator.evaluate(arch, seed) for seed in self.seeds]
         failed = [run for run in runs if run.status != "ok"]
         return Evaluation(
             arch=runs[0].arch,
@@ -478,6 +576,8 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
             "source": evaluation.source,
             "cost_version": evaluation.cost_version,
         }
+        if "fidelity" in self._episode:
+            info["fidelity"] = self._episode["fidelity"]
         return self._observation(), float(reward), True, False, info
 
     def test_metrics(
