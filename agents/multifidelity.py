@@ -30,15 +30,15 @@ seconds instead. :data:`MF_AGENTS` names them.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
 import numpy as np
 
-from agents.base import Agent, valid_choices
+from agents.base import Agent
 from agents.runner import SearchRunner, Trial
-from nasenv.space import SLOTS, Architecture, Choice
+from agents.tpe import quiet_optuna, suggest_architecture
+from nasenv.space import Architecture
 
 
 def rungs(runner: SearchRunner, min_epochs: int, eta: int) -> list[tuple[int, int]]:
@@ -219,24 +219,15 @@ class OptunaHyperband(Agent):
     n_startup_trials: int = 10
 
     def search(self, runner: SearchRunner) -> None:
-        try:
-            import optuna
-        except ImportError as error:
-            message = "the optuna-hyperband agent needs Optuna: pip install 'recnas-books[rl]'"
-            raise ImportError(message) from error
         budgets = rungs(runner, self.min_epochs, self.eta)
         full = cast(tuple[int, int], runner.full_fidelity)
-        previous = optuna.logging.get_verbosity()  # process-wide: restore it
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                sampler = optuna.samplers.TPESampler(
-                    seed=self.seed,
-                    n_startup_trials=self.n_startup_trials,
-                    multivariate=True,
-                    group=True,
-                )
+        with quiet_optuna(self.name) as optuna:
+            sampler = optuna.samplers.TPESampler(
+                seed=self.seed,
+                n_startup_trials=self.n_startup_trials,
+                multivariate=True,
+                group=True,
+            )
             pruner = optuna.pruners.HyperbandPruner(
                 min_resource=budgets[0][0], max_resource=full[0], reduction_factor=self.eta
             )
@@ -246,7 +237,7 @@ class OptunaHyperband(Agent):
             )
             while not runner.exhausted:
                 trial = study.ask()
-                values = _suggest(trial, runner)
+                values = suggest_architecture(trial, runner.space)
                 first = runner.evaluate(values, fidelity=budgets[0] if budgets[0] != full else None)
                 stop = self._replay(runner, trial, first, full)
                 if stop is None:
@@ -256,8 +247,6 @@ class OptunaHyperband(Agent):
                     if stop > budgets[0][0] and not runner.exhausted:
                         runner.evaluate(values, fidelity=(stop, full[1]))
                     study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-        finally:
-            optuna.logging.set_verbosity(previous)
 
     def _replay(
         self, runner: SearchRunner, trial: Any, first: Trial, full: tuple[int, int]
@@ -272,20 +261,6 @@ class OptunaHyperband(Agent):
             if epoch < len(curve) and trial.should_prune():
                 return epoch
         return None
-
-
-def _suggest(trial: Any, runner: SearchRunner) -> list[Choice]:
-    """An architecture from an Optuna trial, as :class:`agents.tpe.TPE` suggests it."""
-    values: list[Choice] = []
-    for slot in SLOTS:
-        choices = valid_choices(runner.space, values)
-        if len(choices) == 1:
-            values.append(choices[0])
-            continue
-        values.append(
-            trial.suggest_categorical(f"{slot.name}|{','.join(map(str, choices))}", choices)
-        )
-    return values
 
 
 def _curve(runner: SearchRunner, arch: str, seed: int | None, full: tuple[int, int]) -> list[float]:

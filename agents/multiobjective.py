@@ -24,18 +24,18 @@ from __future__ import annotations
 
 import contextlib
 import time
-import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
 
-from agents.base import Agent, mutate, valid_choices
+from agents.base import Agent, mutate
 from agents.runner import Budget, BudgetExhausted, SearchRunner, Trial
+from agents.tpe import quiet_optuna, suggest_architecture
 from nasenv.multiobjective import OBJECTIVE_NAMES
-from nasenv.space import SLOTS, Architecture, Choice, SearchSpace
+from nasenv.space import Architecture
 
 
 @dataclass(frozen=True)
@@ -146,47 +146,12 @@ class MORandomSearch(Agent):
             mo.evaluate_mo(mo.space.sample(rng))
 
 
-@contextlib.contextmanager
-def _quiet_optuna() -> Iterator[Any]:
-    """Optuna at WARNING (no line per trial), its previous level restored afterwards (the logger
-    is process-wide), as :class:`agents.tpe.TPE` does."""
-    try:
-        import optuna
-    except ImportError as error:
-        message = "the Optuna agents need Optuna: pip install 'recnas-books[rl]'"
-        raise ImportError(message) from error
-    previous = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            yield optuna
-    finally:
-        optuna.logging.set_verbosity(previous)
-
-
-def _suggest(trial: Any, space: SearchSpace) -> list[Choice]:
-    """Define-by-run decisions following the masks, as :class:`agents.tpe.TPE` asks them: a slot
-    with one valid choice is no parameter, and a parameter is named after its valid choice set
-    (``aggr1|mean,max,sum``)."""
-    values: list[Choice] = []
-    for slot in SLOTS:
-        choices = valid_choices(space, values)
-        if len(choices) == 1:
-            values.append(choices[0])
-            continue
-        suggested = trial.suggest_categorical(f"{slot.name}|{','.join(map(str, choices))}", choices)
-        assert suggested is not None  # one of choices; Optuna's type admits None
-        values.append(suggested)
-    return values
-
-
 def _optuna_search(runner: SearchRunner, sampler: Any, optuna: Any) -> None:
     mo = _runner(runner)
     study = optuna.create_study(directions=["maximize"] * len(OBJECTIVE_NAMES), sampler=sampler)
     while not mo.exhausted:
         trial = study.ask()
-        study.tell(trial, list(mo.evaluate_mo(_suggest(trial, mo.space)).objectives))
+        study.tell(trial, list(mo.evaluate_mo(suggest_architecture(trial, mo.space)).objectives))
 
 
 @dataclass
@@ -211,7 +176,7 @@ class NSGAII(Agent):
     mutation_prob: float | None = None
 
     def search(self, runner: SearchRunner) -> None:
-        with _quiet_optuna() as optuna:
+        with quiet_optuna(self.name) as optuna:
             sampler = optuna.samplers.NSGAIISampler(
                 population_size=self.population_size,
                 crossover_prob=self.crossover_prob,
@@ -239,7 +204,7 @@ class MOTPE(Agent):
     multivariate: bool = True
 
     def search(self, runner: SearchRunner) -> None:
-        with _quiet_optuna() as optuna:
+        with quiet_optuna(self.name) as optuna:
             sampler = optuna.samplers.TPESampler(
                 seed=self.seed,
                 n_startup_trials=self.n_startup_trials,

@@ -4,13 +4,35 @@ Estimator: Understanding Its Algorithm Components")."""
 
 from __future__ import annotations
 
+import contextlib
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from agents.base import Agent, valid_choices
 from agents.runner import SearchRunner
-from nasenv.space import SLOTS, Choice
+from nasenv.space import SLOTS, Choice, SearchSpace
+
+
+@contextlib.contextmanager
+def quiet_optuna(agent: str) -> Iterator[Any]:
+    """Optuna, imported for ``agent`` (one line naming the extra if it is missing), at WARNING
+    level (no line per trial) and without its experimental-feature warnings; the logger is
+    process-wide, so its previous level is restored afterwards, whatever happens."""
+    try:
+        import optuna
+    except ImportError as error:
+        message = f"the {agent} agent needs Optuna: pip install 'recnas-books[rl]'"
+        raise ImportError(message) from error
+    previous = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            yield optuna
+    finally:
+        optuna.logging.set_verbosity(previous)
 
 
 @dataclass
@@ -35,35 +57,30 @@ class TPE(Agent):
     multivariate: bool = True
 
     def search(self, runner: SearchRunner) -> None:
-        try:
-            import optuna
-        except ImportError as error:
-            message = "the tpe agent needs Optuna: pip install 'recnas-books[rl]'"
-            raise ImportError(message) from error
-        previous = optuna.logging.get_verbosity()  # Optuna's logger is process-wide: restore it
-        optuna.logging.set_verbosity(optuna.logging.WARNING)  # no line per trial
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                sampler = optuna.samplers.TPESampler(
-                    seed=self.seed,
-                    n_startup_trials=self.n_startup_trials,
-                    multivariate=self.multivariate,
-                    group=self.multivariate,
-                )
+        with quiet_optuna(self.name) as optuna:
+            sampler = optuna.samplers.TPESampler(
+                seed=self.seed,
+                n_startup_trials=self.n_startup_trials,
+                multivariate=self.multivariate,
+                group=self.multivariate,
+            )
             study = optuna.create_study(direction="maximize", sampler=sampler)
             while not runner.exhausted:
                 trial = study.ask()
-                values: list[Choice] = []
-                for slot in SLOTS:
-                    choices = valid_choices(runner.space, values)
-                    if len(choices) == 1:
-                        values.append(choices[0])
-                        continue
-                    key = f"{slot.name}|{','.join(map(str, choices))}"
-                    suggested = trial.suggest_categorical(key, choices)
-                    assert suggested is not None  # one of choices; Optuna's type admits None
-                    values.append(suggested)
-                study.tell(trial, runner.evaluate(values).reward)
-        finally:
-            optuna.logging.set_verbosity(previous)
+                study.tell(trial, runner.evaluate(suggest_architecture(trial, runner.space)).reward)
+
+
+def suggest_architecture(trial: Any, space: SearchSpace) -> list[Choice]:
+    """The decisions of an architecture of ``space`` drawn from an Optuna ``trial``,
+    define-by-run: a slot with one valid choice is no parameter, and a slot's parameter is named
+    after its valid choice set (``aggr1|mean,max,sum``)."""
+    values: list[Choice] = []
+    for slot in SLOTS:
+        choices = valid_choices(space, values)
+        if len(choices) == 1:
+            values.append(choices[0])
+            continue
+        suggested = trial.suggest_categorical(f"{slot.name}|{','.join(map(str, choices))}", choices)
+        assert suggested is not None  # one of choices; Optuna's type admits None
+        values.append(suggested)
+    return values
