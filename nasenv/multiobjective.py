@@ -127,6 +127,24 @@ REWARD_LOW = np.array([o.bounds[0] for o in OBJECTIVES], dtype=np.float32)
 REWARD_HIGH = np.array([o.bounds[1] for o in OBJECTIVES], dtype=np.float32)
 
 
+def objective_indices(names: Sequence[str] | None) -> list[int]:
+    """Positions in :data:`OBJECTIVES` of the objectives ``names`` (default: all, in order).
+
+    Raises:
+        ValueError: an unknown or repeated name, or none (the message names what is allowed).
+    """
+    if names is None:
+        return list(range(len(OBJECTIVES)))
+    if isinstance(names, str):
+        names = [names]
+    unknown = [name for name in names if name not in OBJECTIVE_NAMES]
+    if unknown or not names or len(set(names)) != len(names):
+        raise ValueError(
+            f"objectives must be distinct names of {list(OBJECTIVE_NAMES)}, got {list(names)}"
+        )
+    return [OBJECTIVE_NAMES.index(name) for name in names]
+
+
 def objective_vector(raw: Mapping[str, float]) -> np.ndarray:
     """The ``(4,)`` float64 objective vector of raw measurements keyed by :data:`OBJECTIVE_NAMES`
     (the env's reward is this vector as float32)."""
@@ -184,11 +202,15 @@ class ParetoFront:
 
 
 def pareto_front(
-    table: BenchmarkTable, metric: str = "recall", fidelity: FidelityLike = None
+    table: BenchmarkTable,
+    metric: str = "recall",
+    fidelity: FidelityLike = None,
+    objectives: Sequence[str] | None = None,
 ) -> ParetoFront:
     """Every architecture of ``table`` that no other dominates in the seed-mean objectives
-    (ties: architectures with equal vectors are all on the front)."""
-    points = table_objectives(table, metric, fidelity)
+    (ties: architectures with equal vectors are all on the front); ``objectives``: a subset of
+    :data:`OBJECTIVE_NAMES` (default all), whose columns alone ``points`` then holds."""
+    points = table_objectives(table, metric, fidelity)[:, objective_indices(objectives)]
     rows = np.flatnonzero(non_dominated(points))
     return ParetoFront(rows=rows, points=points[rows])
 
@@ -279,7 +301,9 @@ class RecNASMOEnv(RecNASEnv):
     seed policies, back ends, arguments) but the reward:
 
     * ``reward_space``: ``Box(REWARD_LOW, REWARD_HIGH, (4,), float32)`` =
-      ``[0, -6, -6, -12]`` to ``[1, 3, 3, 0]``, and ``reward_dim = 4``;
+      ``[0, -6, -6, -12]`` to ``[1, 3, 3, 0]``, and ``reward_dim = 4``; with
+      ``objectives=("quality", "train_seconds")`` (any distinct names of
+      :data:`OBJECTIVE_NAMES`, in the order given) only those components, and their bounds;
     * the reward of every step is a float32 array of :data:`OBJECTIVES` (module docstring):
       zeros for every decision but the last; at the last, the objective vector of the evaluated
       architecture for the evaluation's training seed (``quality`` is v0's reward). Under the
@@ -297,7 +321,10 @@ class RecNASMOEnv(RecNASEnv):
     and is refused.
     """
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, objectives: Sequence[str] | None = None, **kwargs: Any) -> None:
+        self.objective_indices = objective_indices(objectives)
+        """Positions in :data:`OBJECTIVES` of the reward's components (``objectives``: a subset
+        of :data:`OBJECTIVE_NAMES`, in the order given; default all four)."""
         if "invalid_reward" in kwargs:
             raise TypeError(
                 "RecNASMOEnv has no invalid_reward: an invalid action scores the "
@@ -311,10 +338,11 @@ class RecNASMOEnv(RecNASEnv):
                 f"{MO_ENV_ID} needs an evaluator that measures parameters and inference latency "
                 f"(the table or live back end), not {self.evaluator!r}"
             )
-        self.reward_space = spaces.Box(REWARD_LOW, REWARD_HIGH, dtype=np.float32)
-        self.reward_dim = len(OBJECTIVES)
+        low, high = REWARD_LOW[self.objective_indices], REWARD_HIGH[self.objective_indices]
+        self.reward_space = spaces.Box(low, high, dtype=np.float32)
+        self.reward_dim = len(self.objective_indices)
         self.invalid_reward = math.nan  # never returned: see invalid_vector
-        self.invalid_vector = REWARD_LOW.copy()
+        self.invalid_vector = low.copy()
         self.invalid_vector.setflags(write=False)
 
     def _inference_ms(self, arch: Architecture, seeds: Sequence[int]) -> float:
@@ -345,4 +373,5 @@ class RecNASMOEnv(RecNASEnv):
         }
         info["objectives"] = raw
         info["inference_ms"] = raw["inference_ms"]
-        return obs, objective_vector(raw).astype(np.float32), terminated, truncated, info
+        vector = objective_vector(raw)[self.objective_indices]
+        return obs, vector.astype(np.float32), terminated, truncated, info

@@ -330,3 +330,31 @@ def test_mo_gymnasium_sync_vector_env_autoresets_with_zero_rewards():
             finished += 1
     assert finished == 9
     envs.close()
+
+
+def test_a_subset_of_objectives_is_chosen_by_name_and_checked():
+    import gymnasium as gym
+
+    from nasenv.multiobjective import OBJECTIVE_NAMES, pareto_front, table_objectives
+    from nasenv.table import load_table
+
+    env = gym.make("RecNAS-Books-MO-v0", objectives=("train_seconds", "quality"))
+    full = gym.make("RecNAS-Books-MO-v0")
+    assert env.unwrapped.reward_space.shape == (2,)
+    assert list(env.unwrapped.reward_space.low) == [-6.0, 0.0]
+    for e in (env, full):
+        e.reset(seed=3)
+    done = False
+    while not done:
+        action = int(np.flatnonzero(full.unwrapped.action_masks())[0])
+        _, reward, done, _, _ = env.step(action)
+        _, whole, _, _, _ = full.step(action)
+        assert reward.shape == (2,)
+    assert list(reward) == [whole[1], whole[0]]
+    table = load_table("Books-20core")
+    two = pareto_front(table, objectives=["quality", "train_seconds"])
+    assert two.points.shape[1] == 2 and len(two.rows) < len(pareto_front(table).rows)
+    np.testing.assert_array_equal(two.points, table_objectives(table)[two.rows][:, [0, 1]])
+    for bad in (["quality", "latency"], [], ["quality", "quality"]):
+        with pytest.raises(ValueError, match=str(list(OBJECTIVE_NAMES)).replace("[", r"\[")):
+            gym.make("RecNAS-Books-MO-v0", objectives=bad)
