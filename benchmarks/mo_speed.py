@@ -15,6 +15,7 @@ import argparse
 import json
 import statistics
 import time
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -50,6 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--episodes", type=int, default=20_000)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--out", default=str(RESULTS / "mo_speed.json"), help="result file")
     args = parser.parse_args(argv)
     plays = actions(args.episodes)
     rates: dict[str, list[float]] = {"RecNAS-Books-v0": [], "RecNAS-Books-MO-v0": []}
@@ -63,8 +65,9 @@ def main(argv: list[str] | None = None) -> None:
         "episodes_per_second": medians,
         "ratio": medians["RecNAS-Books-MO-v0"] / medians["RecNAS-Books-v0"],
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "mo_speed.json").write_text(json.dumps(result, indent=1) + "\n")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result, indent=1))
 
 

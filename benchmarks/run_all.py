@@ -12,7 +12,11 @@ Runs, in order, each as its own process (so each can also be run alone, with the
    the command line;
 2. ``table_stats``: what the shipped table holds (distribution, seed noise, fidelities);
 3. ``run_agents``: every agent x seeds on the table env, regret curves and leaderboard;
-   ``unmasked``: plain PPO and DQN without masks, with and without the env's help;
+   ``unmasked``: plain PPO and DQN without masks, with and without the env's help; the AutoML
+   track: ``mo_agents`` (multi-objective search; its PPO rows need the ``mo`` extra),
+   ``mo_speed``, ``multifidelity``; what an evaluation costs (``cost_definition``, which trains)
+   and memory against the task's size (``memory_scale``, full runs only). ``syne_tune_workers``
+   needs Syne Tune, which the package does not install, and is not run here;
 4. ``quality``: the architecture the searches found most often, retrained with fresh seeds,
    against popularity, MF-BPR, LightGCN and GCN-3;
 5. ``env_throughput --surrogate`` and ``surrogate_search``: the full-space surrogate env's
@@ -55,6 +59,17 @@ def steps(quick: bool) -> list[list[str]]:
             ["table_stats"],
             ["run_agents", "--quick"],
             ["unmasked", "--runs", "2", "--budget", "50", "--max-steps", "5000"],
+            ["mo_agents", "--table", "sample", "--seeds", "2", "--budget", "30"],
+            [
+                "mo_speed",
+                "--episodes",
+                "2000",
+                "--repeats",
+                "1",
+                "--out",
+                "benchmarks/results/mo_speed-quick.json",
+            ],
+            ["multifidelity", "--seeds", "2", "--hours", "0.5", "--name", "multifidelity-quick"],
             ["quality", "--quick"],
             [
                 *("env_throughput", "--surrogate", "--steps", "20000", "--repeats", "3"),
@@ -77,6 +92,24 @@ def steps(quick: bool) -> list[list[str]]:
         ["table_stats"],
         ["run_agents"],
         ["unmasked", "--runs", "20"],
+        ["mo_agents"],  # its PPO rows (--ppo-seeds 5) need the mo extra
+        ["mo_speed"],
+        [
+            "multifidelity",
+            "--seeds",
+            "20",
+            "--agents",
+            "random",
+            "successive-halving",
+            "hyperband",
+            "asha",
+        ],
+        [
+            *("multifidelity", "--seeds", "20", "--agents", "tpe", "optuna-hyperband"),
+            *("--name", "multifidelity-optuna"),
+        ],
+        ["cost_definition"],
+        ["memory_scale"],
         ["quality"],
         ["env_throughput", "--surrogate"],
         ["surrogate_search"],
