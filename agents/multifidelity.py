@@ -37,7 +37,7 @@ import numpy as np
 
 from agents.base import Agent
 from agents.runner import SearchRunner, Trial
-from agents.tpe import quiet_optuna, suggest_architecture
+from agents.tpe import quiet_optuna, suggest_architecture, tpe_sampler
 from nasenv.space import Architecture
 
 
@@ -222,12 +222,7 @@ class OptunaHyperband(Agent):
         budgets = rungs(runner, self.min_epochs, self.eta)
         full = cast(tuple[int, int], runner.full_fidelity)
         with quiet_optuna(self.name) as optuna:
-            sampler = optuna.samplers.TPESampler(
-                seed=self.seed,
-                n_startup_trials=self.n_startup_trials,
-                multivariate=True,
-                group=True,
-            )
+            sampler = tpe_sampler(optuna, self.seed, self.n_startup_trials, multivariate=True)
             pruner = optuna.pruners.HyperbandPruner(
                 min_resource=budgets[0][0], max_resource=full[0], reduction_factor=self.eta
             )

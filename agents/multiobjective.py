@@ -33,7 +33,7 @@ import numpy as np
 
 from agents.base import Agent, mutate
 from agents.runner import Budget, BudgetExhausted, SearchRunner, Trial
-from agents.tpe import quiet_optuna, suggest_architecture
+from agents.tpe import quiet_optuna, suggest_architecture, tpe_sampler
 from nasenv.multiobjective import OBJECTIVE_NAMES
 from nasenv.space import Architecture
 
@@ -205,12 +205,7 @@ class MOTPE(Agent):
 
     def search(self, runner: SearchRunner) -> None:
         with quiet_optuna(self.name) as optuna:
-            sampler = optuna.samplers.TPESampler(
-                seed=self.seed,
-                n_startup_trials=self.n_startup_trials,
-                multivariate=self.multivariate,
-                group=self.multivariate,
-            )
+            sampler = tpe_sampler(optuna, self.seed, self.n_startup_trials, self.multivariate)
             _optuna_search(runner, sampler, optuna)
 
 

@@ -58,16 +58,22 @@ class TPE(Agent):
 
     def search(self, runner: SearchRunner) -> None:
         with quiet_optuna(self.name) as optuna:
-            sampler = optuna.samplers.TPESampler(
-                seed=self.seed,
-                n_startup_trials=self.n_startup_trials,
-                multivariate=self.multivariate,
-                group=self.multivariate,
-            )
+            sampler = tpe_sampler(optuna, self.seed, self.n_startup_trials, self.multivariate)
             study = optuna.create_study(direction="maximize", sampler=sampler)
             while not runner.exhausted:
                 trial = study.ask()
                 study.tell(trial, runner.evaluate(suggest_architecture(trial, runner.space)).reward)
+
+
+def tpe_sampler(optuna: Any, seed: int, n_startup_trials: int, multivariate: bool) -> Any:
+    """Optuna's ``TPESampler`` as the package's TPE agents use it (``group`` with
+    ``multivariate``, which splits the conditional space into subspaces)."""
+    return optuna.samplers.TPESampler(
+        seed=seed,
+        n_startup_trials=n_startup_trials,
+        multivariate=multivariate,
+        group=multivariate,
+    )
 
 
 def suggest_architecture(trial: Any, space: SearchSpace) -> list[Choice]:
