@@ -1,18 +1,27 @@
 """What every agent is: a seeded object with documented hyperparameters that searches through a
-:class:`~agents.runner.SearchRunner` until its budget is spent."""
+:class:`~agents.runner.SearchRunner` until its budget is spent.
+
+Agents that can propose an evaluation before the results of earlier ones are known are also
+:class:`AskTellAgent`: their :meth:`~AskTellAgent.proposer` asks and tells one evaluation at a
+time, as Optuna's ``study.ask`` / ``study.tell`` do. Their sequential :meth:`~Agent.search` is
+that loop with one evaluation at a time, and :mod:`agents.parallel` runs the same proposer with
+``N`` evaluations in flight (simulated workers on the table, real processes on the live back
+end).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any, ClassVar
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-from agents.runner import SearchRunner
+from agents.runner import SearchRunner, Trial
 from nasenv.space import SLOTS, Architecture, Choice, SearchSpace
 
 
@@ -37,6 +46,58 @@ class Agent(ABC):
             for f in dataclasses.fields(self)
             if f.name != "seed" and f.repr
         }
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """One evaluation an agent asks for.
+
+    Args:
+        arch: the architecture, or its decision values.
+        fidelity: ``(max_epochs, patience)`` of a reduced budget (``None``: the env's own), as
+            :meth:`agents.runner.SearchRunner.evaluate` takes it.
+        tag: the agent's own bookkeeping (an Optuna trial, a rung), handed back with the result.
+    """
+
+    arch: Architecture | Sequence[Choice]
+    fidelity: tuple[int, int] | None = None
+    tag: Any = None
+
+
+class Proposer(Protocol):
+    """The ask/tell half of an agent, bound to one search (see :class:`AskTellAgent`)."""
+
+    def ask(self) -> Proposal | None:
+        """The next evaluation to start; ``None``: nothing until a running one is told."""
+        ...
+
+    def tell(self, proposal: Proposal, trial: Trial) -> None:
+        """The result of an evaluation ``ask`` proposed (in the order they finish)."""
+        ...
+
+
+class AskTellAgent(Agent):
+    """An agent that proposes evaluations without waiting for the results of earlier ones.
+
+    Subclasses implement :meth:`proposer`. The sequential :meth:`search` asks, evaluates and
+    tells one evaluation at a time; :func:`agents.parallel.run_parallel` keeps ``N`` in flight
+    with the same proposer, so one code path serves both and one worker reproduces the
+    sequential search exactly.
+    """
+
+    @abstractmethod
+    def proposer(self, runner: SearchRunner) -> AbstractContextManager[Proposer]:
+        """A context that yields this search's :class:`Proposer` and releases what it holds
+        (an Optuna study's logging level) on exit."""
+
+    def search(self, runner: SearchRunner) -> None:
+        with self.proposer(runner) as proposer:
+            while not runner.exhausted:
+                proposal = proposer.ask()
+                if proposal is None:
+                    raise RuntimeError(f"{self.name} proposed nothing with no evaluation running")
+                trial = runner.evaluate(proposal.arch, fidelity=proposal.fidelity)
+                proposer.tell(proposal, trial)
 
 
 def valid_choices(space: SearchSpace, prefix: list[Choice]) -> list[Choice]:

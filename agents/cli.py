@@ -4,6 +4,8 @@ recnas search --agent reinforce --budget 300 --seed 0
 recnas search --agent reinforce --set avoid_repeats=true --set learning_rate=0.005
 recnas search --agent evolution --budget 100 --env-id RecNAS-Books-Live-v0 --fidelity low
 recnas search --env-id RecNAS-Books-Surrogate-v0 --budget 300 --fresh-seeds 2   # then measured
+recnas search --agent evolution --workers 16 --seconds 3600   # 16 simulated workers on the table
+recnas search --agent tpe --workers 2 --budget 20 --env-id RecNAS-Books-Live-v0   # 2 processes
 recnas evaluate "layers=lgconv-lgconv-lgconv,combine=mean,dim=64,items=id,loss=bpr,..."
 recnas agents
 
@@ -34,7 +36,8 @@ from tqdm import tqdm
 
 import nasenv
 from agents import AGENTS, agent_class, leaderboard, make_agent, unavailable
-from agents.runner import Budget, Trial, run_search
+from agents.parallel import ParallelResult, run_parallel
+from agents.runner import Budget, SearchResult, Trial, run_search
 from nasenv.cli import (
     CLIParser,
     add_evaluate_arguments,
@@ -116,6 +119,8 @@ def _check_search_arguments(args: argparse.Namespace, parser: argparse.ArgumentP
             f"train new seeds; use --env-id {LIVE_ENV_ID} (or {SURROGATE_ENV_ID}, whose best "
             "architecture --fresh-seeds trains for real)"
         )
+    if args.workers > 1 and args.fresh_seeds:
+        parser.error("--fresh-seeds is for one worker: train the best afterwards instead")
 
 
 def search(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
@@ -157,16 +162,17 @@ def search(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     try:
         with tqdm(total=args.budget, desc=f"{args.agent} search", unit="eval") as bar:
 
-            def on_trial(trial: Trial) -> None:
+            def on_trial(trial: Trial, clock: float | None = None) -> None:
+                """``clock``: the parallel search's clock at its finish (default: the running
+                sum of the evaluations' seconds, the clock of one worker)."""
                 nonlocal best, evaluations
                 evaluations += 1
                 trials.append(trial)
                 if best is None or trial.reward > best.reward:  # the earliest among ties
                     best = trial
                 bar.update(1)
-                bar.set_postfix(
-                    best=f"{best.reward:.4f}", sim_hours=f"{trial.total_seconds / 3600:.2f}"
-                )
+                hours = (trial.total_seconds if clock is None else clock) / 3600
+                bar.set_postfix(best=f"{best.reward:.4f}", sim_hours=f"{hours:.2f}")
                 if writer is not None:
                     for tag, value, step in _scalars(trial, best):
                         writer.add_scalar(tag, value, step)
@@ -179,7 +185,18 @@ def search(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
                     "test metrics",
                     file=sys.stderr,
                 )
-            result = run_search(agent, env, budget, args.seed, on_trial, fresh_seeds=fresh)
+            result: SearchResult | ParallelResult
+            if args.workers > 1:
+                result = run_parallel(
+                    agent,
+                    env,
+                    budget,
+                    args.workers,
+                    args.seed,
+                    on_finished=lambda done: on_trial(done.trial, done.finish),
+                )
+            else:
+                result = run_search(agent, env, budget, args.seed, on_trial, fresh_seeds=fresh)
     except KeyboardInterrupt:
         if args.out:  # nothing lost: the evaluations made so far, marked interrupted
             partial = {
@@ -252,9 +269,20 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--budget", type=positive_int, default=300, help="evaluations, >= 1 (default 300)"
     )
     s.add_argument(
-        "--seconds", type=positive_float, help="also stop after this much simulated training"
+        "--seconds",
+        type=positive_float,
+        help="also stop after this much simulated training (with --workers: on the clock, "
+        "no evaluation starts later)",
     )
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        help="evaluations at once (default 1): simulated workers on the table, training "
+        "processes of one thread each on the live back end; agents without ask and tell "
+        "(see docs/agents.md) still run one at a time",
+    )
     s.add_argument("--env-id", default="RecNAS-Books-v0", choices=list(nasenv.ENV_IDS))
     s.add_argument("--dataset", help="registered task (default: the env's)")
     s.add_argument("--fidelity", help="training budget name (default: the env's)")

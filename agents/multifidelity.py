@@ -29,13 +29,16 @@ seconds instead. :data:`MF_AGENTS` names them.
 
 from __future__ import annotations
 
+import bisect
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
 import numpy as np
 
-from agents.base import Agent
+from agents.base import Agent, AskTellAgent, Proposal
 from agents.runner import SearchRunner, Trial
 from agents.tpe import quiet_optuna, suggest_architecture, tpe_sampler
 from nasenv.space import Architecture
@@ -149,10 +152,12 @@ class Hyperband(Agent):
 
 
 @dataclass
-class ASHA(Agent):
-    """Asynchronous successive halving with one worker: each step promotes the best
-    not-yet-promoted architecture that is in the top ``floor(n / eta)`` of the ``n`` at its
-    rung (highest rung first), or else evaluates a new random one at the lowest rung.
+class ASHA(AskTellAgent):
+    """Asynchronous successive halving: each ask promotes the best not-yet-promoted
+    architecture that is in the top ``floor(n / eta)`` of the ``n`` results at its rung
+    (highest rung first), or else starts a new random one at the lowest rung. With one worker
+    the results are in before every ask; with ``N`` (:mod:`agents.parallel`) an ask sees the
+    results in so far, as in Li et al.'s Algorithm 2.
 
     Args:
         min_epochs: 3, the smallest rung (see :class:`SuccessiveHalving`).
@@ -164,32 +169,43 @@ class ASHA(Agent):
     min_epochs: int = 3
     eta: int = 3
 
-    def search(self, runner: SearchRunner) -> None:
-        rng = np.random.default_rng(self.seed)
-        budgets = rungs(runner, self.min_epochs, self.eta)
-        full = runner.full_fidelity
-        ranked: list[list[tuple[Architecture, float]]] = [[] for _ in budgets]
-        promoted: list[set[str]] = [set() for _ in budgets]
-        while not runner.exhausted:
-            arch, rung = self._next(runner, rng, ranked, promoted)
-            budget = budgets[rung]
-            trial = runner.evaluate(arch, fidelity=None if budget == full else budget)
-            ranked[rung].append((arch, trial.reward))
+    @contextmanager
+    def proposer(self, runner: SearchRunner) -> Iterator[_ASHAProposer]:
+        yield _ASHAProposer(self, runner, np.random.default_rng(self.seed))
 
-    def _next(
-        self,
-        runner: SearchRunner,
-        rng: np.random.Generator,
-        ranked: list[list[tuple[Architecture, float]]],
-        promoted: list[set[str]],
-    ) -> tuple[Architecture, int]:
+
+class _ASHAProposer:
+    """The results in at every rung, best first, and the architectures promoted from each."""
+
+    def __init__(self, agent: ASHA, runner: SearchRunner, rng: np.random.Generator) -> None:
+        self.eta, self.space, self.rng = agent.eta, runner.space, rng
+        self.budgets = rungs(runner, agent.min_epochs, agent.eta)
+        self.full = runner.full_fidelity
+        # per rung, (-reward, arrival, name, architecture) kept sorted: the order of _top
+        self.ranked: list[list[tuple[float, int, str, Architecture]]] = [[] for _ in self.budgets]
+        self.promoted: list[set[str]] = [set() for _ in self.budgets]
+
+    def ask(self) -> Proposal:
+        arch, rung = self._next()
+        budget = self.budgets[rung]
+        return Proposal(arch, None if budget == self.full else budget, tag=rung)
+
+    def tell(self, proposal: Proposal, trial: Trial) -> None:
+        arch = proposal.arch
+        assert isinstance(arch, Architecture)  # this proposer asks for architectures only
+        ranked = self.ranked[proposal.tag]
+        entry = (-trial.reward, len(ranked), arch.to_string(), arch)
+        bisect.insort(ranked, entry, key=lambda e: e[:2])
+
+    def _next(self) -> tuple[Architecture, int]:
         """The architecture to evaluate next and its rung."""
-        for rung in range(len(ranked) - 2, -1, -1):
-            for arch in _top(ranked[rung], len(ranked[rung]) // self.eta):
-                if arch.to_string() not in promoted[rung]:
-                    promoted[rung].add(arch.to_string())
+        for rung in range(len(self.ranked) - 2, -1, -1):
+            ranked = self.ranked[rung]
+            for _, _, name, arch in ranked[: len(ranked) // self.eta]:
+                if name not in self.promoted[rung]:
+                    self.promoted[rung].add(name)
                     return arch, rung + 1
-        return runner.space.sample(rng), 0
+        return self.space.sample(self.rng), 0
 
 
 @dataclass

@@ -282,13 +282,21 @@ class SearchRunner(gym.Wrapper):
         """Called with every new :class:`Trial` and the step's raw reward and info (a hook for
         subclasses that keep more, as the multi-objective runner does)."""
 
-    def evaluate(self, arch: Architecture | Sequence[Any], fidelity: object = None) -> Trial:
+    def evaluate(
+        self,
+        arch: Architecture | Sequence[Any],
+        fidelity: object = None,
+        seed: int | None = None,
+    ) -> Trial:
         """Play ``arch`` (or its decision values) as one episode; the recorded :class:`Trial`.
 
         ``fidelity``: ``(max_epochs, patience)`` or a name of :data:`nasenv.results.FIDELITIES`
         to answer at (table back end only; default: the env's own budget). An architecture
         evaluated before at a budget no larger in both entries (and smaller in one) is resumed:
         its seed again, only the further seconds charged (see the module docstring).
+
+        ``seed``: the training seed (the env's ``eval_seed`` reset option, checked by the env;
+        default: the env's seed policy draws it). A resume needs the same seed.
 
         Raises:
             ValueError: a budget the table cannot answer (the message names the allowed range),
@@ -304,7 +312,11 @@ class SearchRunner(gym.Wrapper):
         target = budget or full
         options: dict[str, Any] = {} if budget is None or budget == full else {"fidelity": budget}
         resume = self._resumable(values, target)
-        if resume is not None and resume.seed is not None:
+        if resume is not None and seed is not None and resume.seed != seed:
+            resume = None  # another seed is another training
+        if seed is not None:
+            options["eval_seed"] = seed
+        elif resume is not None and resume.seed is not None:
             options["eval_seed"] = resume.seed
         _, info = self.reset(options=options) if options else self.reset()
         self._resume = resume

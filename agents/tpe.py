@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from agents.base import Agent, valid_choices
-from agents.runner import SearchRunner
+from agents.base import AskTellAgent, Proposal, valid_choices
+from agents.runner import SearchRunner, Trial
 from nasenv.space import SLOTS, Choice, SearchSpace
 
 
@@ -36,8 +36,8 @@ def quiet_optuna(agent: str) -> Iterator[Any]:
 
 
 @dataclass
-class TPE(Agent):
-    """Define-by-run TPE over the slots, asked and told one architecture at a time.
+class TPE(AskTellAgent):
+    """Define-by-run TPE over the slots, through Optuna's ask and tell.
 
     Conditional decisions follow the masks: a slot with one valid choice is not a parameter, and
     a slot's parameter is named after its valid choice set (``aggr1|mean,max,sum``), so that TPE
@@ -49,6 +49,10 @@ class TPE(Agent):
         multivariate: ``True``: model the decisions jointly (Falkner et al. 2018; Optuna
             recommends it for dependent parameters); ``group=True`` splits the conditional space
             into subspaces.
+
+    With several evaluations running (:mod:`agents.parallel`), the sampler's constant liar
+    (``constant_liar=True``) counts each running trial as worse than every finished one, so that
+    parallel asks spread out instead of proposing the same architecture again.
     """
 
     name: ClassVar[str] = "tpe"
@@ -56,23 +60,38 @@ class TPE(Agent):
     n_startup_trials: int = 10
     multivariate: bool = True
 
-    def search(self, runner: SearchRunner) -> None:
+    @contextlib.contextmanager
+    def proposer(self, runner: SearchRunner) -> Iterator[_StudyProposer]:
         with quiet_optuna(self.name) as optuna:
             sampler = tpe_sampler(optuna, self.seed, self.n_startup_trials, self.multivariate)
             study = optuna.create_study(direction="maximize", sampler=sampler)
-            while not runner.exhausted:
-                trial = study.ask()
-                study.tell(trial, runner.evaluate(suggest_architecture(trial, runner.space)).reward)
+            yield _StudyProposer(study, runner.space)
+
+
+class _StudyProposer:
+    """An Optuna study: each ask is a new trial, each result its value."""
+
+    def __init__(self, study: Any, space: SearchSpace) -> None:
+        self.study, self.space = study, space
+
+    def ask(self) -> Proposal:
+        trial = self.study.ask()
+        return Proposal(suggest_architecture(trial, self.space), tag=trial)
+
+    def tell(self, proposal: Proposal, trial: Trial) -> None:
+        self.study.tell(proposal.tag, trial.reward)
 
 
 def tpe_sampler(optuna: Any, seed: int, n_startup_trials: int, multivariate: bool) -> Any:
     """Optuna's ``TPESampler`` as the package's TPE agents use it (``group`` with
-    ``multivariate``, which splits the conditional space into subspaces)."""
+    ``multivariate``, which splits the conditional space into subspaces; the constant liar for
+    running trials, Optuna's default since 5.0, named so that older versions do the same)."""
     return optuna.samplers.TPESampler(
         seed=seed,
         n_startup_trials=n_startup_trials,
         multivariate=multivariate,
         group=multivariate,
+        constant_liar=True,
     )
 
 

@@ -16,11 +16,14 @@ repository root (``python -m benchmarks.<name> --help`` for each one's options):
 * ``unmasked``: agents without action masks (plain PPO, DQN) against masked random search;
 * ``quality``: the searched architectures against hand-designed recommenders;
 * ``surrogate_search``: searches of the surrogate env, their finds trained for real;
+* ``oneshot``: one-shot searchers (DARTS, GDAS, SPOS/RSPS, ENAS) on the real data, scored by the
+  table, with the supernet's Kendall tau;
 * ``cross_task``: how alike the book tasks rank architectures;
 * ``transfer``: controllers pretrained on the training tasks, on held-out tasks;
 * ``reliability``: long fuzzing, determinism, memory and crash-safe build runs;
 * ``memory_scale``: peak memory of a training against the task's size, sparse and dense masks;
 * ``mo_speed``: a multi-objective episode's speed against a single-objective one;
+* ``parallel_workers``: our agents with 1, 4 and 16 asynchronous workers in simulated time;
 * ``syne_tune_workers``: Syne Tune's schedulers on the table with 1, 4 and 16 simulated workers.
 
 What several scripts share is in :mod:`benchmarks.common`; the protocol, scoring and runs of the

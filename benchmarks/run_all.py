@@ -14,7 +14,8 @@ Runs, in order, each as its own process (so each can also be run alone, with the
 3. ``run_agents``: every agent x seeds on the table env, regret curves and leaderboard;
    ``unmasked``: plain PPO and DQN without masks, with and without the env's help; the AutoML
    track: ``mo_agents`` (multi-objective search; its PPO rows need the ``mo`` extra),
-   ``mo_speed``, ``multifidelity``; what an evaluation costs (``cost_definition``, which trains)
+   ``mo_speed``, ``multifidelity``, ``parallel_workers``; one-shot search (``oneshot``, which
+   trains a supernet); what an evaluation costs (``cost_definition``, which trains)
    and memory against the task's size (``memory_scale``, full runs only). ``syne_tune_workers``
    needs Syne Tune, which the package does not install, and is not run here;
 4. ``quality``: the architecture the searches found most often, retrained with fresh seeds,
@@ -70,6 +71,11 @@ def steps(quick: bool) -> list[list[str]]:
                 "benchmarks/results/mo_speed-quick.json",
             ],
             ["multifidelity", "--seeds", "2", "--hours", "0.5", "--name", "multifidelity-quick"],
+            [
+                *("parallel_workers", "--seeds", "2", "--hours", "0.25", "--agents", "random"),
+                *("asha", "--name", "parallel_workers-quick"),
+            ],
+            ["oneshot", "--table", "sample", "--epochs", "2", "--seeds", "1"],
             ["quality", "--quick"],
             [
                 *("env_throughput", "--surrogate", "--steps", "20000", "--repeats", "3"),
@@ -108,6 +114,8 @@ def steps(quick: bool) -> list[list[str]]:
             *("multifidelity", "--seeds", "20", "--agents", "tpe", "optuna-hyperband"),
             *("--name", "multifidelity-optuna"),
         ],
+        ["parallel_workers"],
+        ["oneshot"],
         ["cost_definition"],
         ["memory_scale"],
         ["quality"],

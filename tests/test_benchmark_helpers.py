@@ -155,7 +155,7 @@ def test_transfer_without_repeats_keeps_its_own_runs_and_never_repeats(tmp_path)
 def test_run_all_runs_every_benchmark_as_a_module_of_the_package():
     quick = benchmark("run_all", "--quick", "--dry-run").stdout
     commands = [line[2:].split() for line in quick.splitlines() if line.startswith("$ ")]
-    assert len(commands) == 13
+    assert len(commands) == 15
     for command in commands:
         assert command[:2] == ["python", "-m"] and command[2].startswith("benchmarks.")
         assert (ROOT / "benchmarks" / f"{command[2].removeprefix('benchmarks.')}.py").is_file()
