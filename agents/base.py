@@ -68,7 +68,8 @@ class Proposer(Protocol):
     """The ask/tell half of an agent, bound to one search (see :class:`AskTellAgent`)."""
 
     def ask(self) -> Proposal | None:
-        """The next evaluation to start; ``None``: nothing until a running one is told."""
+        """The next evaluation to start; ``None``: nothing until a running one is told (with
+        none running: nothing more at all, the search is over)."""
         ...
 
     def tell(self, proposal: Proposal, trial: Trial) -> None:
@@ -95,7 +96,7 @@ class AskTellAgent(Agent):
             while not runner.exhausted:
                 proposal = proposer.ask()
                 if proposal is None:
-                    raise RuntimeError(f"{self.name} proposed nothing with no evaluation running")
+                    return  # nothing more to propose
                 trial = runner.evaluate(proposal.arch, fidelity=proposal.fidelity)
                 proposer.tell(proposal, trial)
 

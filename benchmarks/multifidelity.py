@@ -8,6 +8,7 @@ the first one, or for an agent that never runs the full budget, the best trial o
 budget it ran, marked in the table). Writes ``benchmarks/results/multifidelity.{md,png}``.
 
     python -m benchmarks.multifidelity --seeds 20 --hours 4
+    python -m benchmarks.multifidelity --seeds 10 --agents smac-hyperband --name multifidelity-smac
 """
 
 from __future__ import annotations
@@ -21,13 +22,15 @@ import numpy as np
 from agents.multifidelity import MF_AGENTS
 from agents.random_search import RandomSearch
 from agents.runner import Budget, Trial, incumbent_trials, run_search
+from agents.smac import SMACHyperband
 from agents.tpe import TPE
 from benchmarks.common import RESULTS
 from nasenv.env import RecNASEnv
 from nasenv.leaderboard import PROTOCOL
 from nasenv.table import load_table
 
-AGENTS = {"random": RandomSearch, "tpe": TPE, **MF_AGENTS}
+AGENTS = {"random": RandomSearch, "tpe": TPE, **MF_AGENTS, "smac-hyperband": SMACHyperband}
+"""``smac-hyperband`` needs the ``smac`` extra."""
 MARKS = (0.5, 1.0, 2.0, 4.0)
 
 

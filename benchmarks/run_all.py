@@ -14,7 +14,8 @@ Runs, in order, each as its own process (so each can also be run alone, with the
 3. ``run_agents``: every agent x seeds on the table env, regret curves and leaderboard;
    ``unmasked``: plain PPO and DQN without masks, with and without the env's help; the AutoML
    track: ``mo_agents`` (multi-objective search; its PPO rows need the ``mo`` extra),
-   ``mo_speed``, ``multifidelity``, ``parallel_workers``; one-shot search (``oneshot``, which
+   ``mo_speed``, ``multifidelity``, ``parallel_workers`` (and ``live_workers``, which trains,
+   full runs only); one-shot search (``oneshot``, which
    trains a supernet); what an evaluation costs (``cost_definition``, which trains)
    and memory against the task's size (``memory_scale``, full runs only). ``syne_tune_workers``
    needs Syne Tune, which the package does not install, and is not run here;
@@ -115,6 +116,7 @@ def steps(quick: bool) -> list[list[str]]:
             *("--name", "multifidelity-optuna"),
         ],
         ["parallel_workers"],
+        ["live_workers"],
         ["oneshot"],
         ["cost_definition"],
         ["memory_scale"],
