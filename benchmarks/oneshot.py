@@ -182,11 +182,11 @@ def mean_std(values: list[float], digits: int = 4) -> str:
 
 
 def _reach(runs: list[dict[str, Any]]) -> str:
-    """Median over search seeds of the sample-based agents' simulated hours to as good."""
+    """Median over search seeds of the sample-based agents' simulated minutes to as good."""
     cells = []
     for agent in SAMPLE_AGENTS:
         values = [r[f"{agent}_seconds"] for r in runs if f"{agent}_seconds" in r]
-        cells.append(f"{statistics.median(values) / 3600:.2f}" if values else "-")
+        cells.append(f"{statistics.median(values) / 60:.1f}" if values else "-")
     return ", ".join(cells)
 
 
@@ -202,7 +202,7 @@ def report(records: list[dict[str, Any]]) -> str:
         "weight scores of all architectures against the table).",
         "",
         f"| dataset | searcher | runs | val R@{k} | test R@{k} | rank | wall s | random: evals"
-        " (sim. h) | sim. h to as good: random, evolution | Kendall tau | derived depths |",
+        " (sim. h) | sim. min to as good: random, evolution | Kendall tau | derived depths |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -222,12 +222,13 @@ def report(records: list[dict[str, Any]]) -> str:
         )
     lines += [
         "",
-        "| dataset | searcher | seed | epochs | derived architecture | rank |",
-        "|---|---|---|---|---|---|",
+        "| dataset | searcher | seed | epochs | derived architecture | rank | sim. min to as good: "
+        "random, evolution |",
+        "|---|---|---|---|---|---|---|",
     ]
     lines += [
         f"| {r['dataset']} | {r['searcher']} | {r['seed']} | {r['epochs']} | `{r['arch']}` | "
-        f"{r['rank']} |"
+        f"{r['rank']} | {_reach([r])} |"
         for r in records
     ]
     return "\n".join(lines) + "\n"
