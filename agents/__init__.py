@@ -4,6 +4,12 @@ Every agent is a dataclass of documented hyperparameters with a ``search(runner)
 :mod:`agents.base`); :func:`make_agent` builds one by name. Agents that need optional packages
 (Stable-Baselines3, Optuna) import them only when built; :func:`unavailable` says whether they
 can run here and what to install otherwise.
+
+Beside them: the multi-fidelity agents (:data:`agents.multifidelity.MF_AGENTS` and
+:class:`agents.smac.SMACHyperband`), scored by simulated seconds; :mod:`agents.parallel`, which
+runs the ask-and-tell agents (:class:`agents.base.AskTellAgent`) with ``N`` workers; and the
+one-shot searchers of :mod:`agents.oneshot`, which search a dataset through a weight-sharing
+supernet instead of an env.
 """
 
 from __future__ import annotations
