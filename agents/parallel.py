@@ -162,7 +162,7 @@ class ParallelResult:
             workers += " (no ask and tell: one evaluation at a time)"
         head = (
             f"{self.agent} (seed {self.seed}) on {workers}: {len(self.finished)} evaluations in "
-            f"{self.clock_seconds / 3600:.2f} h of {self.clock} time, "
+            f"{_duration(self.clock_seconds)} of {self.clock} time, "
             f"{self.utilisation():.0%} of the workers' time busy"
         )
         if self.best is None:
@@ -172,7 +172,7 @@ class ParallelResult:
         return "\n".join(
             [
                 head,
-                f"best (evaluation {self.best.number}, finished at {found.finish / 3600:.2f} h): "
+                f"best (evaluation {self.best.number}, finished at {_duration(found.finish)}): "
                 f"{self.best.arch}",
                 f"  validation Recall@20 {self.best.val_recall:.4f}, NDCG@20 "
                 f"{self.best.val_ndcg:.4f}" + (f"; {test}" if test else ""),
@@ -182,6 +182,11 @@ class ParallelResult:
     def to_dict(self) -> dict[str, Any]:
         """Every field, for JSON."""
         return {**asdict(self), "clock_seconds": self.clock_seconds}
+
+
+def _duration(seconds: float) -> str:
+    """``12.5 min`` below an hour, else ``1.25 h``."""
+    return f"{seconds / 60:.1f} min" if seconds < 3600 else f"{seconds / 3600:.2f} h"
 
 
 def run_parallel(
