@@ -16,6 +16,12 @@ with more than one choice in the space, active exactly where the env's masks lea
 aggregators, ``combine`` only with a layer); :func:`decisions` maps a configuration back. Every
 architecture of the space is one configuration and back (tested on the core's 708).
 
+SMAC never proposes a configuration again at a budget it has run. When its selector finds no
+new one (16 tries of its model, then random), ``ask`` has nothing to start: with evaluations
+running it waits for them, with none the search ends, short of its budget if need be. On the
+core's 708 architectures that happens after about 300 distinct ones, about 1.1 simulated hours
+on Books-20core (``benchmarks/RESULTS.md``, multi-fidelity search).
+
 SMAC3 is optional (``pip install 'recnas-books[smac]'``). The agent leaves logging alone (SMAC's
 ``logging_level=False``) and writes SMAC's run files to a temporary directory, removed after
 the search.
