@@ -48,17 +48,17 @@ from benchmarks.common import add_results_option, sample_table
 from nasenv.data import DEFAULT_DATASET, load_dataset
 from nasenv.env import RecNASEnv
 from nasenv.leaderboard import PROTOCOL
-from nasenv.space import CORE, SearchSpace
+from nasenv.space import CORE, Architecture, SearchSpace
 from nasenv.surrogate import kendall_tau, spearman
 from nasenv.table import BenchmarkTable, load_table
 from nasenv.testing import TINY_SPACE, make_tiny_dataset
 from nasenv.train import TrainingContext
 
 
-def table_facts(table: BenchmarkTable, result: OneShotResult) -> dict[str, Any]:
+def table_facts(table: BenchmarkTable, arch: Architecture | str) -> dict[str, Any]:
     """The table's view of the derived architecture, and random search's price for as good."""
     val = table.scores("recall", "mean")
-    i = table.index(result.arch)
+    i = table.index(arch)
     as_good = int((val >= val[i]).sum())
     evaluations = len(table) / as_good
     return {
@@ -126,15 +126,28 @@ def ranking_quality(table: BenchmarkTable, result: OneShotResult) -> dict[str, f
 
 
 def sample_based(
-    args: argparse.Namespace, dataset: str, table: BenchmarkTable, result: OneShotResult
+    args: argparse.Namespace, dataset: str, table: BenchmarkTable, arch: Architecture | str
 ) -> dict[str, float]:
-    """``{agent}_seconds``: :func:`seconds_to_reach` the derived architecture's seed-mean
+    """``{agent}_seconds_to_as_good``: :func:`seconds_to_reach` the derived architecture's seed-mean
     validation Recall@20, for each of :data:`SAMPLE_AGENTS` (shipped tables only)."""
     if args.table != "shipped":
         return {}
-    threshold = float(table.scores("recall", "mean")[table.index(result.arch)])
+    threshold = float(table.scores("recall", "mean")[table.index(arch)])
     return {
-        f"{agent}_seconds": seconds_to_reach(dataset, agent, threshold) for agent in SAMPLE_AGENTS
+        f"{agent}_seconds_to_as_good": seconds_to_reach(dataset, agent, threshold)
+        for agent in SAMPLE_AGENTS
+    }
+
+
+def rescore(record: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """``record`` with its table facts and sample-based seconds computed again."""
+    table = sample_table() if args.table == "sample" else load_table(record["dataset"])
+    stale = {k for k in record if k.endswith(("_seconds_to_as_good", "_seconds"))}
+    kept = {k: v for k, v in record.items() if k not in stale or k == "wall_seconds"}
+    return {
+        **kept,
+        **table_facts(table, record["arch"]),
+        **sample_based(args, record["dataset"], table, record["arch"]),
     }
 
 
@@ -160,8 +173,8 @@ def run(
         "depth": result.arch.depth,
         "wall_seconds": result.wall_seconds,
         "inherited_val_recall": result.supernet.score(result.arch) if result.supernet else None,
-        **table_facts(table, result),
-        **sample_based(args, context.dataset.name, table, result),
+        **table_facts(table, result.arch),
+        **sample_based(args, context.dataset.name, table, result.arch),
         **({} if args.skip_tau else ranking_quality(table, result)),
         "final_probabilities": result.history[-1].probabilities if result.history else {},
         "hyperparameters": {k: str(v) for k, v in result.hyperparameters.items()},
@@ -185,7 +198,8 @@ def _reach(runs: list[dict[str, Any]]) -> str:
     """Median over search seeds of the sample-based agents' simulated minutes to as good."""
     cells = []
     for agent in SAMPLE_AGENTS:
-        values = [r[f"{agent}_seconds"] for r in runs if f"{agent}_seconds" in r]
+        key = f"{agent}_seconds_to_as_good"
+        values = [r[key] for r in runs if key in r]
         cells.append(f"{statistics.median(values) / 60:.1f}" if values else "-")
     return ", ".join(cells)
 
@@ -245,6 +259,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None, help="override every searcher's")
     parser.add_argument("--threads", type=int, default=None, help="torch threads per search")
     parser.add_argument("--skip-tau", action="store_true", help="no ranking of all 708")
+    parser.add_argument(
+        "--rescore",
+        action="store_true",
+        help="recompute the table's scores of the stored runs' architectures (after a table or "
+        "scoring change), search nothing",
+    )
     add_results_option(parser)
     args = parser.parse_args()
     name = "oneshot" if args.table == "shipped" else f"oneshot-{args.table}"
@@ -252,7 +272,10 @@ def main() -> None:
     path: Path = args.results / f"{name}.json"
     records: list[dict[str, Any]] = json.loads(path.read_text()) if path.exists() else []
 
-    tasks = ["tiny"] if args.table == "sample" else args.datasets
+    if args.rescore:
+        records = [rescore(record, args) for record in records]
+        path.write_text(json.dumps(records, indent=1) + "\n")
+    tasks = [] if args.rescore else ["tiny"] if args.table == "sample" else args.datasets
     for dataset in tasks:
         if args.table == "sample":
             table, space = sample_table(), TINY_SPACE
