@@ -6,6 +6,7 @@ recnas search --agent evolution --budget 100 --env-id RecNAS-Books-Live-v0 --fid
 recnas search --env-id RecNAS-Books-Surrogate-v0 --budget 300 --fresh-seeds 2   # then measured
 recnas search --agent evolution --workers 16 --seconds 3600   # 16 simulated workers on the table
 recnas search --agent tpe --workers 2 --budget 20 --env-id RecNAS-Books-Live-v0   # 2 processes
+recnas search --workers 8 --env-id RecNAS-Books-Live-v0 --ray-address auto   # 8 Ray tasks
 recnas evaluate "layers=lgconv-lgconv-lgconv,combine=mean,dim=64,items=id,loss=bpr,..."
 recnas agents
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import inspect
 import json
 import os
@@ -119,6 +121,10 @@ def _check_search_arguments(args: argparse.Namespace, parser: argparse.ArgumentP
             f"train new seeds; use --env-id {LIVE_ENV_ID} (or {SURROGATE_ENV_ID}, whose best "
             "architecture --fresh-seeds trains for real)"
         )
+    if args.ray_address and backend != "live":
+        parser.error(f"--ray-address trains for real: use --env-id {LIVE_ENV_ID}")
+    if args.ray_address and importlib.util.find_spec("ray") is None:
+        fail(parser.prog, "--ray-address needs Ray: pip install 'recnas-books[distributed]'")
     if args.workers > 1 and args.fresh_seeds:
         parser.error("--fresh-seeds is for one worker: train the best afterwards instead")
 
@@ -186,7 +192,7 @@ def search(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
                     file=sys.stderr,
                 )
             result: SearchResult | ParallelResult
-            if args.workers > 1:
+            if args.workers > 1 or args.ray_address:
                 result = run_parallel(
                     agent,
                     env,
@@ -194,6 +200,7 @@ def search(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
                     args.workers,
                     args.seed,
                     on_finished=lambda done: on_trial(done.trial, done.finish),
+                    ray_address=args.ray_address,
                 )
             else:
                 result = run_search(agent, env, budget, args.seed, on_trial, fresh_seeds=fresh)
@@ -284,6 +291,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         "(see docs/agents.md) still run one at a time",
     )
     s.add_argument("--env-id", default="RecNAS-Books-v0", choices=list(nasenv.ENV_IDS))
+    s.add_argument(
+        "--ray-address",
+        help=f"run the --workers trainings as Ray tasks on this cluster ('auto': the running "
+        f"one; 'local': a new local instance) (needs ray; --env-id {LIVE_ENV_ID} only)",
+    )
     s.add_argument("--dataset", help="registered task (default: the env's)")
     s.add_argument("--fidelity", help="training budget name (default: the env's)")
     s.add_argument("--metric", choices=list(METRICS), help="default: the env's (recall)")

@@ -26,7 +26,11 @@ land in the live back end's SQLite cache (:mod:`nasenv.cache`), from which the s
 reads them, so a result is recorded exactly as a sequential search records it and a killed
 search loses no finished training. Each training's seed is the env's ``eval_seed`` under the
 ``fixed`` seed policy, else drawn from the env's seeds by a generator seeded with the search's.
-Per-evaluation budgets are a table feature: ASHA runs on the table only.
+Per-evaluation budgets are a table feature: ASHA runs on the table only. With ``ray_address``
+the trainings are Ray tasks instead (one CPU each, retried ``RAY_RETRIES`` times if a worker
+dies) on the cluster at that address (``"local"``: a new local instance of ``workers`` CPUs).
+Each task returns its result, which the driver stores in its live cache before recording it,
+so the nodes need the package but no shared disk.
 
 **Budget.** ``evaluations`` counts evaluations started; ``seconds`` is the clock: no evaluation
 starts at or after it, and those running finish (as in :class:`~agents.runner.SearchRunner`,
@@ -46,6 +50,7 @@ the table, in finish order on the live back end, where a result is recorded when
 from __future__ import annotations
 
 import heapq
+import logging
 import multiprocessing
 import os
 import sys
@@ -67,9 +72,10 @@ from agents.runner import (
     final_test_metrics,
     run_search,
 )
+from nasenv.cache import ResultCache
 from nasenv.data import BooksDataset
 from nasenv.evaluators import LiveEvaluator, is_predicted
-from nasenv.results import TrainConfig
+from nasenv.results import TrainConfig, TrainResult
 from nasenv.space import Architecture
 
 AGENT_SECONDS = ("excluded", "counted")
@@ -197,6 +203,7 @@ def run_parallel(
     seed: int = 0,
     agent_seconds: str = "excluded",
     on_finished: Callable[[Finished], None] | None = None,
+    ray_address: str | None = None,
 ) -> ParallelResult:
     """Run ``agent`` on ``env`` with ``workers`` evaluations in flight (see the module
     docstring); ``on_finished`` is called with every evaluation as it finishes.
@@ -204,8 +211,9 @@ def run_parallel(
     Raises:
         ValueError: ``workers < 1``, an unknown ``agent_seconds``, ``"counted"`` agent seconds on
             the live back end (its clock is the wall clock, which counts them anyway) or for an
-            agent without ask and tell, or a live env without a cache or under the ``mean`` seed
-            policy.
+            agent without ask and tell, a live env without a cache or under the ``mean`` seed
+            policy, or ``ray_address`` off the live back end.
+        ImportError: ``ray_address`` without Ray (the ``distributed`` extra).
     """
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
@@ -216,6 +224,8 @@ def run_parallel(
     live = isinstance(evaluator, LiveEvaluator)
     if counted and live:
         raise ValueError("agent_seconds='counted' is for the table: live runs use the wall clock")
+    if ray_address is not None and not live:
+        raise ValueError(f"ray_address={ray_address!r} needs the live back end (it trains)")
     if not isinstance(agent, AskTellAgent):
         if counted:
             raise ValueError(
@@ -227,7 +237,9 @@ def run_parallel(
     runner.reset(seed=seed)
     runner.action_space.seed(seed)
     pool: _Workers
-    if live:
+    if live and ray_address is not None:
+        pool = _RayWorkers(runner, cast(LiveEvaluator, evaluator), workers, seed, ray_address)
+    elif live:
         pool = _LiveWorkers(runner, cast(LiveEvaluator, evaluator), workers, seed)
     else:
         pool = _SimulatedWorkers(runner, workers)
@@ -424,19 +436,7 @@ class _LiveWorkers:
     def __init__(
         self, runner: SearchRunner, evaluator: LiveEvaluator, workers: int, seed: int
     ) -> None:
-        env = runner.env.unwrapped
-        policy = getattr(env, "seed_policy", "fixed")
-        if policy == "mean":
-            raise ValueError("parallel live search trains one seed per evaluation, not 'mean'")
-        if evaluator.cache is None:
-            raise ValueError("parallel live search needs the live cache (cache=None was given)")
-        self.runner, self.policy = runner, policy
-        self.seeds: tuple[int, ...] = tuple(getattr(env, "seeds", (0,)))
-        self.fixed_seed = int(getattr(env, "eval_seed", 0))
-        self.rng = np.random.default_rng(seed)
-        self.started = 0
-        self._origin = time.perf_counter()
-        self._free = list(range(workers))
+        cache = self._setup(runner, evaluator, workers, seed)
         self._running: dict[Future[float], tuple[int, float, Proposal, str, int]] = {}
         self._pool = ProcessPoolExecutor(
             max_workers=workers,
@@ -445,11 +445,30 @@ class _LiveWorkers:
             initargs=(
                 evaluator.dataset,  # the loaded task, whatever directory it came from
                 evaluator.config,
-                os.fspath(evaluator.cache.path),
+                os.fspath(cache.path),
                 evaluator.device,
                 1,
             ),
         )
+
+    def _setup(
+        self, runner: SearchRunner, evaluator: LiveEvaluator, workers: int, seed: int
+    ) -> ResultCache:
+        """Check the env and take its seeds; the live cache."""
+        env = runner.env.unwrapped
+        policy = getattr(env, "seed_policy", "fixed")
+        if policy == "mean":
+            raise ValueError("parallel live search trains one seed per evaluation, not 'mean'")
+        if evaluator.cache is None:
+            raise ValueError("parallel live search needs the live cache (cache=None was given)")
+        self.runner, self.evaluator, self.policy = runner, evaluator, policy
+        self.seeds: tuple[int, ...] = tuple(getattr(env, "seeds", (0,)))
+        self.fixed_seed = int(getattr(env, "eval_seed", 0))
+        self.rng = np.random.default_rng(seed)
+        self.started = 0
+        self._origin = time.perf_counter()
+        self._free = list(range(workers))
+        return evaluator.cache
 
     @property
     def now(self) -> float:
@@ -470,7 +489,8 @@ class _LiveWorkers:
     def running(self) -> bool:
         return bool(self._running)
 
-    def start(self, proposal: Proposal) -> None:
+    def _claim(self, proposal: Proposal) -> tuple[int, str, int]:
+        """A free worker, the architecture string and the seed of ``proposal``."""
         if proposal.fidelity is not None:
             raise ValueError(
                 f"per-evaluation budgets need the table back end; {proposal.fidelity} was asked "
@@ -479,18 +499,105 @@ class _LiveWorkers:
         arch = proposal.arch
         name = arch if isinstance(arch, Architecture) else Architecture.from_decisions(list(arch))
         seed = self.fixed_seed if self.policy == "fixed" else int(self.rng.choice(self.seeds))
-        worker = heapq.heappop(self._free)
-        future = self._pool.submit(_train, name.to_string(), seed)
-        self._running[future] = (worker, self.now, proposal, name.to_string(), seed)
         self.started += 1
+        return heapq.heappop(self._free), name.to_string(), seed
+
+    def _record(self, worker: int, start: float, arch: str, seed: int) -> Finished:
+        """Free ``worker`` and record the training through the env, which reads its result
+        from the cache."""
+        finish = self.now
+        heapq.heappush(self._free, worker)
+        trial = self.runner.evaluate(Architecture.from_string(arch), seed=seed)
+        return Finished(trial, worker, start, finish)
+
+    def start(self, proposal: Proposal) -> None:
+        worker, arch, seed = self._claim(proposal)
+        future = self._pool.submit(_train, arch, seed)
+        self._running[future] = (worker, self.now, proposal, arch, seed)
 
     def next_finished(self) -> tuple[Finished, Proposal]:
         done, _ = wait(self._running, return_when=FIRST_COMPLETED)
         future = min(done, key=lambda f: self._running[f][1])  # the earliest started of those done
         worker, start, proposal, arch, seed = self._running.pop(future)
         future.result()  # a training that raised raises here
-        finish = self.now
-        heapq.heappush(self._free, worker)
-        # recorded through the env, which reads the result from the cache the worker filled
-        trial = self.runner.evaluate(Architecture.from_string(arch), seed=seed)
-        return Finished(trial, worker, start, finish), proposal
+        return self._record(worker, start, arch, seed), proposal
+
+
+RAY_RETRIES = 3
+"""How often a Ray training task is retried when its worker dies (Ray's ``max_retries``)."""
+
+
+def _ray_train(
+    dataset: BooksDataset, config: TrainConfig, device: str, arch: str, seed: int
+) -> TrainResult:
+    """A Ray task: train ``arch`` with ``seed`` on one thread, uncached; its ``TrainResult``."""
+    import torch
+
+    torch.set_num_threads(1)  # a Ray worker process has one CPU
+    evaluator = LiveEvaluator(dataset, config, None, device=device)
+    return evaluator.result(Architecture.from_string(arch), seed)
+
+
+class _RayWorkers(_LiveWorkers):
+    """Ray tasks on a cluster; each returns its result, which the driver caches and records.
+    A training the driver's cache holds already needs no task."""
+
+    def __init__(
+        self,
+        runner: SearchRunner,
+        evaluator: LiveEvaluator,
+        workers: int,
+        seed: int,
+        address: str,
+    ) -> None:
+        try:
+            import ray
+        except ImportError as error:
+            raise ImportError(
+                "ray_address needs Ray: pip install 'recnas-books[distributed]'"
+            ) from error
+        self._cache = self._setup(runner, evaluator, workers, seed)
+        self.ray = ray
+        self._own = not ray.is_initialized()
+        if self._own:
+            local = address == "local"
+            ray.init(
+                address=None if local else address,
+                num_cpus=workers if local else None,
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level=logging.ERROR,
+            )
+        self._task = ray.remote(num_cpus=1, max_retries=RAY_RETRIES)(_ray_train)
+        self._dataset = ray.put(evaluator.dataset)
+        self._tasks: dict[Any, tuple[int, float, Proposal, str, int]] = {}
+        self._cached: list[tuple[int, float, Proposal, str, int]] = []  # no task needed
+
+    def __exit__(self, *exc: object) -> None:
+        for ref in self._tasks:
+            self.ray.cancel(ref, force=True)
+        if self._own:
+            self.ray.shutdown()
+
+    def running(self) -> bool:
+        return bool(self._tasks or self._cached)
+
+    def start(self, proposal: Proposal) -> None:
+        worker, arch, seed = self._claim(proposal)
+        if self._cache.get(self.evaluator.cache_key(Architecture.from_string(arch), seed)):
+            self._cached.append((worker, self.now, proposal, arch, seed))  # trained before
+            return
+        config, device = self.evaluator.config, self.evaluator.device
+        ref = self._task.remote(self._dataset, config, device, arch, seed)
+        self._tasks[ref] = (worker, self.now, proposal, arch, seed)
+
+    def next_finished(self) -> tuple[Finished, Proposal]:
+        if self._cached:
+            worker, start, proposal, arch, seed = self._cached.pop(0)
+            return self._record(worker, start, arch, seed), proposal
+        done, _ = self.ray.wait(list(self._tasks), num_returns=1)
+        worker, start, proposal, arch, seed = self._tasks.pop(done[0])
+        result = self.ray.get(done[0])  # a task that failed RAY_RETRIES times raises here
+        key = self.evaluator.cache_key(Architecture.from_string(arch), seed)
+        self._cache.put(key, result)
+        return self._record(worker, start, arch, seed), proposal

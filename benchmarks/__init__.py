@@ -24,7 +24,7 @@ repository root (``python -m benchmarks.<name> --help`` for each one's options):
 * ``memory_scale``: peak memory of a training against the task's size, sparse and dense masks;
 * ``mo_speed``: a multi-objective episode's speed against a single-objective one;
 * ``parallel_workers``: our agents with 1, 4 and 16 asynchronous workers in simulated time;
-* ``live_workers``: live search with 1 and 2 worker processes, the wall-clock speed-up;
+* ``live_workers``: live search with 1 and 2 worker processes (and Ray tasks), the speed-up;
 * ``syne_tune_workers``: Syne Tune's schedulers on the table with 1, 4 and 16 simulated workers.
 
 What several scripts share is in :mod:`benchmarks.common`; the protocol, scoring and runs of the

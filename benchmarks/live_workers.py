@@ -2,11 +2,13 @@
 
     python -m benchmarks.live_workers                      # 12 low-budget trainings, ~3 min
     python -m benchmarks.live_workers --evaluations 6 --fidelity low --dataset Books-20core
+    python -m benchmarks.live_workers --ray     # also 2 Ray tasks on a local Ray instance
 
 The same random search (seed ``--seed``, the same architectures and training seed 0) runs three
 times on ``RecNAS-Books-Live-v0``, each with a fresh cache: in this process with one torch
 thread (:func:`agents.runner.run_search`), then with 1 and with 2 worker processes of one
-thread each (:func:`agents.parallel.run_parallel`). Every run's validation scores must agree
+thread each (:func:`agents.parallel.run_parallel`), and with ``--ray`` as Ray tasks on a new
+local Ray instance (its start counted). Every run's validation scores must agree
 (same trainings, same seeds; checked). The speed-up is the in-process wall seconds over the
 parallel run's. Measure on an otherwise idle machine. Writes
 ``benchmarks/results/live_workers.{json,md}``.
@@ -42,6 +44,7 @@ def main() -> None:
     parser.add_argument("--evaluations", type=int, default=12)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--ray", action="store_true", help="also the largest N as Ray tasks")
     add_results_option(parser)
     args = parser.parse_args()
     budget = Budget(evaluations=args.evaluations)
@@ -62,8 +65,12 @@ def main() -> None:
         training = sum(t.cost_seconds for t in sequential.history)
         rows.append({"run": "in-process, 1 thread", "workers": 1, "wall_seconds": wall})
         print(f"in-process: {wall:.1f} s", flush=True)
-        for workers in args.workers:
-            cache = Path(tmp) / f"workers-{workers}.sqlite"
+        runs = [(workers, None) for workers in args.workers]
+        if args.ray:
+            runs.append((max(args.workers), "local"))
+        for workers, ray_address in runs:
+            name = f"ray-{workers}" if ray_address else f"x{workers}"
+            cache = Path(tmp) / f"{name}.sqlite"
             start = time.perf_counter()
             result = run_parallel(
                 RandomSearch(seed=args.seed),
@@ -71,20 +78,22 @@ def main() -> None:
                 budget,
                 workers=workers,
                 seed=args.seed,
+                ray_address=ray_address,
             )
             wall = time.perf_counter() - start
-            scores[f"x{workers}"] = sorted(
-                (f.trial.arch, f.trial.val_recall) for f in result.finished
+            scores[name] = sorted((f.trial.arch, f.trial.val_recall) for f in result.finished)
+            kind = (
+                ("Ray task", "Ray tasks") if ray_address else ("worker process", "worker processes")
             )
             rows.append(
                 {
-                    "run": f"{workers} worker process{'es' * (workers > 1)}, 1 thread each",
+                    "run": f"{workers} {kind[workers > 1]}, 1 thread each",
                     "workers": workers,
                     "wall_seconds": wall,
                     "busy": result.utilisation(),
                 }
             )
-            print(f"{workers} workers: {wall:.1f} s", flush=True)
+            print(f"{name}: {wall:.1f} s", flush=True)
     same = all(v == scores["in-process"] for v in scores.values())
     base = rows[0]["wall_seconds"]
     lines = [

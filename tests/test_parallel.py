@@ -203,3 +203,19 @@ def test_live_workers_train_in_processes_and_record_as_a_sequential_search(tiny_
     with pytest.raises(ValueError, match="needs the live cache"):
         no_cache = RecNASEnv(evaluator=LiveEvaluator(tiny_dataset, FAST, cache=None))
         run_parallel(RandomSearch(), no_cache, Budget(2), workers=2)
+
+
+def test_ray_tasks_train_and_the_driver_caches_and_records_them(tiny_dataset, tmp_path):
+    pytest.importorskip("ray")
+    cache = tmp_path / "cache.sqlite"
+    env = RecNASEnv(evaluator=LiveEvaluator(tiny_dataset, FAST, cache=cache), space=TINY_SPACE)
+    result = run_parallel(
+        RandomSearch(seed=0), env, Budget(4), workers=2, seed=0, ray_address="local"
+    )
+    assert result.clock == "wall" and len(result.finished) == 4
+    again = LiveEvaluator(tiny_dataset, FAST, cache=cache)  # what the driver stored
+    for f in result.finished:
+        stored = again.evaluate(Architecture.from_string(f.trial.arch), 0)
+        assert f.trial.val_recall == stored.val_recall
+    with pytest.raises(ValueError, match="needs the live back end"):
+        run_parallel(RandomSearch(), table_env(), Budget(2), workers=2, ray_address="local")
