@@ -2,7 +2,8 @@
 and for real on the live back end (issue 18).
 
 :func:`run_parallel` runs an :class:`~agents.base.AskTellAgent` (random search, regularized
-evolution, TPE with Optuna's constant liar, ASHA) with ``workers`` evaluations at once. The loop
+evolution, TPE with Optuna's constant liar, ASHA, SMAC3's multi-fidelity facade) with
+``workers`` evaluations at once. The loop
 is the same on every back end:
 
 1. while a worker is idle and the budget lets an evaluation start, the agent is asked for one
@@ -26,9 +27,10 @@ land in the live back end's SQLite cache (:mod:`nasenv.cache`), from which the s
 reads them, so a result is recorded exactly as a sequential search records it and a killed
 search loses no finished training. Each training's seed is the env's ``eval_seed`` under the
 ``fixed`` seed policy, else drawn from the env's seeds by a generator seeded with the search's.
-Per-evaluation budgets are a table feature: ASHA runs on the table only. With ``ray_address``
-the trainings are Ray tasks instead (one CPU each, retried ``RAY_RETRIES`` times if a worker
-dies) on the cluster at that address (``"local"``: a new local instance of ``workers`` CPUs).
+Per-evaluation budgets are a table feature: ASHA and SMAC3 run on the table only. With
+``ray_address`` the trainings are Ray tasks instead (one CPU each, retried ``RAY_RETRIES`` times
+if a worker dies) on the cluster at that address (``"local"``: a new local instance of
+``workers`` CPUs).
 Each task returns its result, which the driver stores in its live cache before recording it,
 so the nodes need the package but no shared disk.
 
