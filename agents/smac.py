@@ -41,7 +41,7 @@ from typing import Any, ClassVar, cast
 from agents.base import AskTellAgent, Proposal, restored_global_rngs, valid_choices
 from agents.multifidelity import rungs
 from agents.runner import SearchRunner, Trial
-from nasenv.space import AGGREGATED_LAYERS, NO_AGGR, SLOT_INDEX, SLOTS, STOP, Choice, SearchSpace
+from nasenv.space import AGGREGATED_LAYERS, NO_AGGR, SLOTS, STOP, Choice, SearchSpace
 
 
 def _import_smac() -> Any:
@@ -54,11 +54,6 @@ def _import_smac() -> Any:
     return smac
 
 
-def _allowed(space: SearchSpace, slot: str) -> list[Choice]:
-    index = SLOT_INDEX[slot]
-    return [c for c in SLOTS[index].choices if c in space.allowed[index]]
-
-
 def configuration_space(space: SearchSpace, seed: int = 0) -> Any:
     """``space`` as a ConfigSpace ``ConfigurationSpace`` (see the module docstring): values are
     the choices' strings, so that numbers keep their exact spelling."""
@@ -68,7 +63,7 @@ def configuration_space(space: SearchSpace, seed: int = 0) -> Any:
     params: dict[str, Any] = {}
     conditions: list[Any] = []
     for slot in SLOTS:
-        choices = _allowed(space, slot.name)
+        choices = space.slot_choices(slot.name)
         if slot.name.startswith("aggr"):
             choices = [c for c in choices if c != NO_AGGR]
         if len(choices) > 1:
@@ -81,19 +76,19 @@ def configuration_space(space: SearchSpace, seed: int = 0) -> Any:
         depth = int(name[-1]) if name[-1].isdigit() else None
         if name.startswith("layer") and depth is not None and depth > 1:
             parent = f"layer{depth - 1}"
-            layers = [c for c in _allowed(space, parent) if c != STOP]
-            if parent in params and STOP in _allowed(space, parent):
+            layers = [c for c in space.slot_choices(parent) if c != STOP]
+            if parent in params and STOP in space.slot_choices(parent):
                 conditions.append(InCondition(params[name], params[parent], layers))
         elif name.startswith("aggr") and f"layer{depth}" in params:
-            aggregated = [c for c in _allowed(space, f"layer{depth}") if c in AGGREGATED_LAYERS]
+            aggregated = [c for c in space.slot_choices(f"layer{depth}") if c in AGGREGATED_LAYERS]
             layer = params[f"layer{depth}"]
             conditions.append(
                 EqualsCondition(params[name], layer, aggregated[0])
                 if len(aggregated) == 1
                 else InCondition(params[name], layer, aggregated)
             )
-        elif name == "combine" and "layer1" in params and STOP in _allowed(space, "layer1"):
-            layers = [c for c in _allowed(space, "layer1") if c != STOP]
+        elif name == "combine" and "layer1" in params and STOP in space.slot_choices("layer1"):
+            layers = [c for c in space.slot_choices("layer1") if c != STOP]
             conditions.append(InCondition(params[name], params["layer1"], layers))
     cs.add(conditions)
     return cs

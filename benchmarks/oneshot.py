@@ -47,7 +47,7 @@ from agents.runner import Budget, run_search
 from benchmarks.common import add_results_option, sample_table
 from nasenv.data import DEFAULT_DATASET, load_dataset
 from nasenv.env import RecNASEnv
-from nasenv.leaderboard import PROTOCOL
+from nasenv.leaderboard import PROTOCOL, hitting_time, incumbent_curve
 from nasenv.space import CORE, Architecture, SearchSpace
 from nasenv.surrogate import kendall_tau, spearman
 from nasenv.table import BenchmarkTable, load_table
@@ -92,13 +92,10 @@ def incumbent_paths(dataset: str, agent: str) -> list[tuple[np.ndarray, np.ndarr
         env = RecNASEnv(dataset=dataset, seed_policy=PROTOCOL.seed_policy)
         agent_ = SAMPLE_AGENTS[agent](seed=seed)
         result = run_search(agent_, env, Budget(SAMPLE_EVALUATIONS), seed)
-        best, incumbent = -math.inf, []
-        for trial in result.history:
-            if trial.reward > best:
-                best, score = trial.reward, float(val[table.index(trial.arch)])
-            incumbent.append(score)
-        seconds = np.array([trial.total_seconds for trial in result.history])
-        paths.append((seconds, np.array(incumbent)))
+        history = result.history
+        rows = incumbent_curve([t.arch for t in history], [t.reward for t in history], table)
+        seconds = np.array([trial.total_seconds for trial in history])
+        paths.append((seconds, val[rows]))
     return paths
 
 
@@ -107,8 +104,8 @@ def seconds_to_reach(dataset: str, agent: str, threshold: float) -> float:
     Recall@20 reaches ``threshold`` (``inf`` for a run that does not within its budget)."""
     times = []
     for seconds, incumbent in incumbent_paths(dataset, agent):
-        hit = np.flatnonzero(incumbent >= threshold)
-        times.append(float(seconds[hit[0]]) if len(hit) else math.inf)
+        evaluation = hitting_time(incumbent, threshold)
+        times.append(float(seconds[int(evaluation) - 1]) if evaluation < math.inf else math.inf)
     return float(np.median(times))
 
 

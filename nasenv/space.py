@@ -388,6 +388,11 @@ class SearchSpace:
     def _choices(self, slot: int) -> list[Choice]:
         return [c for c in SLOTS[slot].choices if c in self.allowed[slot]]
 
+    def slot_choices(self, name: str) -> list[Choice]:
+        """The choices of slot ``name`` that this space keeps, in the slot's order (before any
+        mask: :meth:`mask` says which of them may follow a prefix)."""
+        return self._choices(SLOT_INDEX[name])
+
     @staticmethod
     def mask_key(prefix: Sequence[Choice]) -> tuple:
         """What :meth:`mask` depends on: the slot, and the first and two latest decisions (all

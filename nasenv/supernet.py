@@ -54,8 +54,6 @@ from nasenv.space import (
     CORE,
     MAX_LAYERS,
     NO_AGGR,
-    SLOT_INDEX,
-    SLOTS,
     STOP,
     Architecture,
     Choice,
@@ -68,12 +66,6 @@ __all__ = ["GROUPS", "PathWeights", "Supernet", "require_in_space"]
 GROUPS = (*(f"layer{d}" for d in range(1, MAX_LAYERS + 1)), "combine", "items", "loss")
 """The decision groups, each with one architecture logit per choice."""
 SPLITS = ("val", "test")
-
-
-def _allowed(space: SearchSpace, slot: str) -> list[Choice]:
-    """The choices of ``slot`` that ``space`` keeps, in the slot's order."""
-    index = SLOT_INDEX[slot]
-    return [c for c in SLOTS[index].choices if c in space.allowed[index]]
 
 
 def require_in_space(arch: Architecture, space: SearchSpace) -> None:
@@ -134,7 +126,7 @@ class Supernet(nn.Module):
     def __init__(self, context: TrainingContext, space: SearchSpace = CORE, seed: int = 0) -> None:
         super().__init__()
         self.context, self.space, self.graph = context, space, context.graph
-        single = {name: _allowed(space, name) for name in ("dim", "lr", "reg")}
+        single = {name: space.slot_choices(name) for name in ("dim", "lr", "reg")}
         for name, values in single.items():
             if len(values) != 1:
                 raise ValueError(f"a supernet shares one {name}: {space.name} allows {values}")
@@ -147,8 +139,8 @@ class Supernet(nn.Module):
         """Group -> its choices in the slots' order: layer tokens (``stop``, ``lgconv``,
         ``sage:mean``, ...), combinations, item inputs, losses."""
         for d in range(1, MAX_LAYERS + 1):
-            aggrs = [a for a in _allowed(space, f"aggr{d}") if a != NO_AGGR]
-            layers = _allowed(space, f"layer{d}")
+            aggrs = [a for a in space.slot_choices(f"aggr{d}") if a != NO_AGGR]
+            layers = space.slot_choices(f"layer{d}")
             if STOP not in layers:
                 raise ValueError(
                     f"a supernet needs stop at every depth: {space.name} layer{d} "
@@ -162,7 +154,7 @@ class Supernet(nn.Module):
                 )
             )
         for name in ("combine", "items", "loss"):
-            self.choices[name] = tuple(str(c) for c in _allowed(space, name))
+            self.choices[name] = tuple(str(c) for c in space.slot_choices(name))
         generator = torch.Generator().manual_seed(seed)
         self.arch_logits = nn.ParameterList(
             nn.Parameter(1e-3 * torch.randn(len(self.choices[g]), generator=generator))
