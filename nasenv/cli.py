@@ -3,8 +3,9 @@
 
 python -m nasenv evaluate                       # LightGCN-3 on Books-20core
 python -m nasenv evaluate "layers=sage:max-gcn,combine=concat,dim=64,items=id+text,..."
-python -m nasenv datasets                       # the registered book tasks
+python -m nasenv datasets                       # the shipped and the local tasks
 python -m nasenv space                          # slots, choices and space sizes
+python -m nasenv data import ratings.csv --name my-shop --items items.csv --text-col title
 
 Bad arguments, bad architecture strings and Ctrl-C end with one line on stderr and a non-zero
 exit status (2: a bad argument; 130: interrupted), never a traceback. Importing this module does
@@ -18,11 +19,11 @@ import json
 import math
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from tqdm import tqdm
 
-from nasenv.data import DATASETS, DEFAULT_DATASET, ChecksumError, load_dataset
+from nasenv.data import DATASETS, DEFAULT_DATASET, ChecksumError, get_spec, load_dataset
 from nasenv.results import FIDELITIES, TrainConfig
 from nasenv.space import CORE, FULL, SLOTS, Architecture
 
@@ -84,6 +85,15 @@ def positive_float(text: str) -> float:
     if not (value > 0 and math.isfinite(value)):
         raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
     return value
+
+
+def dataset_name(text: str) -> str:
+    """``argparse`` type: a shipped or local task's name (the error lists the known ones)."""
+    try:
+        get_spec(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
 
 
 def evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
@@ -151,12 +161,125 @@ def evaluate_command(
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments of :func:`evaluate` (shared with ``recnas evaluate``)."""
     parser.add_argument("arch", nargs="?", default=LIGHTGCN, help="canonical architecture string")
-    parser.add_argument("--dataset", default=DEFAULT_DATASET, choices=sorted(DATASETS))
+    parser.add_argument(
+        "--dataset",
+        type=dataset_name,
+        default=DEFAULT_DATASET,
+        help=f"a shipped task ({', '.join(sorted(DATASETS))}) or an imported one",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-epochs", type=positive_int, default=TrainConfig.max_epochs)
     parser.add_argument("--patience", type=positive_int, default=TrainConfig.patience)
     parser.add_argument("--threads", type=positive_int, default=2)
     parser.add_argument("--json", help="also write the full result (curves included) here")
+
+
+def list_datasets() -> None:
+    """Print the shipped tasks, then the local ones with their size and features."""
+    from nasenv.userdata import data_home, local_tasks
+
+    for name, spec in DATASETS.items():
+        print(f"{name:20} k={spec.k:<3} {spec.description}")
+    local = local_tasks()
+    if local:
+        print(f"local tasks ({data_home() / 'tasks'}):")
+    for name, task in local.items():
+        counts, features = task.info.get("counts", {}), task.info.get("features", {})
+        size = f"{counts.get('users', 0):,} users, {counts.get('items', 0):,} items, "
+        size += f"{counts.get('interactions', 0):,} interactions"
+        text = f"text dim {features['dim']}" if features.get("dim") else "ID-only"
+        print(f"{name:20} k={task.spec.k:<3} {size}; {text}")
+
+
+def add_data_command(commands: Any) -> argparse.ArgumentParser:
+    """The ``data`` command (``import``, ``list``, ``remove``) on ``commands``, an
+    ``add_subparsers`` result; returns its parser, for errors."""
+    from nasenv.importer import FEATURES, SPLITS
+
+    data = commands.add_parser(
+        "data",
+        help="import your own interactions as a task; list or remove local tasks",
+        description="Local tasks live in $RECNAS_DATA_DIR (default ~/.local/share/recnas).",
+    )
+    actions = data.add_subparsers(dest="action", required=True)
+    imp = actions.add_parser(
+        "import",
+        help="prepare an interactions file (CSV, TSV or Parquet) as a local task",
+        description="The recipe of the shipped tasks: implicit feedback, iterative k-core, "
+        "per-user split, MiniLM item features with the data extra (else ID-only).",
+    )
+    imp.add_argument("interactions", help="CSV, TSV (.tsv) or Parquet (.parquet) file")
+    imp.add_argument("--name", required=True, help="the task's name, as --dataset takes it")
+    imp.add_argument("--items", help="items file: the item column and text columns")
+    imp.add_argument("--user-col", default="user", help="user id column (default user)")
+    imp.add_argument("--item-col", default="item", help="item id column (default item)")
+    imp.add_argument("--rating-col", help="rating column (optional)")
+    imp.add_argument("--min-rating", type=float, help="keep rows rated at least this")
+    imp.add_argument("--timestamp-col", help="time column: numbers or ISO 8601 (optional)")
+    imp.add_argument(
+        "--text-col",
+        action="append",
+        default=[],
+        help="items file column joined into the item's text (repeatable, in order)",
+    )
+    imp.add_argument("--title-col", help="items file column shown as title (default: 1st text)")
+    imp.add_argument("--k", type=positive_int, default=5, help="k-core threshold, >= 3 (5)")
+    imp.add_argument("--split", choices=SPLITS, default="random", help="per-user split (random)")
+    imp.add_argument("--split-seed", type=int, default=0, help="seed of the random split (0)")
+    imp.add_argument("--features", choices=FEATURES, default="auto", help="item text (auto)")
+    imp.add_argument("--delimiter", help="CSV delimiter (default ',', tab for .tsv)")
+    imp.add_argument("--encoding", default="utf-8", help="CSV encoding (default utf-8)")
+    imp.add_argument("--force", action="store_true", help="replace a local task of that name")
+    imp.add_argument("--quiet", action="store_true", help="no progress bars")
+    actions.add_parser("list", help="list the shipped and the local tasks")
+    remove = actions.add_parser("remove", help="delete a local task")
+    remove.add_argument("name")
+    return data
+
+
+def data_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Run ``data import``, ``data list`` or ``data remove`` (``parser``: for errors)."""
+    from nasenv.importer import DataFileError, import_interactions
+    from nasenv.userdata import remove_task
+
+    if args.action == "list":
+        list_datasets()
+        return
+    if args.action == "remove":
+        try:
+            print(f"removed {remove_task(args.name)}")
+        except ValueError as error:
+            fail(parser.prog, str(error))
+        return
+    try:
+        report = import_interactions(
+            args.interactions,
+            args.name,
+            args.items,
+            user_column=args.user_col,
+            item_column=args.item_col,
+            rating_column=args.rating_col,
+            min_rating=args.min_rating,
+            timestamp_column=args.timestamp_col,
+            text_columns=args.text_col,
+            title_column=args.title_col,
+            k=args.k,
+            split=args.split,
+            split_seed=args.split_seed,
+            features=args.features,
+            delimiter=args.delimiter,
+            encoding=args.encoding,
+            overwrite=args.force,
+            progress=not args.quiet,
+        )
+    except DataFileError as error:
+        fail(parser.prog, str(error))
+    except ValueError as error:  # an option the recipe refuses, or the name is taken
+        parser.error(str(error))
+    except LookupError as error:  # an unknown --encoding
+        parser.error(f"--encoding {args.encoding!r}: {error}")
+    print(report.summary())
+    print(f"search it: recnas search --env-id RecNAS-Books-Live-v0 --dataset {report.name}")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -165,15 +288,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     ev = commands.add_parser("evaluate", help="train one architecture and print its metrics")
     add_evaluate_arguments(ev)
-    commands.add_parser("datasets", help="list the registered book tasks")
+    commands.add_parser("datasets", help="list the shipped and the local tasks")
     commands.add_parser("space", help="describe the search space")
+    data = add_data_command(commands)
     args = parser.parse_args(argv)
     try:
         if args.command == "evaluate":
             evaluate(args, ev)
         elif args.command == "datasets":
-            for name, spec in DATASETS.items():
-                print(f"{name:20} k={spec.k:<3} {spec.description}")
+            list_datasets()
+        elif args.command == "data":
+            data_command(args, data)
         else:
             for slot in SLOTS:
                 print(f"{slot.name:8} {list(slot.choices)}  - {slot.doc}")

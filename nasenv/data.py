@@ -18,6 +18,7 @@ import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -113,11 +114,28 @@ all-user tasks, as when a platform's model moves from one market to another."""
 
 
 def get_spec(name: str) -> DatasetSpec:
-    """The registry entry ``name``; an unknown name raises ``ValueError`` listing known ones."""
-    try:
+    """The task ``name``: a shipped one (:data:`DATASETS`) or a local one registered in the
+    data home (:mod:`nasenv.userdata`). An unknown name raises ``ValueError`` listing both."""
+    if name in DATASETS:
         return DATASETS[name]
-    except KeyError:
-        raise ValueError(f"unknown dataset {name!r}; known datasets: {sorted(DATASETS)}") from None
+    task = _local(name)
+    if task is None:
+        raise ValueError(f"unknown dataset {name!r}; known datasets: {known_datasets()}")
+    return task.spec
+
+
+def known_datasets() -> list[str]:
+    """The shipped tasks' names, then the local tasks' (each sorted)."""
+    from nasenv.userdata import local_tasks
+
+    return [*sorted(DATASETS), *local_tasks()]
+
+
+def _local(name: str) -> Any:
+    """The local task ``name`` (a :class:`nasenv.userdata.LocalTask`) or ``None``."""
+    from nasenv.userdata import find_local  # it imports this module
+
+    return find_local(name) if isinstance(name, str) else None
 
 
 def read_only(array: np.ndarray) -> np.ndarray:
@@ -137,6 +155,8 @@ class BooksDataset:
     """A prepared book task: interactions split per user, item metadata and item text features.
 
     Interaction arrays are ``int64`` of shape ``(n, 2)`` holding ``(user, item)`` indices, sorted.
+    ``user_id`` and ``item_isbn`` are the raw ids of the users and items, by index (an imported
+    task's ``item_isbn`` holds its own item ids; ``user_id`` defaults to the indices).
     Every array is stored as a read-only view (:func:`read_only`): :func:`load_dataset` caches
     what it loads, so a dataset is shared by everything in the process that loads the same task.
     Copy an array (``np.array(dataset.train)``) to change it.
@@ -154,8 +174,11 @@ class BooksDataset:
     item_author: np.ndarray
     user_country: np.ndarray
     sha256: str = field(default="")
+    user_id: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        if self.user_id is None:  # a dataset built in code: users are their indices
+            object.__setattr__(self, "user_id", np.arange(self.n_users))
         for name in _DATASET_ARRAYS:
             try:
                 view = read_only(getattr(self, name))
@@ -178,7 +201,7 @@ class BooksDataset:
 
 _DATASET_ARRAYS = (
     *("train", "val", "test", "item_text", "item_isbn", "item_title", "item_author"),
-    "user_country",
+    *("user_country", "user_id"),
 )
 
 
@@ -280,13 +303,15 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
 
 
 def load_dataset(name: str = DEFAULT_DATASET, directory: str | Path | None = None) -> BooksDataset:
-    """Load a registered task, verifying both files against ``SHA256SUMS``.
+    """Load a task, verifying both files against ``SHA256SUMS``.
 
-    The result is cached per ``(name, directory)`` and shared: its arrays are read-only.
+    The result is cached per ``(name, directory, recorded checksum)`` and shared: its arrays are
+    read-only. A local task imported anew under the same name is loaded anew.
 
     Args:
-        name: a key of :data:`DATASETS`.
-        directory: where the files are; defaults to the package's shipped ``nasenv/datasets``.
+        name: a shipped task (:data:`DATASETS`) or a local one (:mod:`nasenv.userdata`).
+        directory: where the files are; defaults to the package's shipped ``nasenv/datasets``
+            for a shipped task and to the task's own directory for a local one.
 
     Raises:
         ValueError: unknown ``name``.
@@ -294,12 +319,21 @@ def load_dataset(name: str = DEFAULT_DATASET, directory: str | Path | None = Non
         ChecksumError: a file's SHA-256 differs from the recorded one.
     """
     spec = get_spec(name)
-    return _load_cached(spec, Path(directory) if directory is not None else DATA_DIR)
+    if directory is None:
+        task = None if name in DATASETS else _local(name)
+        directory = DATA_DIR if task is None else task.directory
+    directory = Path(directory)
+    sums = read_checksums(directory) if (directory / CHECKSUM_FILE).exists() else {}
+    return _load_cached(spec, directory, sums.get(spec.files[0], ""))
 
 
 @functools.lru_cache(maxsize=8)
-def _load_cached(spec: DatasetSpec, directory: Path) -> BooksDataset:
-    how = f"prepare it with: python scripts/prepare_data.py --dataset {spec.name}"
+def _load_cached(spec: DatasetSpec, directory: Path, recorded: str) -> BooksDataset:
+    """``recorded``: the main file's checksum in ``SHA256SUMS`` (part of the cache key only)."""
+    if spec.name in DATASETS:
+        how = f"prepare it with: python scripts/prepare_data.py --dataset {spec.name}"
+    else:
+        how = f"import it again: recnas data import FILE --name {spec.name} --force"
     main_file, text_file = spec.files
     arrays, sha256 = read_listed(directory, main_file, "dataset", how)
     text, _ = read_listed(directory, text_file, "item-feature file", how)
@@ -316,4 +350,5 @@ def _load_cached(spec: DatasetSpec, directory: Path) -> BooksDataset:
         item_author=arrays["item_author"],
         user_country=arrays["user_country"],
         sha256=sha256,
+        user_id=arrays["user_id"],
     )

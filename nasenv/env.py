@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from nasenv.data import DEFAULT_DATASET
+from nasenv.data import DEFAULT_DATASET, BooksDataset
 from nasenv.evaluators import (
     METRICS,
     Evaluation,
@@ -165,7 +165,8 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
     (:data:`nasenv.leaderboard.PROTOCOL`: table back end, ``seed_policy="random"``, Recall@20,
     the tabulation budget); the class's own defaults below are those of a plain constructor.
 
-    * ``dataset``: a registered task (``nasenv.data.DATASETS``). Default ``"Books-20core"``.
+    * ``dataset``: a shipped task (``nasenv.data.DATASETS``) or a local one imported into the
+      data home (:mod:`nasenv.userdata`; live back end). Default ``"Books-20core"``.
     * ``backend``: ``"table"`` (the shipped benchmark table; core space only), ``"surrogate"``
       (the shipped surrogate model of the task; any space, ``fidelity="tabulation"`` only) or
       ``"live"`` (train for real, cached on disk). Default ``"table"``.
@@ -175,7 +176,9 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
     * ``seed_policy``: ``"fixed"`` (always ``eval_seed``), ``"random"`` (one of the seeds drawn
       from ``np_random`` per evaluation) or ``"mean"`` (the mean over the seeds; the cost is that
       of every seed's training). Default ``"fixed"``.
-    * ``space``: ``"core"`` or ``"full"`` (or a ``SearchSpace``). Default ``"core"``.
+    * ``space``: ``"core"`` or ``"full"`` (or a ``SearchSpace``). Default ``"core"``. On a task
+      without item text features (an ID-only import, :mod:`nasenv.importer`), the space's
+      ``id_only()``: ``items`` is always ``"id"``.
     * ``eval_seed``: seed of the ``fixed`` policy. Default 0.
     * ``n_seeds``: the seeds ``0 .. n_seeds - 1`` of the ``random`` and ``mean`` policies.
       Default: every seed of the table, 3 for live training.
@@ -275,6 +278,9 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
             )
         else:
             _check_evaluator(evaluator, dataset, backend, fidelity)
+        task = getattr(evaluator, "dataset", None)
+        if isinstance(task, BooksDataset) and task.item_text.shape[1] == 0:
+            space = space.id_only()  # a task without item texts (an ID-only import)
         if isinstance(evaluator, TableEvaluator) and evaluator.table.space_name != space.name:
             raise ValueError(
                 f"the {evaluator.dataset_name} table holds the {evaluator.table.space_name!r} "

@@ -185,8 +185,11 @@ class GraphRecommender(nn.Module):
             self.item_emb = nn.Embedding(graph.n_items, dim)
             nn.init.normal_(self.item_emb.weight, std=0.1)
         if arch.items in ("text", "id+text"):
-            if item_text is None:
-                raise ValueError(f"items={arch.items!r} needs item_text features")
+            if item_text is None or item_text.shape[1] == 0:
+                raise ValueError(
+                    f"items={arch.items!r} needs item text features; this task has none (an "
+                    "ID-only task: only items='id')"
+                )
             self.register_buffer("item_text", item_text.float())
             self.text_proj = nn.Linear(item_text.shape[1], dim, bias=False)
             # unit-variance features: keep the projection's output at the ID embeddings' scale

@@ -145,19 +145,29 @@ def split_per_user(
     rng = np.random.default_rng(seed)
     order = np.lexsort((pairs[:, 1], pairs[:, 0]))
     pairs = pairs[order]
-    starts = np.searchsorted(pairs[:, 0], np.arange(n_users + 1))
     label = np.zeros(len(pairs), dtype=np.int8)
+    for lo, hi, n_val, n_test in user_blocks(pairs, n_users, fractions):
+        perm = lo + rng.permutation(hi - lo)
+        label[perm[:n_val]] = 1
+        label[perm[n_val : n_val + n_test]] = 2
+    return pairs[label == 0], pairs[label == 1], pairs[label == 2]
+
+
+def user_blocks(
+    pairs: np.ndarray, n_users: int, fractions: tuple[float, float, float]
+) -> Iterator[tuple[int, int, int, int]]:
+    """For each user of ``pairs`` (sorted by user), ``(start, end, n_val, n_test)``: the rows of
+    their interactions and how many go to validation and test (``round(n * fraction)``, at least
+    one each, and at least one left for training, else ``ValueError``)."""
+    starts = np.searchsorted(pairs[:, 0], np.arange(n_users + 1))
     for user in range(n_users):
-        lo, hi = starts[user], starts[user + 1]
+        lo, hi = int(starts[user]), int(starts[user + 1])
         n = hi - lo
         n_val = max(1, round(n * fractions[1]))
         n_test = max(1, round(n * fractions[2]))
         if n - n_val - n_test < 1:
             raise ValueError(f"user {user} has {n} interactions, too few to split {fractions}")
-        perm = lo + rng.permutation(n)
-        label[perm[:n_val]] = 1
-        label[perm[n_val : n_val + n_test]] = 2
-    return pairs[label == 0], pairs[label == 1], pairs[label == 2]
+        yield lo, hi, n_val, n_test
 
 
 def build_task(raw: RawBookCrossing, spec: DatasetSpec) -> dict[str, np.ndarray]:

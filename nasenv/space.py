@@ -517,6 +517,15 @@ class SearchSpace:
         """Uniform draw over this space's architectures."""
         return self[int(rng.integers(len(self)))]
 
+    def id_only(self) -> SearchSpace:
+        """This space without text features (``items`` kept at ``"id"``): the space of a task
+        that has no item texts. Named ``"<name>-id-only"``."""
+        allowed = {slot.name: self._choices(i) for i, slot in enumerate(SLOTS)}
+        allowed["items"] = [c for c in allowed["items"] if c == "id"]
+        if not allowed["items"]:
+            raise ValueError(f"the {self.name} space has no items='id' choice")
+        return SearchSpace(f"{self.name}-id-only", allowed)
+
     def __repr__(self) -> str:
         return f"SearchSpace({self.name!r}, {len(self):,} architectures)"
 

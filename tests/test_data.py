@@ -165,7 +165,7 @@ def test_a_loaded_dataset_is_read_only_so_a_write_cannot_reach_later_loads():
     assert load_dataset("Books-Canada-5core") is data  # cached: shared in the process
     arrays = {f.name: getattr(data, f.name) for f in dataclasses.fields(data)}
     arrays = {name: value for name, value in arrays.items() if isinstance(value, np.ndarray)}
-    assert len(arrays) == 8
+    assert len(arrays) == 9  # user_id included
     for name, array in arrays.items():
         assert not array.flags.writeable, name
     first = int(data.train[0, 1])
