@@ -1,4 +1,5 @@
-"""The ``recnas`` command: run a search, evaluate an architecture, list the agents.
+"""The ``recnas`` command: run a search, evaluate an architecture, train and serve the final
+model, list the agents.
 
 recnas search --agent reinforce --budget 300 --seed 0
 recnas search --agent reinforce --set avoid_repeats=true --set learning_rate=0.005
@@ -7,14 +8,19 @@ recnas search --env-id RecNAS-Books-Surrogate-v0 --budget 300 --fresh-seeds 2   
 recnas search --agent evolution --workers 16 --seconds 3600   # 16 simulated workers on the table
 recnas search --agent tpe --workers 2 --budget 20 --env-id RecNAS-Books-Live-v0   # 2 processes
 recnas search --workers 8 --env-id RecNAS-Books-Live-v0 --ray-address auto   # 8 Ray tasks
+recnas search --agent evolution --budget 300 --export model.npz   # then trains the final model
 recnas evaluate "layers=lgconv-lgconv-lgconv,combine=mean,dim=64,items=id,loss=bpr,..."
+recnas train "layers=lgconv-lgconv-lgconv,combine=mean,..." --seeds 3 --out model.npz
+recnas recommend model.npz --user 243 -k 10
+recnas data import ratings.csv --name my-shop --items items.csv --text-col title
 recnas agents
 
 Bad arguments, a missing optional package and Ctrl-C end with one line on stderr and a non-zero
 exit status (2: a bad argument; 1: a missing package or file; 130: interrupted, after the best
 architecture found so far), never a traceback. A search on the table or surrogate back end
 with an agent that needs no neural network (random, evolution, qlearning, tpe) never imports
-torch: only training (``--fresh-seeds`` included) and the neural agents do.
+torch: only training (``--fresh-seeds`` and ``--export`` included) and the neural agents do.
+``train``, ``recommend`` and ``search --export`` are described in docs/final-model.md.
 """
 
 from __future__ import annotations
@@ -38,11 +44,23 @@ from tqdm import tqdm
 
 import nasenv
 from agents import AGENTS, agent_class, leaderboard, make_agent, unavailable
+from agents.final_model import (
+    DEFAULT_FINAL_SEEDS,
+    add_recommend_arguments,
+    add_train_arguments,
+    dataset_of,
+    recommend,
+    task,
+    train,
+    train_and_export,
+)
 from agents.parallel import ParallelResult, run_parallel
 from agents.runner import Budget, SearchResult, Trial, run_search
 from nasenv.cli import (
     CLIParser,
+    add_data_command,
     add_evaluate_arguments,
+    data_command,
     evaluate,
     fail,
     interrupted,
@@ -54,6 +72,7 @@ from nasenv.data import ChecksumError
 from nasenv.env import SEED_POLICIES
 from nasenv.evaluators import FRESH_SEED_START, fresh_seeds
 from nasenv.results import METRICS
+from nasenv.space import Architecture
 
 PROG = "recnas"
 LIVE_ENV_ID = "RecNAS-Books-Live-v0"
@@ -127,6 +146,8 @@ def _check_search_arguments(args: argparse.Namespace, parser: argparse.ArgumentP
         fail(parser.prog, "--ray-address needs Ray: pip install 'recnas-books[distributed]'")
     if args.workers > 1 and args.fresh_seeds:
         parser.error("--fresh-seeds is for one worker: train the best afterwards instead")
+    if args.export and Path(args.export).is_dir():
+        parser.error(f"--export {args.export}: a directory; name the model file (model.npz)")
 
 
 def search(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
@@ -160,6 +181,9 @@ def search(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
         fail(parser.prog, str(error))
     except ChecksumError as error:  # a shipped file that was changed or damaged
         fail(parser.prog, str(error))
+    export_dataset = dataset_of(env)
+    if args.export and export_dataset is None:
+        parser.error(f"--export needs an env of one task; {args.env_id} has none")
     budget = Budget(evaluations=args.budget, seconds=args.seconds)
     writer = writer_class(args.tensorboard) if writer_class is not None else None
     best: Trial | None = None
@@ -222,6 +246,15 @@ def search(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     if args.out:
         Path(args.out).write_text(json.dumps(result.to_dict(), indent=1))
         print(f"history written to {args.out}")
+    if args.export and export_dataset is not None and result.best is not None:
+        print(
+            f"{parser.prog}: training the final model of the best architecture for real "
+            f"(seeds {DEFAULT_FINAL_SEEDS[0]}..{DEFAULT_FINAL_SEEDS[-1]}, converged budget)",
+            file=sys.stderr,
+        )
+        arch = Architecture.from_string(result.best.arch)
+        dataset = task(export_dataset, parser)
+        train_and_export(arch, dataset, DEFAULT_FINAL_SEEDS, "converged", None, args.export, parser)
 
 
 def _scalars(trial: Trial, best: Trial) -> list[tuple[str, float, int]]:
@@ -317,6 +350,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     s.add_argument("--out", help="write the result and full history as JSON here")
     s.add_argument(
+        "--export",
+        metavar="MODEL.npz",
+        help="after the search, train the best architecture for real (any back end; seeds "
+        f"{FRESH_SEED_START}-{FRESH_SEED_START + 2}, converged budget) and write the final "
+        "model here (as recnas train does)",
+    )
+    s.add_argument(
         "--tensorboard",
         help="log every evaluation to this TensorBoard directory (needs tensorboard)",
     )
@@ -329,6 +369,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     ev = commands.add_parser("evaluate", help="train one architecture and print its metrics")
     add_evaluate_arguments(ev)
+    tr = commands.add_parser(
+        "train", help="train the final model of an architecture with fresh seeds and export it"
+    )
+    add_train_arguments(tr)
+    rec = commands.add_parser("recommend", help="the top-k unseen items of a user, by a model")
+    add_recommend_arguments(rec)
+    data = add_data_command(commands)
     commands.add_parser("agents", help="list the agents (and what those unavailable here need)")
     board = commands.add_parser(
         "leaderboard",
@@ -342,6 +389,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             search(args, s)
         elif args.command == "evaluate":
             evaluate(args, ev)
+        elif args.command == "train":
+            train(args, tr)
+        elif args.command == "recommend":
+            recommend(args, rec)
+        elif args.command == "data":
+            data_command(args, data)
         elif args.command == "leaderboard":
             leaderboard.run_cli(args, board)
         else:

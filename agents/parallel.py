@@ -56,6 +56,7 @@ import logging
 import multiprocessing
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -424,6 +425,16 @@ def _init_worker(
     global _WORKER_EVALUATOR
     torch.set_num_threads(threads)
     _WORKER_EVALUATOR = LiveEvaluator(dataset, config, cache, device=device)
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+
+
+def _exit_with_parent(parent: int, every: float = 0.5) -> None:
+    """End this worker process once the search's process ``parent`` is gone (killed with
+    SIGKILL, say), instead of training on as an orphan. The trainings it finished are in the
+    cache; the one it was running is lost, and its claim, whose owner is dead, is taken over."""
+    while os.getppid() == parent:
+        time.sleep(every)
+    os._exit(1)
 
 
 def _train(arch: str, seed: int) -> float:

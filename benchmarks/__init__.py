@@ -9,6 +9,7 @@ repository root (``python -m benchmarks.<name> --help`` for each one's options):
 * ``table_stats``: what a benchmark table holds;
 * ``env_throughput``: table-mode (or surrogate) env speed against FrozenLake-v1, load time, memory;
 * ``cli_speed``: wall time of a table search from the command line;
+* ``recommend_latency``: top-k latency of a final model, for one user and for every user;
 * ``run_agents``: every agent x many seeds on the leaderboard's protocol;
 * ``multifidelity``: multi-fidelity agents (successive halving, Hyperband, ASHA, Optuna's
   Hyperband pruner) against full-budget random search and TPE, by simulated seconds;

@@ -2,6 +2,7 @@
 
     python -m benchmarks.memory_scale                  # 10^4 .. 10^6 interactions (~10 min)
     python -m benchmarks.memory_scale --sizes 10000 30000 --no-plot
+    python -m benchmarks.memory_scale --dataset Books-5core --epochs 3   # a real task
 
 Each point is a synthetic implicit-feedback task with ``n`` interactions: ``n / 20`` users with
 20 distinct items each, ``n / 10`` items drawn with a skewed popularity, split per user 60/20/20
@@ -16,6 +17,10 @@ what the package does above ``DENSE_CELLS`` cells. ``layout=dense`` forces the d
 ``users x items`` masks that every task used before (and that the package still adds below
 ``DENSE_CELLS``, for speed), run only where they fit in memory. The results go to
 ``benchmarks/results/memory_scale.{json,md,png}``.
+
+``--dataset NAME`` measures a registered task instead (shipped or local: Books-5core is prepared
+with ``recnas data prepare Books-5core``), in the layout the package picks for it, for
+``--epochs`` epochs; the results go to ``benchmarks/results/memory_scale-<task>.{json,md}``.
 """
 
 from __future__ import annotations
@@ -69,25 +74,29 @@ def synthetic_task(n: int, seed: int = 0):  # -> BooksDataset
     )
 
 
-def measure(n: int, layout: str, queue: multiprocessing.Queue) -> None:
-    """In a fresh process: one epoch on the task of size ``n``; puts the measurements."""
+def measure(n: int | str, layout: str, queue: multiprocessing.Queue, epochs: int = 1) -> None:
+    """In a fresh process: ``epochs`` epochs on the synthetic task of size ``n`` (or on the
+    registered task named ``n``, in the package's own layout); puts the measurements."""
     import torch
 
     import nasenv.metrics
+    from nasenv.data import load_dataset
     from nasenv.results import TrainConfig
     from nasenv.space import Architecture
     from nasenv.train import TrainingContext, train_architecture
 
     torch.set_num_threads(1)
-    nasenv.metrics.DENSE_CELLS = 1 << 62 if layout == "dense" else 0
-    task = synthetic_task(n)
+    if layout != "package":
+        nasenv.metrics.DENSE_CELLS = 1 << 62 if layout == "dense" else 0
+    task = load_dataset(n) if isinstance(n, str) else synthetic_task(n)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     start = time.perf_counter()
     context = TrainingContext(task)
     setup = time.perf_counter() - start
-    result = train_architecture(
-        Architecture.from_string(ARCH), context, 0, TrainConfig(max_epochs=1, patience=1)
-    )
+    if layout == "package":
+        layout = "dense" if context.val_eval.seen.dense is not None else "sparse"
+    config = TrainConfig(max_epochs=epochs, patience=epochs)
+    result = train_architecture(Architecture.from_string(ARCH), context, 0, config)
     queue.put(
         {
             "interactions": int(len(task.train) + len(task.val) + len(task.test)),
@@ -98,17 +107,20 @@ def measure(n: int, layout: str, queue: multiprocessing.Queue) -> None:
             "rss_before_mb": before,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "setup_seconds": setup,
-            "epoch_seconds": result.train_seconds,
+            "epoch_seconds": result.train_seconds / len(result.val_recall),
             "ranking_ms": result.inference_ms,
             "status": result.status,
+            "task": task.name,
+            "epochs": len(result.val_recall),
+            "val_recall": list(result.val_recall),
         }
     )
 
 
-def run(n: int, layout: str) -> dict:
+def run(n: int | str, layout: str, epochs: int = 1) -> dict:
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    process = context.Process(target=measure, args=(n, layout, queue))
+    process = context.Process(target=measure, args=(n, layout, queue, epochs))
     process.start()
     row = queue.get()
     process.join()
@@ -171,7 +183,23 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
     parser.add_argument("--no-plot", action="store_true")
+    parser.add_argument("--dataset", help="measure this registered task instead")
+    parser.add_argument("--epochs", type=int, default=1, help="epochs of --dataset (default 1)")
     args = parser.parse_args(argv)
+    if args.dataset:
+        row = run(args.dataset, "package", args.epochs)
+        print(json.dumps(row), flush=True)
+        stem = RESULTS / f"memory_scale-{args.dataset.lower()}"
+        RESULTS.mkdir(exist_ok=True)
+        stem.with_suffix(".json").write_text(json.dumps(row, indent=1) + "\n")
+        text = report([row]) + (
+            f"\n{row['task']}: {row['epochs']} epochs of LightGCN-3 (one thread), "
+            f"{row['epoch_seconds']:.1f} s per epoch, setup {row['setup_seconds']:.1f} s, "
+            f"validation Recall@20 by epoch {[round(v, 4) for v in row['val_recall']]}.\n"
+        )
+        stem.with_suffix(".md").write_text(text)
+        print(text)
+        return
     rows = []
     for n in args.sizes:
         for layout in ("sparse", "dense"):

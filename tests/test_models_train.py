@@ -199,7 +199,7 @@ def test_config_validation():
 
 def test_text_items_need_features(tiny_context):
     arch = Architecture.from_string(BASE.replace("items=id", "items=text"))
-    with pytest.raises(ValueError, match="item_text"):
+    with pytest.raises(ValueError, match="needs item text features"):
         GraphRecommender(arch, tiny_context.graph, None)
 
 
