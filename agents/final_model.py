@@ -26,7 +26,11 @@ DEFAULT_FINAL_SEEDS = fresh_seeds(3)
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments of :func:`train`."""
-    parser.add_argument("arch", help=f"canonical architecture string (LightGCN-3: {LIGHTGCN})")
+    parser.add_argument(
+        "arch",
+        help=f"canonical architecture string (LightGCN-3: {LIGHTGCN}), or the JSON file a "
+        "search wrote with --out (its best architecture)",
+    )
     parser.add_argument(
         "--dataset", default=DEFAULT_DATASET, help="registered task (default %(default)s)"
     )
@@ -101,9 +105,12 @@ def train_and_export(
 
 
 def train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    """``recnas train``: the final model of ``args.arch``, written to ``args.out``."""
+    """``recnas train``: the final model of ``args.arch`` (or of the best architecture of the
+    search result file ``args.arch``), written to ``args.out``."""
     try:
-        arch = Architecture.from_string(args.arch)
+        arch = Architecture.from_string(
+            best_of(args.arch) if args.arch.endswith(".json") else args.arch
+        )
     except (ValueError, TypeError) as error:
         parser.error(str(error))
     if Path(args.out).is_dir():
@@ -112,6 +119,20 @@ def train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     print(dataset.summary())
     seeds = fresh_seeds(args.seeds)
     train_and_export(arch, dataset, seeds, args.fidelity, args.threads, args.out, parser)
+
+
+def best_of(path: str) -> str:
+    """The best architecture of a search's ``--out`` JSON; ``ValueError`` naming the file if it
+    has none."""
+    try:
+        record = json.loads(Path(path).read_text())
+        return str(record["best"]["arch"])
+    except OSError as error:
+        raise ValueError(f"cannot read the search result {path}: {error.strerror}") from None
+    except (ValueError, KeyError, TypeError):
+        raise ValueError(
+            f"{path} is not a search result with a best architecture (recnas search --out)"
+        ) from None
 
 
 def recommend(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
