@@ -16,7 +16,8 @@ interaction of the user left out:
 * for comparison, one graph propagation of the rebuilt module (what recommending would cost
   without the stored representations), the median over ``--repeats``.
 
-Writes ``benchmarks/results/recommend_latency.json`` and ``.md`` (``--results`` elsewhere).
+Writes ``benchmarks/results/recommend_latency.json`` and ``.md`` (``--results`` elsewhere; on
+another task than the default, ``recommend_latency-<task>.json`` and ``.md``).
 """
 
 from __future__ import annotations
@@ -168,9 +169,12 @@ def main() -> None:
         "timings": timings,
     }
     args.results.mkdir(parents=True, exist_ok=True)
-    (args.results / "recommend_latency.json").write_text(json.dumps(record, indent=1) + "\n")
+    stem = "recommend_latency" + (
+        "" if args.dataset == DEFAULT_DATASET else f"-{args.dataset.lower()}"
+    )
+    (args.results / f"{stem}.json").write_text(json.dumps(record, indent=1) + "\n")
     text = report(record)
-    (args.results / "recommend_latency.md").write_text(text)
+    (args.results / f"{stem}.md").write_text(text)
     print(text)
 
 
