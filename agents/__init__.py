@@ -15,6 +15,7 @@ supernet instead of an env.
 from __future__ import annotations
 
 import importlib
+import random
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -57,10 +58,13 @@ def unavailable(name: str) -> str | None:
     modules, extra = REQUIREMENTS.get(name, ((), ""))
     missing = []
     for module in modules:
+        state = random.getstate()  # importing Stable-Baselines3 draws from Python's generator
         try:
             importlib.import_module(module)
         except ImportError:
             missing.append(module)
+        finally:
+            random.setstate(state)
     if not missing:
         return None
     return f"needs {' and '.join(missing)}: pip install 'recnas-books[{extra}]'"

@@ -56,6 +56,7 @@ from agents.final_model import (
 )
 from agents.parallel import ParallelResult, run_parallel
 from agents.runner import Budget, SearchResult, Trial, run_search
+from nasenv.allocator import keep_freed_memory
 from nasenv.cli import (
     CLIParser,
     add_data_command,
@@ -384,6 +385,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     leaderboard.add_arguments(board)
     args = parser.parse_args(argv)
+    keep_freed_memory()  # this command's own process (see nasenv.allocator)
     try:
         if args.command == "search":
             search(args, s)

@@ -419,11 +419,15 @@ _WORKER_EVALUATOR: LiveEvaluator | None = None  # one per worker process, set by
 def _init_worker(
     dataset: BooksDataset, config: TrainConfig, cache: str, device: str, threads: int
 ) -> None:
-    """Worker process setup: its own torch thread count and live evaluator."""
+    """Worker process setup: its own torch thread count, ``malloc`` settings
+    (:func:`nasenv.allocator.keep_freed_memory`) and live evaluator."""
     import torch
+
+    from nasenv.allocator import keep_freed_memory
 
     global _WORKER_EVALUATOR
     torch.set_num_threads(threads)
+    keep_freed_memory()
     _WORKER_EVALUATOR = LiveEvaluator(dataset, config, cache, device=device)
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
 

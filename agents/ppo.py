@@ -6,10 +6,16 @@ space's rules from the environment's penalty)."""
 
 from __future__ import annotations
 
+import random
 from abc import abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from agents.base import Agent, restored_global_rngs, single_threaded
+from agents.runner import SearchRunner
+from nasenv.space import SLOTS
+
+_python_rng = random.getstate()  # importing Stable-Baselines3 draws from Python's generator
 try:
     from sb3_contrib import MaskablePPO
     from sb3_contrib.common.maskable.utils import is_masking_supported
@@ -20,10 +26,8 @@ except ImportError as error:  # pragma: no cover - depends on the installed extr
     raise ImportError(
         "the PPO agents need Stable-Baselines3 and sb3-contrib: pip install 'recnas-books[rl]'"
     ) from error
-
-from agents.base import Agent, restored_global_rngs, single_threaded
-from agents.runner import SearchRunner
-from nasenv.space import SLOTS
+finally:
+    random.setstate(_python_rng)
 
 TOTAL_TIMESTEPS = 10**12
 """Passed to ``learn``: never reached, the search ends through :class:`StopWhenSpent`."""

@@ -23,6 +23,7 @@ from typing import Any, NoReturn
 
 from tqdm import tqdm
 
+from nasenv.allocator import keep_freed_memory
 from nasenv.data import (
     DATASETS,
     DEFAULT_DATASET,
@@ -323,6 +324,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     commands.add_parser("space", help="describe the search space")
     data = add_data_command(commands)
     args = parser.parse_args(argv)
+    keep_freed_memory()  # this command's own process (see nasenv.allocator)
     try:
         if args.command == "evaluate":
             evaluate(args, ev)

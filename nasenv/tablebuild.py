@@ -288,13 +288,16 @@ def run_task(
 ) -> dict[str, Any]:
     """Train one (architecture, seed) of a plan in this process; the worker side of a build.
 
-    The dataset's :class:`~nasenv.train.TrainingContext` is built once per process and reused.
+    The dataset's :class:`~nasenv.train.TrainingContext` is built once per process and reused,
+    and the process's ``malloc`` keeps freed memory (:func:`nasenv.allocator.keep_freed_memory`).
     """
+    from nasenv.allocator import keep_freed_memory
     from nasenv.data import load_dataset
     from nasenv.train import TrainingContext, train_architecture
 
     key = f"{dataset}@{device}"
     if key not in _CONTEXTS:
+        keep_freed_memory()  # a build's worker process: the build owns it
         _CONTEXTS[key] = TrainingContext(load_dataset(dataset), device=device)
     config = dataclasses.replace(FIDELITIES[fidelity], threads=threads)
     result = train_architecture(Architecture.from_string(arch), _CONTEXTS[key], seed, config)
