@@ -2,6 +2,7 @@
 
     python -m benchmarks.epoch_profile              # 3 core architectures, Books-20core, 1 thread
     python -m benchmarks.epoch_profile --epochs 5 --threads 2
+    python -m benchmarks.epoch_profile --pairs 5     # malloc kept or not: alternating processes
 
 For each architecture: one warm-up epoch, then ``--epochs`` epochs at the tabulation batch size
 timed without the profiler (the wall time per epoch, validation included, as the trainer charges
@@ -16,7 +17,13 @@ Rates: a sparse product of the training graph does ``2 * nnz * dim`` floating-po
 its achieved GFLOP/s is set beside a dense ``(n_nodes x d) @ (d x dim)`` product with
 ``d = nnz / n_nodes`` (the same operations, measured in the same run) and beside the ranking's
 own dense ``users x dim @ dim x items`` product. Results go to
-``benchmarks/results/epoch_profile.{json,md}``.
+``benchmarks/results/epoch_profile.{json,md}`` (with ``--keep-freed-memory``, which tunes
+``malloc`` first as the package's own processes do, ``epoch_profile-kept.{json,md}``).
+``--pairs N`` measures :func:`nasenv.allocator.keep_freed_memory` instead: N pairs of fresh
+processes, alternating without and with it, each training the first architecture for
+``--epochs`` epochs after a one-epoch warm-up and reporting its wall seconds, minor page faults
+and system CPU seconds (``epoch_profile-pairs.{json,md}``).
+
 Run it on an otherwise idle machine (pause a table build with ``kill -STOP``): every number is a
 wall-clock time.
 """
@@ -35,6 +42,7 @@ from torch.profiler import ProfilerActivity, profile, record_function
 
 import nasenv.train
 from benchmarks.common import add_results_option
+from nasenv.allocator import keep_freed_memory
 from nasenv.cli import LIGHTGCN
 from nasenv.data import DEFAULT_DATASET, load_dataset
 from nasenv.results import FIDELITIES, TrainConfig
@@ -137,12 +145,88 @@ def profile_arch(arch: Architecture, context: TrainingContext, epochs: int) -> d
     }
 
 
+PAIR_RUN = """
+import json, resource, sys, time
+import torch
+from nasenv.allocator import keep_freed_memory
+from nasenv.data import load_dataset
+from nasenv.results import TrainConfig
+from nasenv.space import Architecture
+from nasenv.train import TrainingContext, train_architecture
+
+dataset, arch, epochs, threads, kept = sys.argv[1:6]
+epochs, threads, kept = int(epochs), int(threads), kept == "1"
+torch.set_num_threads(threads)
+if kept:
+    keep_freed_memory()
+context = TrainingContext(load_dataset(dataset))
+arch = Architecture.from_string(arch)
+train_architecture(arch, context, 0, TrainConfig(max_epochs=1, patience=1))
+before = resource.getrusage(resource.RUSAGE_SELF)
+start = time.perf_counter()
+result = train_architecture(arch, context, 0, TrainConfig(max_epochs=epochs, patience=epochs))
+wall = time.perf_counter() - start
+after = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"kept": kept, "wall": wall, "faults": after.ru_minflt - before.ru_minflt,
+                  "system": after.ru_stime - before.ru_stime, "val_recall": result.val_recall}))
+"""
+
+
+def pairs(dataset: str, arch: str, epochs: int, threads: int, n: int) -> list[dict[str, Any]]:
+    """``n`` alternating pairs of fresh processes without and with the malloc settings."""
+    import subprocess
+    import sys
+
+    rows = []
+    for _ in range(n):
+        for kept in ("0", "1"):
+            command = [sys.executable, "-c", PAIR_RUN, dataset, arch, str(epochs), str(threads)]
+            out = subprocess.run([*command, kept], capture_output=True, text=True, check=True)
+            rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def pairs_report(rows: list[dict[str, Any]], args: argparse.Namespace, arch: str) -> str:
+    def median(kept: bool, key: str) -> float:
+        return statistics.median(r[key] for r in rows if r["kept"] == kept)
+
+    base = [r for r in rows if not r["kept"]]
+    kept = [r for r in rows if r["kept"]]
+    faster = sum(k["wall"] < b["wall"] for b, k in zip(base, kept, strict=True))
+    same = all(k["val_recall"] == base[0]["val_recall"] for k in rows)
+    lines = [
+        "# Keeping freed memory: alternating processes",
+        "",
+        f"`python -m benchmarks.epoch_profile --pairs {len(base)} --epochs {args.epochs} "
+        f"--threads {args.threads}` on {args.dataset}: {arch}, {args.epochs} epochs after a "
+        "warm-up epoch, each run a fresh process.",
+        "",
+        "| malloc | median wall s | range | median page faults | median system s |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for label, flag, group in (("as glibc sets it", False, base), ("kept", True, kept)):
+        walls = [r["wall"] for r in group]
+        lines.append(
+            f"| {label} | {median(flag, 'wall'):.2f} | {min(walls):.2f}-{max(walls):.2f} | "
+            f"{median(flag, 'faults'):,.0f} | {median(flag, 'system'):.2f} |"
+        )
+    lines += [
+        "",
+        f"Kept was faster in {faster} of {len(base)} pairs; the validation curves were "
+        f"{'identical in every run' if same else 'NOT identical'}.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def report(record: dict[str, Any]) -> str:
+    kept = " --keep-freed-memory" if record["keep_freed_memory"] else ""
     lines = [
         "# Where an epoch's time goes",
         "",
         f"`python -m benchmarks.epoch_profile --epochs {record['epochs']} --threads "
-        f"{record['threads']}` on {record['dataset']} ({record['nodes']:,} nodes, "
+        f"{record['threads']}{kept}` on {record['dataset']} ({record['nodes']:,} nodes, "
         f"{record['nnz']:,} nonzeros in the normalised adjacency); torch {record['torch']}.",
         "",
         f"Dense float32 products here: {record['dense_same_flops_gflops']:.1f} GFLOP/s for a "
@@ -177,9 +261,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--arch", action="append", help="architecture (repeatable; default: 3)")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--keep-freed-memory",
+        action="store_true",
+        help="tune malloc first, as the package's commands and workers do (nasenv.allocator)",
+    )
+    parser.add_argument("--pairs", type=int, help="compare malloc settings in N process pairs")
     add_results_option(parser)
     args = parser.parse_args(argv)
+    if args.pairs:
+        arch = (args.arch or ARCHS)[0]
+        rows = pairs(args.dataset, arch, args.epochs, args.threads, args.pairs)
+        args.results.mkdir(parents=True, exist_ok=True)
+        (args.results / "epoch_profile-pairs.json").write_text(json.dumps(rows, indent=1) + "\n")
+        text = pairs_report(rows, args, arch)
+        (args.results / "epoch_profile-pairs.md").write_text(text)
+        print(text)
+        return
     torch.set_num_threads(args.threads)
+    if args.keep_freed_memory:
+        keep_freed_memory()
     context = TrainingContext(load_dataset(args.dataset))
     context.sampler = _Labelled(context.sampler, "recnas/negatives")  # type: ignore[assignment]
     context.val_eval = _Labelled(context.val_eval, "recnas/validation")  # type: ignore[assignment]
@@ -191,6 +292,7 @@ def main(argv: list[str] | None = None) -> None:
         "dataset": data.name,
         "epochs": args.epochs,
         "threads": args.threads,
+        "keep_freed_memory": args.keep_freed_memory,
         "torch": torch.__version__,
         "machine": platform.processor() or platform.machine(),
         "nodes": graph.n_nodes,
@@ -206,9 +308,10 @@ def main(argv: list[str] | None = None) -> None:
         record["archs"].append(profile_arch(Architecture.from_string(text), context, args.epochs))
         print(json.dumps(record["archs"][-1]), flush=True)
     args.results.mkdir(parents=True, exist_ok=True)
-    (args.results / "epoch_profile.json").write_text(json.dumps(record, indent=1) + "\n")
+    stem = "epoch_profile-kept" if args.keep_freed_memory else "epoch_profile"
+    (args.results / f"{stem}.json").write_text(json.dumps(record, indent=1) + "\n")
     text = report(record)
-    (args.results / "epoch_profile.md").write_text(text)
+    (args.results / f"{stem}.md").write_text(text)
     print(text)
 
 

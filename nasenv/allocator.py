@@ -7,7 +7,7 @@ pages again: a LightGCN-3 training on Books-5core took 59.6 million minor page f
 28% of its CPU time in the kernel. Two ``mallopt`` settings keep the memory for reuse:
 ``M_MMAP_THRESHOLD`` at its maximum (32 MiB) and ``M_TRIM_THRESHOLD`` at 1 GiB. Results are
 bit-identical (the allocator decides where tensors live, never what they hold); on Books-20core
-five epochs of LightGCN-3 took 14% less time (``benchmarks/RESULTS.md``, "Where an epoch's time
+five epochs of LightGCN-3 took 13% less time (``benchmarks/RESULTS.md``, "Where an epoch's time
 goes").
 
 This is process-wide state, so the library never sets it on its own: the processes the package
