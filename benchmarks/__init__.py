@@ -18,6 +18,7 @@ repository root (``python -m benchmarks.<name> --help`` for each one's options):
 * ``unmasked``: agents without action masks (plain PPO, DQN) against masked random search;
 * ``quality``: the searched architectures against hand-designed recommenders;
 * ``surrogate_search``: searches of the surrogate env, their finds trained for real;
+* ``surrogate_models``: kernel ridge, boosted trees and an MLP as the surrogate, on the same splits;
 * ``oneshot``: one-shot searchers (DARTS, GDAS, SPOS/RSPS, ENAS) on the real data, scored by the
   table, with the supernet's Kendall tau;
 * ``cross_task``: how alike the book tasks rank architectures;
