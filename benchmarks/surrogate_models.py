@@ -46,7 +46,7 @@ from nasenv.surrogate import (
     training_data,
 )
 from nasenv.table import load_table
-from nasenv.tablebuild import ShardStore
+from nasenv.tablebuild import finished_trainings
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILDS = ROOT / "benchmarks" / "table-build"
@@ -166,10 +166,7 @@ def main(argv: list[str] | None = None) -> None:
     add_results_option(parser)
     args = parser.parse_args(argv)
     table = load_table(args.dataset)
-    extra = []
-    for directory in args.extra:
-        if (directory / ShardStore.PLAN_FILE).exists():
-            extra += list(ShardStore.open(directory).results())
+    extra = finished_trainings(args.extra)
     data = training_data(table, extra)
     first, second = replicate_pairs(extra_values(extra))
     outside = np.asarray(data.outside)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -278,6 +278,16 @@ class ShardStore:
         for task in self.plan.tasks():
             if task in done:
                 yield TrainResult.from_dict(done[task])
+
+
+def finished_trainings(directories: Iterable[Path]) -> list[TrainResult]:
+    """Every finished training of the builds in ``directories``, in order; a directory that
+    holds no build (no plan file) is skipped."""
+    out: list[TrainResult] = []
+    for directory in directories:
+        if (Path(directory) / ShardStore.PLAN_FILE).exists():
+            out += list(ShardStore.open(Path(directory)).results())
+    return out
 
 
 _CONTEXTS: dict[str, Any] = {}

@@ -34,7 +34,7 @@ from nasenv.surrogate import (
     training_data,
 )
 from nasenv.table import TABLE_DIR, load_table
-from nasenv.tablebuild import ShardStore
+from nasenv.tablebuild import finished_trainings
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -67,10 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     table = load_table(args.dataset)
-    extra = []
-    for directory in args.extra:
-        if (directory / ShardStore.PLAN_FILE).exists():
-            extra += list(ShardStore.open(directory).results())
+    extra = finished_trainings(args.extra)
     data = training_data(table, extra)
     noise = data.noise_std
     replicates = seed_agreement(extra)
