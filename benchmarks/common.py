@@ -1,10 +1,12 @@
-"""What several benchmark scripts share: where the repository and the results are, and the
-sample tables of their smoke modes."""
+"""What several benchmark scripts share: where the repository and the results are, how a result
+is written, and the sample tables of their smoke modes."""
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
+from typing import Any
 
 from nasenv.table import BenchmarkTable
 from nasenv.testing import load_sample_table
@@ -40,3 +42,12 @@ def add_results_option(parser: argparse.ArgumentParser) -> None:
         default=RESULTS,
         help="directory of the outputs (default benchmarks/results)",
     )
+
+
+def write_results(directory: Path, stem: str, record: Any, text: str) -> None:
+    """Write ``record`` as ``<directory>/<stem>.json`` and the report ``text`` as ``<stem>.md``
+    (the directory made if needed), then print the report."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{stem}.json").write_text(json.dumps(record, indent=1) + "\n")
+    (directory / f"{stem}.md").write_text(text)
+    print(text)

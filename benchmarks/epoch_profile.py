@@ -41,7 +41,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile, record_function
 
 import nasenv.train
-from benchmarks.common import add_results_option
+from benchmarks.common import add_results_option, write_results
 from nasenv.allocator import keep_freed_memory
 from nasenv.cli import LIGHTGCN
 from nasenv.data import DEFAULT_DATASET, load_dataset
@@ -272,11 +272,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.pairs:
         arch = (args.arch or ARCHS)[0]
         rows = pairs(args.dataset, arch, args.epochs, args.threads, args.pairs)
-        args.results.mkdir(parents=True, exist_ok=True)
-        (args.results / "epoch_profile-pairs.json").write_text(json.dumps(rows, indent=1) + "\n")
-        text = pairs_report(rows, args, arch)
-        (args.results / "epoch_profile-pairs.md").write_text(text)
-        print(text)
+        write_results(args.results, "epoch_profile-pairs", rows, pairs_report(rows, args, arch))
         return
     torch.set_num_threads(args.threads)
     if args.keep_freed_memory:
@@ -307,12 +303,8 @@ def main(argv: list[str] | None = None) -> None:
     for text in args.arch or ARCHS:
         record["archs"].append(profile_arch(Architecture.from_string(text), context, args.epochs))
         print(json.dumps(record["archs"][-1]), flush=True)
-    args.results.mkdir(parents=True, exist_ok=True)
     stem = "epoch_profile-kept" if args.keep_freed_memory else "epoch_profile"
-    (args.results / f"{stem}.json").write_text(json.dumps(record, indent=1) + "\n")
-    text = report(record)
-    (args.results / f"{stem}.md").write_text(text)
-    print(text)
+    write_results(args.results, stem, record, report(record))
 
 
 if __name__ == "__main__":

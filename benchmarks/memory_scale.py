@@ -34,7 +34,7 @@ import time
 
 import numpy as np
 
-from benchmarks.common import RESULTS
+from benchmarks.common import RESULTS, write_results
 
 ARCH = "layers=lgconv-lgconv-lgconv,combine=mean,dim=64,items=id,loss=bpr,lr=0.02,reg=0.0001"
 SIZES = (10_000, 30_000, 100_000, 300_000, 1_000_000)
@@ -189,16 +189,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.dataset:
         row = run(args.dataset, "package", args.epochs)
         print(json.dumps(row), flush=True)
-        stem = RESULTS / f"memory_scale-{args.dataset.lower()}"
-        RESULTS.mkdir(exist_ok=True)
-        stem.with_suffix(".json").write_text(json.dumps(row, indent=1) + "\n")
         text = report([row]) + (
             f"\n{row['task']}: {row['epochs']} epochs of LightGCN-3 (one thread), "
             f"{row['epoch_seconds']:.1f} s per epoch, setup {row['setup_seconds']:.1f} s, "
             f"validation Recall@20 by epoch {[round(v, 4) for v in row['val_recall']]}.\n"
         )
-        stem.with_suffix(".md").write_text(text)
-        print(text)
+        write_results(RESULTS, f"memory_scale-{args.dataset.lower()}", row, text)
         return
     rows = []
     for n in args.sizes:
@@ -207,11 +203,7 @@ def main(argv: list[str] | None = None) -> None:
                 continue
             rows.append(run(n, layout))
             print(json.dumps(rows[-1]), flush=True)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "memory_scale.json").write_text(json.dumps(rows, indent=1) + "\n")
-    text = report(rows)
-    (RESULTS / "memory_scale.md").write_text(text)
-    print(text)
+    write_results(RESULTS, "memory_scale", rows, report(rows))
     if not args.no_plot:
         plot(rows, RESULTS / "memory_scale.png")
 

@@ -23,7 +23,6 @@ another task than the default, ``recommend_latency-<task>.json`` and ``.md``).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -35,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmarks.common import add_results_option
+from benchmarks.common import add_results_option, write_results
 from nasenv.cli import LIGHTGCN
 from nasenv.data import DEFAULT_DATASET, load_dataset
 from nasenv.evaluators import fresh_seeds
@@ -168,14 +167,10 @@ def main() -> None:
         },
         "timings": timings,
     }
-    args.results.mkdir(parents=True, exist_ok=True)
     stem = "recommend_latency" + (
         "" if args.dataset == DEFAULT_DATASET else f"-{args.dataset.lower()}"
     )
-    (args.results / f"{stem}.json").write_text(json.dumps(record, indent=1) + "\n")
-    text = report(record)
-    (args.results / f"{stem}.md").write_text(text)
-    print(text)
+    write_results(args.results, stem, record, report(record))
 
 
 if __name__ == "__main__":

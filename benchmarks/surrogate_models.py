@@ -26,7 +26,6 @@ Results: ``benchmarks/results/surrogate_models.{json,md}``.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -34,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import add_results_option
+from benchmarks.common import add_results_option, write_results
 from nasenv.data import DEFAULT_DATASET
 from nasenv.space import SLOTS, Architecture
 from nasenv.surrogate import (
@@ -199,11 +198,7 @@ def main(argv: list[str] | None = None) -> None:
         },
         "models": scores,
     }
-    args.results.mkdir(parents=True, exist_ok=True)
-    (args.results / "surrogate_models.json").write_text(json.dumps(record, indent=1) + "\n")
-    text = report(record)
-    (args.results / "surrogate_models.md").write_text(text)
-    print(text)
+    write_results(args.results, "surrogate_models", record, report(record))
 
 
 if __name__ == "__main__":
