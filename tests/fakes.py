@@ -1,7 +1,9 @@
-"""A :class:`~nasenv.results.TrainResult` without training, for tests of what stores results."""
+"""Fakes for tests: a :class:`~nasenv.results.TrainResult` without training (for tests of what
+stores results), and a damaged copy of a shipped file (for tests of what verifies them)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from nasenv.results import FIDELITIES, TrainResult
@@ -29,3 +31,20 @@ def fake_result(
         "train_seconds": seconds,
     }
     return TrainResult(**{**values, **fields})
+
+
+DAMAGES = ("flip", "truncate")
+"""The ways :func:`damage_file` damages a file."""
+
+
+def damage_file(path: Path, damage: str) -> None:
+    """Flip every bit of the middle byte of ``path`` (``"flip"``) or cut it in half
+    (``"truncate"``), in place."""
+    data = bytearray(path.read_bytes())
+    if damage == "flip":
+        data[len(data) // 2] ^= 0xFF
+    elif damage == "truncate":
+        data = data[: len(data) // 2]
+    else:
+        raise ValueError(f"unknown damage {damage!r}; allowed: {list(DAMAGES)}")
+    path.write_bytes(bytes(data))

@@ -19,6 +19,7 @@ from nasenv.data import (
     write_npz,
 )
 from nasenv.prepare import RawDataError, build_task, k_core, read_raw, split_per_user
+from tests.fakes import DAMAGES, damage_file
 
 
 def test_k_core_leaves_only_nodes_with_k_interactions():
@@ -79,17 +80,12 @@ def test_unknown_dataset_lists_known_ones():
         load_dataset("Books-99core")
 
 
-@pytest.mark.parametrize("damage", ["flip", "truncate"])
+@pytest.mark.parametrize("damage", DAMAGES)
 def test_tampered_file_is_refused_with_name_and_expected_hash(tmp_path, damage):
     shutil.copytree(DATA_DIR, tmp_path, dirs_exist_ok=True)
     target = tmp_path / "books-20core.npz"
     expected = sha256_of(target)
-    raw = bytearray(target.read_bytes())
-    if damage == "flip":
-        raw[len(raw) // 2] ^= 0xFF
-    else:
-        raw = raw[: len(raw) // 2]
-    target.write_bytes(bytes(raw))
+    damage_file(target, damage)
     with pytest.raises(ChecksumError) as error:
         load_dataset("Books-20core", directory=tmp_path)
     assert "books-20core.npz" in str(error.value) and expected in str(error.value)

@@ -18,6 +18,7 @@ from nasenv.table import BenchmarkTable, UnknownArchitectureError
 from nasenv.tablebuild import check_entries
 from nasenv.testing import SAMPLE_BUDGET, SAMPLE_SEEDS, TINY_SPACE
 from nasenv.train import train_architecture
+from tests.fakes import DAMAGES, damage_file
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -35,16 +36,11 @@ def test_sample_table_covers_its_space(table):
     assert table.scores().std() > 0.01  # architectures differ
 
 
-@pytest.mark.parametrize("damage", ["flip", "truncate"])
+@pytest.mark.parametrize("damage", DAMAGES)
 def test_tampered_table_is_refused_with_file_and_expected_hash(tmp_path, damage):
     path = tmp_path / "tiny.npz"
     shutil.copy(DATA / "tiny.npz", path)
-    data = bytearray(path.read_bytes())
-    if damage == "flip":
-        data[len(data) // 2] ^= 0xFF
-    else:
-        data = data[: len(data) // 2]
-    path.write_bytes(bytes(data))
+    damage_file(path, damage)
     expected = read_checksums(DATA)["tiny.npz"]
     with pytest.raises(ChecksumError, match=expected) as error:
         BenchmarkTable.load(path, expected)
