@@ -14,11 +14,12 @@ budget is the converged one (100 epochs, patience 10); test metrics are read at 
 validation epoch, and nothing here chooses anything by test.
 
 Reported per task, architecture and encoder: validation and test Recall@20 and test NDCG@20
-(mean ± std over seeds); each adapted encoder's test Recall@20 minus the frozen one's, with a
-paired t-test over the seeds and a Wilcoxon signed-rank test over users (each user's test
-recall averaged over the seeds); and test Recall@20 by item popularity: the items split into
-three equal groups by their number of training interactions (tail, middle, head), each group's
-recall the share of its test interactions that were retrieved.
+(mean ± sample std over seeds); each adapted encoder's test Recall@20 and NDCG@20 minus the frozen
+one's, with a paired t-test over the seeds (and, for Recall@20, a Wilcoxon signed-rank test over
+users, each user's test recall averaged over the seeds); and test Recall@20 by item
+popularity: the items split into three equal groups by their number of training interactions
+(tail, middle, head), each group's recall the share of its test interactions that were
+retrieved.
 
 Every finished training is appended to ``benchmarks/results/adapted_encoders.jsonl`` (a run
 already there is not trained again: an interrupted run resumes); the summary goes to
@@ -40,7 +41,7 @@ from tqdm import tqdm
 from benchmarks.common import add_results_option, write_results
 from nasenv.allocator import keep_freed_memory
 from nasenv.cli import LIGHTGCN
-from nasenv.data import BooksDataset, adapted_encoders, load_dataset
+from nasenv.data import ENCODERS, BooksDataset, adapted_encoders, load_dataset
 from nasenv.evaluators import fresh_seeds
 from nasenv.metrics import FullRankingEvaluator
 from nasenv.results import FIDELITIES
@@ -148,12 +149,15 @@ def summarise(runs: list[dict[str, Any]], n_true: dict[str, np.ndarray]) -> dict
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for record in runs:
         groups.setdefault((record["task"], record["arch"], record["encoder"]), []).append(record)
-    for (task, arch, encoder), records in sorted(groups.items()):
+    order = {encoder: i for i, encoder in enumerate(ENCODERS)}
+    for (task, arch, encoder), records in sorted(
+        groups.items(), key=lambda g: (g[0][:2], order[g[0][2]])
+    ):
         records.sort(key=lambda r: r["seed"])
         row: dict[str, Any] = {"seeds": [r["seed"] for r in records]}
         for metric in ("val_recall", "test_recall", "test_ndcg", "seconds", "epochs"):
             values = [r[metric] for r in records]
-            row[metric] = [float(np.mean(values)), float(np.std(values))]
+            row[metric] = _mean_std(values)
         hits = np.sum([r["bucket_hits"] for r in records], axis=0)
         pairs = np.sum([r["bucket_pairs"] for r in records], axis=0)
         row["bucket_recall"] = dict(zip(BUCKETS, (hits / pairs).tolist(), strict=True))
@@ -161,13 +165,13 @@ def summarise(runs: list[dict[str, Any]], n_true: dict[str, np.ndarray]) -> dict
         if encoder != "frozen" and frozen:
             by_seed = {r["seed"]: r for r in frozen}
             paired = [(by_seed[r["seed"]], r) for r in records if r["seed"] in by_seed]
-            diff = [b["test_recall"] - a["test_recall"] for a, b in paired]
             row["paired_seeds"] = len(paired)
-            row["test_recall_diff"] = [float(np.mean(diff)), float(np.std(diff))]
-            if len(paired) >= 2:
-                after = [b["test_recall"] for _, b in paired]
-                before = [a["test_recall"] for a, _ in paired]
-                row["p_seeds"] = float(stats.ttest_rel(after, before).pvalue)
+            for metric, name in (("test_recall", "p_seeds"), ("test_ndcg", "p_seeds_ndcg")):
+                after = np.array([b[metric] for _, b in paired])
+                before = np.array([a[metric] for a, _ in paired])
+                row[f"{metric}_diff"] = _mean_std(after - before)
+                if len(paired) >= 2:
+                    row[name] = float(stats.ttest_rel(after, before).pvalue)
             truth = n_true[task]
             user_a = np.mean([np.array(a["user_hits"]) / truth for a, _ in paired], axis=0)
             user_b = np.mean([np.array(b["user_hits"]) / truth for _, b in paired], axis=0)
@@ -176,11 +180,18 @@ def summarise(runs: list[dict[str, Any]], n_true: dict[str, np.ndarray]) -> dict
     return out
 
 
+def _mean_std(values: Any) -> list[float]:
+    """Mean and sample standard deviation (0 for one value), as the other benchmarks report."""
+    values = np.asarray(values, dtype=np.float64)
+    return [float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0]
+
+
 def markdown(summary: dict[str, Any]) -> str:
     lines = [
         "| task | architecture | encoder | val Recall@20 | test Recall@20 | test NDCG@20 | "
-        "test R@20 - frozen | p (seeds) | p (users) | tail | middle | head |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "test R@20 - frozen | p (seeds) | p (users) | test NDCG@20 - frozen | p (seeds) | "
+        "tail | middle | head |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for task, archs in summary.items():
         for arch, encoders in archs.items():
@@ -190,10 +201,12 @@ def markdown(summary: dict[str, Any]) -> str:
                     cells.append("{:.4f} ± {:.4f}".format(*row[metric]))
                 if "test_recall_diff" in row:
                     cells.append("{:+.4f} ± {:.4f}".format(*row["test_recall_diff"]))
-                    cells.append(f"{row.get('p_seeds', float('nan')):.3f}")
-                    cells.append(f"{row['p_users']:.3g}")
+                    cells.append(f"{row.get('p_seeds', float('nan')):.2g}")
+                    cells.append(f"{row['p_users']:.2g}")
+                    cells.append("{:+.4f} ± {:.4f}".format(*row["test_ndcg_diff"]))
+                    cells.append(f"{row.get('p_seeds_ndcg', float('nan')):.2g}")
                 else:
-                    cells += ["-", "-", "-"]
+                    cells += ["-"] * 5
                 cells += [f"{row['bucket_recall'][b]:.4f}" for b in BUCKETS]
                 lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -80,6 +80,7 @@ def steps(quick: bool) -> list[list[str]]:
             ],
             ["oneshot", "--table", "sample", "--epochs", "2", "--seeds", "1"],
             ["quality", "--quick"],
+            ["adapted_encoders", "--quick"],
             [
                 *("env_throughput", "--surrogate", "--steps", "20000", "--repeats", "3"),
                 *("--out", "benchmarks/results/env_throughput-surrogate-quick.json"),
@@ -124,6 +125,7 @@ def steps(quick: bool) -> list[list[str]]:
         ["memory_scale"],
         ["recommend_latency", "--threads", "1"],
         ["quality"],
+        ["adapted_encoders"],
         ["env_throughput", "--surrogate"],
         ["surrogate_search"],
         ["cross_task"],

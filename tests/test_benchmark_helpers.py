@@ -115,6 +115,27 @@ def test_quality_smoke_run_on_the_tiny_dataset_reports_every_model(tmp_path):
     assert len((tmp_path / "quality-sample.jsonl").read_text().splitlines()) == 4 * 2
 
 
+def test_adapted_encoders_pairs_seeds_tests_them_and_resumes(tmp_path):
+    args = ["--quick", "--encoders", "frozen", "lora", "--threads", "1", "--results", tmp_path]
+    benchmark("adapted_encoders", *args)
+    journal = (tmp_path / "adapted_encoders-quick.jsonl").read_text().splitlines()
+    assert len(journal) == 2 * 2 * 2  # encoders x architectures x seeds
+    summary = json.loads((tmp_path / "adapted_encoders-quick.json").read_text())["summary"]
+    (task,) = summary
+    for encoders in summary[task].values():
+        assert set(encoders) == {"frozen", "lora"}
+        frozen, lora = encoders["frozen"], encoders["lora"]
+        assert lora["paired_seeds"] == 2 and 0 <= lora["p_seeds"] <= 1 and 0 <= lora["p_users"] <= 1
+        diff = lora["test_recall"][0] - frozen["test_recall"][0]
+        assert lora["test_recall_diff"][0] == pytest.approx(diff)
+        assert all(0 <= r <= 1 for r in lora["bucket_recall"].values())
+    records = [json.loads(line) for line in journal]
+    assert all(r["bucket_pairs"] == records[0]["bucket_pairs"] for r in records)  # by the task
+    assert all(sum(r["bucket_hits"]) == sum(r["user_hits"]) for r in records)
+    benchmark("adapted_encoders", *args)  # every run is in the journal: nothing is trained again
+    assert (tmp_path / "adapted_encoders-quick.jsonl").read_text().splitlines() == journal
+
+
 def test_transfer_tuning_leaves_each_task_out_and_reports_a_choice(tmp_path):
     args = ["--sample", "--seeds", "2", "--budget", "10", "--pretrain", "20", "--tune", "2.5"]
     args += ["0.5", "--tune-only", "--results", str(tmp_path)]
@@ -155,7 +176,7 @@ def test_transfer_without_repeats_keeps_its_own_runs_and_never_repeats(tmp_path)
 def test_run_all_runs_every_benchmark_as_a_module_of_the_package():
     quick = benchmark("run_all", "--quick", "--dry-run").stdout
     commands = [line[2:].split() for line in quick.splitlines() if line.startswith("$ ")]
-    assert len(commands) == 15
+    assert len(commands) == 16
     for command in commands:
         assert command[:2] == ["python", "-m"] and command[2].startswith("benchmarks.")
         assert (ROOT / "benchmarks" / f"{command[2].removeprefix('benchmarks.')}.py").is_file()
