@@ -2,7 +2,7 @@
 
     python -m benchmarks.adapted_encoders                    # every task with adapted features
     python -m benchmarks.adapted_encoders --tasks Books-20core --encoders frozen
-    python -m benchmarks.adapted_encoders --quick            # low budget, 2 seeds, one small task
+    python -m benchmarks.adapted_encoders --quick            # low budget, 2 seeds, LightGCN-3 only
 
 For each task, two architectures with text features are trained on each encoder's item features
 (:data:`nasenv.data.ENCODERS`: frozen MiniLM, fine-tuned, LoRA; ``load_dataset(task,
@@ -219,7 +219,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--fidelity", default="converged", choices=sorted(FIDELITIES))
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--quick", action="store_true", help="low budget, 2 seeds, one task")
+    parser.add_argument(
+        "--quick", action="store_true", help="low budget, 2 seeds, one task, LightGCN-3 only"
+    )
     add_results_option(parser)
     args = parser.parse_args(argv)
     keep_freed_memory()
@@ -238,7 +240,7 @@ def main(argv: list[str] | None = None) -> None:
     n_true: dict[str, np.ndarray] = {}
     for task in tasks:
         encoders = args.encoders or adapted_encoders(task)
-        archs = architectures(task)
+        archs = [LIGHTGCN_TEXT] if args.quick else architectures(task)
         for encoder in encoders:
             dataset = load_dataset(task, encoder=encoder)
             context = TrainingContext(dataset)
