@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 
 from agents.runner import SearchRunner, Trial
-from nasenv.space import SLOTS, Architecture, Choice, SearchSpace
+from nasenv.space import Architecture, Choice, SearchSpace
 
 
 class Agent(ABC):
@@ -103,7 +103,7 @@ class AskTellAgent(Agent):
 
 def valid_choices(space: SearchSpace, prefix: list[Choice]) -> list[Choice]:
     """The choices of slot ``len(prefix)`` that may follow ``prefix`` in ``space``."""
-    slot = SLOTS[len(prefix)]
+    slot = space.slots[len(prefix)]
     return [c for c, ok in zip(slot.choices, space.mask(prefix), strict=True) if ok]
 
 
@@ -111,16 +111,17 @@ def mutate(arch: Architecture, space: SearchSpace, rng: np.random.Generator) -> 
     """``arch`` with one decision changed to another valid value; later decisions that the change
     made invalid are redrawn uniformly among the valid ones, so the result is always in ``space``
     and always differs from ``arch``."""
-    values = list(arch.decisions())
-    mutable = [s for s in range(len(SLOTS)) if len(valid_choices(space, values[:s])) > 1]
+    values = list(space.decisions(arch))
+    n_slots = len(space.slots)
+    mutable = [s for s in range(n_slots) if len(valid_choices(space, values[:s])) > 1]
     slot = int(rng.choice(mutable))
     others = [c for c in valid_choices(space, values[:slot]) if c != values[slot]]
     values[slot] = others[int(rng.integers(len(others)))]
-    for later in range(slot + 1, len(SLOTS)):
+    for later in range(slot + 1, n_slots):
         allowed = valid_choices(space, values[:later])
         if values[later] not in allowed:
             values[later] = allowed[int(rng.integers(len(allowed)))]
-    return Architecture.from_decisions(values)
+    return space.from_decisions(values)
 
 
 @contextmanager

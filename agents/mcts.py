@@ -13,7 +13,7 @@ import numpy as np
 
 from agents.base import Agent, valid_choices
 from agents.runner import SearchRunner
-from nasenv.space import SLOTS, Architecture, Choice, SearchSpace
+from nasenv.space import Choice, SearchSpace
 
 Prefix = tuple[Choice, ...]
 
@@ -25,9 +25,9 @@ ROLLOUTS = ("architecture", "decision")
 class MCTS(Agent):
     """UCT on the tree of decision prefixes, each iteration one evaluated architecture.
 
-    A node is a prefix of decisions in the order of :data:`~nasenv.space.SLOTS`; its edges are
+    A node is a prefix of decisions in the order of the space's slots; its edges are
     the valid choices of the next slot (:func:`~agents.base.valid_choices`), so every path of
-    ``len(SLOTS)`` edges is an architecture of the runner's space. Each iteration
+    ``len(space.slots)`` edges is an architecture of the runner's space. Each iteration
 
     1. *selects* from the root down through expanded nodes: a node with a child not yet in the
        tree expands one of them (chosen uniformly, so unvisited children come first in a seeded
@@ -119,7 +119,7 @@ class _Search:
                 self.repeats = True
             path = self.select()
             values = self.roll_out(path[-1])
-            reward = runner.evaluate(Architecture.from_decisions(values)).reward
+            reward = runner.evaluate(self.space.from_decisions(values)).reward
             self.record(values, reward, path)
 
     def exhausted(self, prefix: Prefix) -> bool:
@@ -138,7 +138,7 @@ class _Search:
         """The path from the root to the node expanded this iteration (or to a leaf)."""
         path: list[Prefix] = [()]
         node: Prefix = ()
-        while len(node) < len(SLOTS):
+        while len(node) < len(self.space.slots):
             choices = self.candidates(node)
             new = [c for c in choices if (*node, c) not in self.visits]
             if new:
@@ -164,7 +164,7 @@ class _Search:
     def roll_out(self, node: Prefix) -> list[Choice]:
         """A complete architecture below ``node``, drawn by the rollout policy."""
         values = list(node)
-        while len(values) < len(SLOTS):
+        while len(values) < len(self.space.slots):
             choices = self.candidates(tuple(values))
             if self.agent.rollout == "architecture":
                 weights = np.array([self.remaining((*values, c)) for c in choices], dtype=float)

@@ -41,7 +41,7 @@ from agents.reinforce import Controller
 from nasenv.data import BooksDataset
 from nasenv.env import N_ACTIONS
 from nasenv.metrics import FullRankingEvaluator, PairSet
-from nasenv.space import CHOICE_OFFSETS, CORE, SLOTS, Architecture, Choice, SearchSpace
+from nasenv.space import CORE, Architecture, Choice, SearchSpace
 from nasenv.supernet import PathWeights, Supernet, require_in_space
 from nasenv.train import NegativeSampler, TrainingContext
 
@@ -375,9 +375,6 @@ class SPOS(OneShotSearcher):
         return candidates[pick], scores if self.n_candidates is None else None
 
 
-_START = CHOICE_OFFSETS[-1]  # the controller's start token (agents.reinforce)
-
-
 @dataclass
 class ENAS(OneShotSearcher):
     """ENAS: each epoch, one weight step per training batch through a path sampled from the
@@ -434,27 +431,30 @@ class ENAS(OneShotSearcher):
         probabilities of every slot with a choice to make."""
         prefix: list[Choice] = []
         actions: list[int] = []
-        masks = np.zeros((len(SLOTS), N_ACTIONS), dtype=bool)
+        slots = space.slots
+        masks = np.zeros((len(slots), N_ACTIONS), dtype=bool)
         probabilities: dict[str, tuple[float, ...]] = {}
-        tokens, state = torch.tensor([_START]), None
+        tokens, state = torch.tensor([controller.start]), None
         with torch.no_grad():
-            for slot in range(len(SLOTS)):
-                masks[slot, : len(SLOTS[slot].choices)] = space.mask(prefix)
+            for slot in range(len(slots)):
+                masks[slot, : len(slots[slot].choices)] = space.mask(prefix)
                 log_p, state = controller.step(
                     slot, tokens, torch.as_tensor(masks[slot])[None], state
                 )
                 p = log_p[0].exp()
                 action = int(p.argmax() if greedy else torch.multinomial(p, 1, generator=generator))
                 if masks[slot].sum() > 1:
-                    probabilities[SLOTS[slot].name] = tuple(p[: len(SLOTS[slot].choices)].tolist())
+                    probabilities[slots[slot].name] = tuple(p[: len(slots[slot].choices)].tolist())
                 actions.append(action)
-                prefix.append(SLOTS[slot].choices[action])
-                tokens = torch.tensor([CHOICE_OFFSETS[slot] + action])
-        return actions, masks, Architecture.from_decisions(prefix), probabilities
+                prefix.append(slots[slot].choices[action])
+                tokens = torch.tensor([controller.offsets[slot] + action])
+        return actions, masks, Architecture.from_decisions(prefix, slots), probabilities
 
     def _search(self, run: _Run) -> tuple[Architecture, np.ndarray | None]:
         net, space, generator = run.net, run.net.space, run.sampling
-        controller = Controller(self.hidden_size, self.temperature, self.tanh_constant, generator)
+        controller = Controller(
+            self.hidden_size, self.temperature, self.tanh_constant, generator, space.slots
+        )
         optimizer = torch.optim.Adam(controller.parameters(), lr=self.learning_rate)
         users = torch.unique(run.val[:, 0])
         folds = users[torch.randperm(len(users), generator=generator)].tensor_split(

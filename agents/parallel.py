@@ -514,7 +514,9 @@ class _LiveWorkers:
                 "for on the live one"
             )
         arch = proposal.arch
-        name = arch if isinstance(arch, Architecture) else Architecture.from_decisions(list(arch))
+        name = (
+            arch if isinstance(arch, Architecture) else self.runner.space.from_decisions(list(arch))
+        )
         seed = self.fixed_seed if self.policy == "fixed" else int(self.rng.choice(self.seeds))
         self.started += 1
         return heapq.heappop(self._free), name.to_string(), seed

@@ -17,10 +17,7 @@ from torch import nn
 from agents.base import Agent, single_threaded
 from agents.runner import SearchRunner
 from nasenv.env import N_ACTIONS
-from nasenv.space import CHOICE_OFFSETS, SLOTS, Choice, SearchSpace
-
-_SIZES = [len(slot.choices) for slot in SLOTS]
-_START = CHOICE_OFFSETS[-1]  # token of "no decision yet", after every (slot, choice) token
+from nasenv.space import SLOTS, Choice, SearchSpace, Slot, choice_offsets
 
 
 class Controller(nn.Module):
@@ -32,6 +29,8 @@ class Controller(nn.Module):
         temperature, tanh_constant: logits are ``tanh_constant * tanh(raw / temperature)``.
         generator: draws the initial weights, uniform in [-0.1, 0.1] with zero head biases
             (ENAS and GraphNAS).
+        slots: the decisions, in order (a space's ``slots``; default the version 0
+            :data:`~nasenv.space.SLOTS`).
     """
 
     def __init__(
@@ -40,16 +39,20 @@ class Controller(nn.Module):
         temperature: float,
         tanh_constant: float,
         generator: torch.Generator,
+        slots: tuple[Slot, ...] = SLOTS,
     ) -> None:
         super().__init__()
         self.temperature = temperature
         self.tanh_constant = tanh_constant
+        self.slots = slots
+        self.offsets = choice_offsets(slots)
+        self.start = self.offsets[-1]  # token of "no decision yet", after every (slot, choice)
         # the modules' default initialisation draws from torch's global generator: fork it (the
         # weights are all redrawn from ``generator`` below)
         with torch.random.fork_rng(devices=[]):
-            self.embedding = nn.Embedding(_START + 1, hidden_size)
+            self.embedding = nn.Embedding(self.start + 1, hidden_size)
             self.lstm = nn.LSTMCell(hidden_size, hidden_size)
-            heads = [nn.Linear(hidden_size, size) for size in _SIZES]
+            heads = [nn.Linear(hidden_size, len(slot.choices)) for slot in slots]
         self.heads = nn.ModuleList(heads)
         with torch.no_grad():
             for parameter in self.parameters():
@@ -79,15 +82,15 @@ class Controller(nn.Module):
         """Log-probability and entropy, each summed over the decisions, of complete episodes:
         ``actions`` ``(batch, slots)`` taken under the masks ``valid`` ``(batch, slots,
         N_ACTIONS)``."""
-        tokens = torch.full((actions.shape[0],), _START, dtype=torch.long)
+        tokens = torch.full((actions.shape[0],), self.start, dtype=torch.long)
         state: tuple[torch.Tensor, torch.Tensor] | None = None
         log_prob = torch.zeros(actions.shape[0])
         entropy = torch.zeros(actions.shape[0])
-        for slot in range(len(SLOTS)):
+        for slot in range(len(self.slots)):
             log_p, state = self.step(slot, tokens, valid[:, slot], state)
             log_prob = log_prob + log_p.gather(1, actions[:, slot : slot + 1])[:, 0]
             entropy = entropy - (log_p.exp() * log_p.masked_fill(~valid[:, slot], 0.0)).sum(1)
-            tokens = actions[:, slot] + CHOICE_OFFSETS[slot]
+            tokens = actions[:, slot] + self.offsets[slot]
         return log_prob, entropy
 
 
@@ -170,7 +173,9 @@ class Reinforce(Agent):
 
     def search(self, runner: SearchRunner) -> None:
         generator = torch.Generator().manual_seed(self.seed)
-        controller = Controller(self.hidden_size, self.temperature, self.tanh_constant, generator)
+        controller = Controller(
+            self.hidden_size, self.temperature, self.tanh_constant, generator, runner.space.slots
+        )
         if self.initial_weights is not None:
             controller.load_state_dict(self.initial_weights)
         try:
@@ -227,12 +232,12 @@ class Reinforce(Agent):
         prefix: list[Choice] = []
         actions: list[int] = []
         state: tuple[torch.Tensor, torch.Tensor] | None = None
-        tokens = torch.tensor([_START])
+        tokens = torch.tensor([controller.start])
         with torch.no_grad():
-            for slot in range(len(SLOTS)):
+            for slot in range(len(space.slots)):
                 valid = torch.zeros(1, N_ACTIONS, dtype=torch.bool)
                 for action in map(int, np.flatnonzero(space.mask(prefix))):
-                    below = [*prefix, SLOTS[slot].choices[action]]
+                    below = [*prefix, space.slots[slot].choices[action]]
                     untried = tried.get((*actions, action), 0) < space.completions(below)
                     valid[0, action] = untried
                 if not valid.any():
@@ -240,8 +245,8 @@ class Reinforce(Agent):
                 log_p, state = controller.step(slot, tokens, valid, state)
                 action = int(torch.multinomial(log_p[0].exp(), 1, generator=generator))
                 actions.append(action)
-                prefix.append(SLOTS[slot].choices[action])
-                tokens = torch.tensor([CHOICE_OFFSETS[slot] + action])
+                prefix.append(space.slots[slot].choices[action])
+                tokens = torch.tensor([controller.offsets[slot] + action])
         return actions
 
     @staticmethod
@@ -256,19 +261,20 @@ class Reinforce(Agent):
         an architecture."""
         _, info = runner.reset()
         state: tuple[torch.Tensor, torch.Tensor] | None = None
-        tokens = torch.tensor([_START])
+        tokens = torch.tensor([controller.start])
         actions: list[int] = []
-        masks = np.zeros((len(SLOTS), N_ACTIONS), dtype=bool)
+        n_slots = len(controller.slots)
+        masks = np.zeros((n_slots, N_ACTIONS), dtype=bool)
         reward = 0.0
         with torch.no_grad():
-            for slot in range(len(SLOTS)):
+            for slot in range(n_slots):
                 masks[slot] = np.asarray(info["action_mask"], dtype=bool)
                 if planned is None:
                     log_p, state = controller.step(
                         slot, tokens, torch.as_tensor(masks[slot])[None], state
                     )
                     action = int(torch.multinomial(log_p[0].exp(), 1, generator=generator))
-                    tokens = torch.tensor([CHOICE_OFFSETS[slot] + action])
+                    tokens = torch.tensor([controller.offsets[slot] + action])
                 else:
                     action = planned[slot]
                 actions.append(action)

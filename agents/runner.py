@@ -67,7 +67,7 @@ from nasenv.evaluators import (
     SurrogateEvaluator,
     is_predicted,
 )
-from nasenv.space import SLOT_INDEX, SLOTS, Architecture, SearchSpace
+from nasenv.space import Architecture, SearchSpace
 
 
 class BudgetExhausted(RuntimeError):
@@ -302,12 +302,13 @@ class SearchRunner(gym.Wrapper):
             ValueError: a budget the table cannot answer (the message names the allowed range),
                 or decisions that are not an architecture of the space.
         """
-        values = arch.decisions() if isinstance(arch, Architecture) else list(arch)
+        slots = self.space.slots
+        values = self.space.decisions(arch) if isinstance(arch, Architecture) else list(arch)
         budget = None if fidelity is None else self.fidelity_budget(fidelity)
         if self.exhausted:
             raise BudgetExhausted(f"budget {self.budget} spent")
-        if len(values) != len(SLOTS):
-            raise ValueError(f"expected {len(SLOTS)} decisions, got {len(values)}")
+        if len(values) != len(slots):
+            raise ValueError(f"expected {len(slots)} decisions, got {len(values)}")
         full = self.full_fidelity
         target = budget or full
         options: dict[str, Any] = {} if budget is None or budget == full else {"fidelity": budget}
@@ -322,8 +323,8 @@ class SearchRunner(gym.Wrapper):
         self._resume = resume
         terminated = False
         while not terminated:  # the env may take forced decisions itself (skip_forced)
-            slot = SLOT_INDEX[info["slot"]]
-            _, _, terminated, _, info = self.step(SLOTS[slot].choices.index(values[slot]))
+            slot = self.space.slot_index[info["slot"]]
+            _, _, terminated, _, info = self.step(slots[slot].choices.index(values[slot]))
         if info.get("invalid_action"):
             raise ValueError(info["reason"])
         return self.history[-1]
@@ -336,7 +337,7 @@ class SearchRunner(gym.Wrapper):
         if target is None:
             return None
         try:
-            name = Architecture.from_decisions(list(values)).to_string()
+            name = Architecture.from_decisions(list(values), self.space.slots).to_string()
         except (ValueError, TypeError):
             return None  # not an architecture: the episode will say why
         task = getattr(self.env.unwrapped, "task", None)

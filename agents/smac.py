@@ -41,7 +41,7 @@ from typing import Any, ClassVar, cast
 from agents.base import AskTellAgent, Proposal, restored_global_rngs, valid_choices
 from agents.multifidelity import rungs
 from agents.runner import SearchRunner, Trial
-from nasenv.space import AGGREGATED_LAYERS, NO_AGGR, SLOTS, STOP, Choice, SearchSpace
+from nasenv.space import AGGREGATED_LAYERS, NO_AGGR, STOP, Choice, SearchSpace
 
 
 def _import_smac() -> Any:
@@ -62,14 +62,14 @@ def configuration_space(space: SearchSpace, seed: int = 0) -> Any:
     cs = ConfigurationSpace(seed=seed)
     params: dict[str, Any] = {}
     conditions: list[Any] = []
-    for slot in SLOTS:
+    for slot in space.slots:
         choices = space.slot_choices(slot.name)
         if slot.name.startswith("aggr"):
             choices = [c for c in choices if c != NO_AGGR]
         if len(choices) > 1:
             params[slot.name] = Categorical(slot.name, [str(c) for c in choices])
     cs.add(list(params.values()))
-    for slot in SLOTS:
+    for slot in space.slots:
         name = slot.name
         if name not in params:
             continue
@@ -90,6 +90,9 @@ def configuration_space(space: SearchSpace, seed: int = 0) -> Any:
         elif name == "combine" and "layer1" in params and STOP in space.slot_choices("layer1"):
             layers = [c for c in space.slot_choices("layer1") if c != STOP]
             conditions.append(InCondition(params[name], params["layer1"], layers))
+        elif name == "encoder" and "items" in params and "id" in space.slot_choices("items"):
+            texts = [c for c in space.slot_choices("items") if c != "id"]
+            conditions.append(InCondition(params[name], params["items"], texts))
     cs.add(conditions)
     return cs
 
@@ -103,7 +106,7 @@ def decisions(config: Mapping[str, Any], space: SearchSpace) -> list[Choice]:
             the masks refuse (a configuration of another space).
     """
     values: list[Choice] = []
-    for slot in SLOTS:
+    for slot in space.slots:
         allowed = valid_choices(space, values)
         if len(allowed) == 1:
             values.append(allowed[0])

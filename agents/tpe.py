@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from agents.base import AskTellAgent, Proposal, valid_choices
 from agents.runner import SearchRunner, Trial
-from nasenv.space import SLOTS, Choice, SearchSpace
+from nasenv.space import Choice, SearchSpace
 
 
 @contextlib.contextmanager
@@ -100,7 +100,7 @@ def suggest_architecture(trial: Any, space: SearchSpace) -> list[Choice]:
     define-by-run: a slot with one valid choice is no parameter, and a slot's parameter is named
     after its valid choice set (``aggr1|mean,max,sum``)."""
     values: list[Choice] = []
-    for slot in SLOTS:
+    for slot in space.slots:
         choices = valid_choices(space, values)
         if len(choices) == 1:
             values.append(choices[0])

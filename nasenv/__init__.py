@@ -9,12 +9,16 @@ Importing the package registers the environment ids:
   (fitted on the table plus trainings outside it) with seed noise;
 * ``RecNAS-Books-Live-v0`` - always trains for real (``nondeterministic=True``: costs are measured
   wall seconds);
+* ``RecNAS-Books-Live-v1`` - ``RecNAS-Books-Live-v0`` on the version 1 space ``core-v1``: a 13th
+  decision after ``items``, the item text ``encoder`` (frozen MiniLM, or fine-tuned / LoRA-adapted
+  to the task's training interactions, :data:`nasenv.space.ENCODERS`), with the adaptation's
+  one-off cost in ``info["adapt_seconds"]``;
 * ``RecNAS-Books-MO-v0`` - ``RecNAS-Books-v0`` with MO-Gymnasium's vector reward (quality,
   training cost, inference latency, parameters; :mod:`nasenv.multiobjective`), registered with
   ``disable_env_checker=True`` (Gymnasium's checker expects a scalar reward) and kept out of
   :data:`ENV_IDS`, the ids with scalar rewards.
 
-Every id has ``max_episode_steps=12`` (one step per decision).
+Every id has ``max_episode_steps`` = its number of decisions (12; 13 for the ``-v1`` ids).
 ``gym.make("nasenv:RecNAS-Books-v0")`` imports the package itself: the form to use where another
 process makes the env (RLlib env runners, ``SubprocVecEnv`` with a spawn start method).
 """
@@ -24,21 +28,33 @@ from typing import Any
 from gymnasium.envs.registration import register, registry
 
 from nasenv.leaderboard import PROTOCOL
-from nasenv.space import SLOTS
+from nasenv.space import ENCODER_SLOTS, SLOTS
 
 __version__ = "0.3.0"
 
-ENV_IDS = ("RecNAS-Books-v0", "RecNAS-Books-Surrogate-v0", "RecNAS-Books-Live-v0")
+ENV_IDS = (
+    "RecNAS-Books-v0",
+    "RecNAS-Books-Surrogate-v0",
+    "RecNAS-Books-Live-v0",
+    "RecNAS-Books-Live-v1",
+)
 
 _IDS: dict[str, dict[str, Any]] = {
     "RecNAS-Books-v0": {"kwargs": PROTOCOL.registration_kwargs()},
     "RecNAS-Books-Surrogate-v0": {"kwargs": {"backend": "surrogate", "space": "full"}},
     "RecNAS-Books-Live-v0": {"kwargs": {"backend": "live"}, "nondeterministic": True},
+    "RecNAS-Books-Live-v1": {
+        "kwargs": {"backend": "live", "space": "core-v1"},
+        "nondeterministic": True,
+        "max_episode_steps": len(ENCODER_SLOTS),
+    },
 }
 for _id, _options in _IDS.items():
     if _id not in registry:
         register(
-            id=_id, entry_point="nasenv.env:RecNASEnv", max_episode_steps=len(SLOTS), **_options
+            id=_id,
+            entry_point="nasenv.env:RecNASEnv",
+            **{"max_episode_steps": len(SLOTS), **_options},
         )
 if "RecNAS-Books-MO-v0" not in registry:
     register(

@@ -33,7 +33,16 @@ from nasenv.data import (
     load_dataset,
 )
 from nasenv.results import FIDELITIES, TrainConfig
-from nasenv.space import CORE, FULL, SLOTS, Architecture
+from nasenv.space import (
+    CORE,
+    CORE_V1,
+    ENCODER_SLOTS,
+    FULL,
+    FULL_V1,
+    SLOT_INDEX,
+    SLOTS,
+    Architecture,
+)
 
 LIGHTGCN = "layers=lgconv-lgconv-lgconv,combine=mean,dim=64,items=id,loss=bpr,lr=0.02,reg=0.0001"
 
@@ -336,6 +345,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             for slot in SLOTS:
                 print(f"{slot.name:8} {list(slot.choices)}  - {slot.doc}")
             print(f"full space: {len(FULL):,} architectures; core (tabulated): {len(CORE):,}")
+            encoder = ENCODER_SLOTS[SLOT_INDEX["items"] + 1]
+            print(
+                f"version 1 spaces (RecNAS-Books-Live-v1) add after items:\n"
+                f"{encoder.name:8} {list(encoder.choices)}  - {encoder.doc}\n"
+                f"full-v1: {len(FULL_V1):,} architectures; core-v1: {len(CORE_V1):,}"
+            )
     except KeyboardInterrupt:
         interrupted(parser.prog)
 

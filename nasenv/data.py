@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from nasenv.space import ENCODERS
+
 DATA_DIR = Path(__file__).resolve().parent / "datasets"
 CHECKSUM_FILE = "SHA256SUMS"
 
@@ -86,10 +88,6 @@ class DatasetSpec:
         return self.files[1] if encoder == "frozen" else f"{self.slug}-text-{encoder}.npz"
 
 
-ENCODERS = ("frozen", "finetuned", "lora")
-"""How the item texts were embedded: ``frozen`` all-MiniLM-L6-v2 (every task); ``finetuned``
-(every weight) or ``lora`` (LoRA adapters) contrastively fine-tuned on the task's training
-co-occurrences (:mod:`nasenv.adapt`), shipped for the tasks listed in ``ADAPTED.json``."""
 ADAPT_METHOD = {"finetuned": "full", "lora": "lora"}
 """The :func:`nasenv.adapt.adapt` method that makes each adapted encoder's features."""
 ADAPTED_FILE = "ADAPTED.json"
@@ -120,12 +118,32 @@ def adapted_provenance(directory: Path = DATA_DIR) -> dict[str, dict[str, Any]]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def adapted_encoders(name: str, directory: Path = DATA_DIR) -> list[str]:
-    """The encoders whose item features exist for task ``name`` in ``directory`` (``frozen``
-    first; the adapted ones in the order of :data:`ENCODERS`)."""
-    sums = read_checksums(directory) if (directory / CHECKSUM_FILE).exists() else {}
+def adapted_encoders(name: str, directory: str | Path | None = None) -> list[str]:
+    """The encoders whose item features exist for task ``name`` in ``directory`` (default: where
+    :func:`load_dataset` looks), ``frozen`` first and the adapted ones in the order of
+    :data:`ENCODERS`."""
     spec = get_spec(name)
+    directory = task_directory(name) if directory is None else Path(directory)
+    sums = read_checksums(directory) if (directory / CHECKSUM_FILE).exists() else {}
     return [e for e in ENCODERS if e == "frozen" or spec.text_file(e) in sums]
+
+
+def adapt_seconds(name: str, encoder: str, directory: str | Path | None = None) -> float:
+    """The one-off cost of ``encoder``'s item features of task ``name``: the adaptation's
+    measured seconds on 2 cores, from ``ADAPTED.json`` (0 for ``frozen``, shared by every
+    task). Raises ``FileNotFoundError`` naming the command that makes them where they are not
+    there."""
+    check_encoder(encoder)
+    if encoder == "frozen":
+        return 0.0
+    directory = task_directory(name) if directory is None else Path(directory)
+    record = adapted_provenance(directory).get(get_spec(name).text_file(encoder))
+    if record is None:
+        raise FileNotFoundError(
+            f"{name} has no {encoder!r} item features in {directory} (it has: "
+            f"{adapted_encoders(name, directory)}); make them with: {adapt_command(name, encoder)}"
+        )
+    return float(record["adapt_seconds"])
 
 
 USA = ("usa", "us", "united states", "united state", "u.s.a.")
@@ -198,6 +216,13 @@ def known_datasets() -> list[str]:
     from nasenv.userdata import local_tasks
 
     return [*sorted(DATASETS), *local_tasks()]
+
+
+def task_directory(name: str) -> Path:
+    """Where task ``name``'s files are: the package's ``nasenv/datasets`` for a shipped task,
+    the task's own directory in the data home for a local one."""
+    task = None if name in DATASETS else _local(name)
+    return DATA_DIR if task is None else Path(task.directory)
 
 
 def _local(name: str) -> Any:
@@ -404,10 +429,7 @@ def load_dataset(
     """
     spec = get_spec(name)
     check_encoder(encoder)
-    if directory is None:
-        task = None if name in DATASETS else _local(name)
-        directory = DATA_DIR if task is None else task.directory
-    directory = Path(directory)
+    directory = task_directory(name) if directory is None else Path(directory)
     sums = read_checksums(directory) if (directory / CHECKSUM_FILE).exists() else {}
     text_file = spec.text_file(encoder)
     if encoder != "frozen" and text_file not in sums:
@@ -419,6 +441,32 @@ def load_dataset(
     return _load_cached(
         spec, directory, encoder, sums.get(spec.files[0], ""), sums.get(text_file, "")
     )
+
+
+def with_encoder(dataset: BooksDataset, encoder: str) -> BooksDataset:
+    """``dataset`` with the item features of ``encoder``, for an architecture's ``encoder``
+    decision (:data:`nasenv.space.ENCODER_SLOTS`): ``dataset`` itself for ``frozen`` (whatever
+    features it was loaded with) and for its own encoder, else the task loaded with that encoder
+    (:func:`load_dataset`, verified), whose interactions must be ``dataset``'s.
+
+    Raises:
+        ValueError: the task loaded by name holds other interactions than ``dataset``, or
+            ``dataset`` is no registered task (a dataset built in code has no adapted features).
+        FileNotFoundError: the task has no such features (the message names the command).
+    """
+    check_encoder(encoder)
+    if encoder == "frozen" or encoder == dataset.encoder:
+        return dataset
+    adapted = load_dataset(dataset.name, encoder=encoder)
+    if adapted.n_items != dataset.n_items or not all(
+        np.array_equal(getattr(adapted, part), getattr(dataset, part))
+        for part in ("train", "val", "test")
+    ):
+        raise ValueError(
+            f"the {encoder!r} features of {dataset.name} belong to other interactions than this "
+            f"dataset's (load it with load_dataset({dataset.name!r}) to use them)"
+        )
+    return adapted
 
 
 @functools.lru_cache(maxsize=8)

@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from nasenv.data import DEFAULT_DATASET, BooksDataset
+from nasenv.data import DEFAULT_DATASET, BooksDataset, adapt_seconds, adapted_encoders
 from nasenv.evaluators import (
     METRICS,
     Evaluation,
@@ -19,23 +19,16 @@ from nasenv.evaluators import (
     TableEvaluator,
 )
 from nasenv.results import FIDELITIES
-from nasenv.space import (
-    CHOICE_OFFSETS,
-    FULL,
-    SLOTS,
-    SPACES,
-    Architecture,
-    Choice,
-    SearchSpace,
-)
+from nasenv.space import ENCODER_SLOTS, FROZEN, SLOTS, SPACES, Architecture, Choice, SearchSpace
 from nasenv.surrogate import load_surrogate
 
 BACKENDS = ("table", "surrogate", "live")
 SEED_POLICIES = ("fixed", "random", "mean")
 INVALID_ACTIONS = ("penalize", "raise", "wrap")
-N_ACTIONS = max(len(slot.choices) for slot in SLOTS)
+N_ACTIONS = max(len(slot.choices) for slot in (*SLOTS, *ENCODER_SLOTS))
 MAX_EPISODE_STEPS = len(SLOTS)
-"""No episode is longer: one step per slot (fewer with ``skip_forced`` or an invalid action)."""
+"""No episode of a version 0 space is longer: one step per slot (fewer with ``skip_forced`` or an
+invalid action); those of a version 1 space (``core-v1``, ``full-v1``) have 13 slots."""
 CELL = 12
 """Pixels per (slot, choice) cell of the ``rgb_array`` rendering."""
 
@@ -107,7 +100,7 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
 
     ``Box(0, 1, (n,), float32)``, flat: for every slot a one-hot block of its choices (zeros while
     undecided), then a one-hot of the current slot (last entry: episode finished).
-    ``n = sum of choices over slots + number of slots + 1`` (= 65).
+    ``n = sum of choices over slots + number of slots + 1`` (= 65; 69 in a version 1 space).
 
     ## Starting State
 
@@ -147,6 +140,10 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
     ``"live"`` (a real training, now or from the cache) or ``"surrogate"`` (a model's
     *prediction*: on the surrogate back end the reward, ``val_recall``, ``val_ndcg`` and
     ``cost_seconds`` are predicted, never measured; ``nasenv.evaluators.is_predicted(source)``).
+    In a version 1 space also ``adapt_seconds``: the one-off cost of the architecture's item
+    features (seconds of the encoder's adaptation on 2 cores, :meth:`adapt_seconds`; 0 for
+    ``frozen``), paid once per task and so kept out of ``cost_seconds``: a cost-aware agent
+    charges it at the first architecture with that encoder.
     On an invalid action: ``invalid_action=True`` and ``reason``; on a step whose action
     ``invalid_action="wrap"`` replaced: ``wrapped_action`` (the action taken).
 
@@ -178,7 +175,11 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
       of every seed's training). Default ``"fixed"``.
     * ``space``: ``"core"`` or ``"full"`` (or a ``SearchSpace``). Default ``"core"``. On a task
       without item text features (an ID-only import, :mod:`nasenv.importer`), the space's
-      ``id_only()``: ``items`` is always ``"id"``.
+      ``id_only()``: ``items`` is always ``"id"``. The version 1 spaces ``"core-v1"`` and
+      ``"full-v1"`` add a 13th decision after ``items``, the item text ``encoder`` (``frozen``,
+      ``finetuned``, ``lora``: :data:`nasenv.space.ENCODERS`; open only with text items),
+      restricted to the encoders the task ships (``space.with_encoders``); live back end
+      (the shipped table and surrogate hold frozen-encoder trainings only).
     * ``eval_seed``: seed of the ``fixed`` policy. Default 0.
     * ``n_seeds``: the seeds ``0 .. n_seeds - 1`` of the ``random`` and ``mean`` policies.
       Default: every seed of the table, 3 for live training.
@@ -220,6 +221,10 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
     Other keys are ignored (they belong to wrappers: a task set's ``task``).
 
     ## Version History
+
+    * v1 (``RecNAS-Books-Live-v1``, issue 20): the version 1 space ``core-v1`` with the item
+      text ``encoder`` decision (13 steps, observation of 69), ``info["adapt_seconds"]``. Every
+      v0 id answers exactly as before.
 
     * v0, per-episode fidelity (issue 18): ``reset(options={"fidelity": ..., "eval_seed":
       ...})``; without options every answer and info entry is unchanged.
@@ -281,6 +286,14 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
         task = getattr(evaluator, "dataset", None)
         if isinstance(task, BooksDataset) and task.item_text.shape[1] == 0:
             space = space.id_only()  # a task without item texts (an ID-only import)
+        elif isinstance(task, BooksDataset) and "encoder" in space.slot_index:
+            space = space.with_encoders(_task_encoders(task))  # the encoders the task ships
+        adapted = "encoder" in space.slot_index and space.slot_choices("encoder") != [FROZEN]
+        if adapted and isinstance(evaluator, SurrogateEvaluator):
+            raise ValueError(
+                f"the surrogate was fitted on frozen-encoder trainings only; it cannot answer "
+                f"the {space.name} space's adapted encoders (use backend='live')"
+            )
         if isinstance(evaluator, TableEvaluator) and evaluator.table.space_name != space.name:
             raise ValueError(
                 f"the {evaluator.dataset_name} table holds the {evaluator.table.space_name!r} "
@@ -306,7 +319,7 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
         # gymnasium types Discrete as a space of np.int64; the env takes Python ints (and NumPy
         # integers, see as_action), its declared action type
         self.action_space = spaces.Discrete(N_ACTIONS)  # type: ignore[assignment]
-        size = CHOICE_OFFSETS[-1] + len(SLOTS) + 1
+        size = space.choice_offsets[-1] + len(space.slots) + 1
         self.observation_space = spaces.Box(0.0, 1.0, (size,), dtype=np.float32)
         self.decisions: list[Choice] = []
         # Per-prefix caches: a space has a few thousand decision prefixes, and table-mode
@@ -324,6 +337,7 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
         self.last_seed: int | None = None
         self._episode: dict[str, Any] = {}  # this episode's reset options (fidelity, eval_seed)
         self._fidelity_evaluators: dict[tuple[int, int], TableEvaluator] = {}
+        self._adapt_seconds: dict[str, float] = {}
 
     def _masks_now(self) -> tuple[np.ndarray, np.ndarray]:
         """(bool, int8) read-only masks over the actions of the current slot; once the episode
@@ -358,9 +372,12 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
             self._obs[:] = 0.0
         else:
             slot = n - 1
-            self._obs[CHOICE_OFFSETS[slot] + SLOTS[slot].choices.index(self.decisions[-1])] = 1.0
-        self._obs[CHOICE_OFFSETS[-1] :] = 0.0
-        self._obs[CHOICE_OFFSETS[-1] + (len(SLOTS) if self.done else n)] = 1.0
+            self._obs[
+                self.space.choice_offsets[slot]
+                + self.space.slots[slot].choices.index(self.decisions[-1])
+            ] = 1.0
+        self._obs[self.space.choice_offsets[-1] :] = 0.0
+        self._obs[self.space.choice_offsets[-1] + (len(self.space.slots) if self.done else n)] = 1.0
 
     def _decide(self, choice: Choice) -> None:
         """Record one decision and, with ``skip_forced``, every forced one after it."""
@@ -370,17 +387,19 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
 
     def _take_forced(self) -> None:
         """With ``skip_forced``: decide every slot from here on that has a single valid choice."""
-        while self.skip_forced and len(self.decisions) < len(SLOTS):
+        while self.skip_forced and len(self.decisions) < len(self.space.slots):
             valid = self.space.mask(self.decisions)
             if valid.sum() != 1:
                 break
-            self.decisions.append(SLOTS[len(self.decisions)].choices[int(np.argmax(valid))])
+            self.decisions.append(
+                self.space.slots[len(self.decisions)].choices[int(np.argmax(valid))]
+            )
             self._update_observation()
 
     def _info(self) -> dict[str, Any]:
         return {
             "action_mask": self._masks_now()[1].copy(),
-            "slot": None if self.done else SLOTS[len(self.decisions)].name,
+            "slot": None if self.done else self.space.slots[len(self.decisions)].name,
             "total_cost_seconds": self.total_cost_seconds,
             "evaluations": self.evaluations,
         }
@@ -476,7 +495,7 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
         if self.invalid_action == "wrap" and 0 <= index < N_ACTIONS:
             valid = np.flatnonzero(mask)
             return int(valid[index % len(valid)]), ""
-        slot = SLOTS[len(self.decisions)]
+        slot = self.space.slots[len(self.decisions)]
         allowed = [int(i) for i in np.flatnonzero(mask)]
         return None, (
             f"action {action!r} is invalid for slot {slot.name!r} after {self.decisions}; "
@@ -491,13 +510,13 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
         index, _ = self._resolve(action)
         if index is None:
             return False
-        prefix = [*self.decisions, SLOTS[len(self.decisions)].choices[index]]
-        while self.skip_forced and len(prefix) < len(SLOTS):
+        prefix = [*self.decisions, self.space.slots[len(self.decisions)].choices[index]]
+        while self.skip_forced and len(prefix) < len(self.space.slots):
             valid = self.space.mask(prefix)
             if valid.sum() != 1:
                 break
-            prefix.append(SLOTS[len(prefix)].choices[int(np.argmax(valid))])
-        return len(prefix) == len(SLOTS)
+            prefix.append(self.space.slots[len(prefix)].choices[int(np.argmax(valid))])
+        return len(prefix) == len(self.space.slots)
 
     def step(self, action: int) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
         if not self._reset_called:
@@ -513,8 +532,8 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
             info = {**self._info(), "invalid_action": True, "reason": reason}
             return self._observation(), self.invalid_reward, True, False, info
         wrapped = index != as_action(action)
-        self._decide(SLOTS[len(self.decisions)].choices[index])
-        if len(self.decisions) < len(SLOTS):
+        self._decide(self.space.slots[len(self.decisions)].choices[index])
+        if len(self.decisions) < len(self.space.slots):
             info = self._info()
             if wrapped:
                 info["wrapped_action"] = index
@@ -554,8 +573,12 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
         """The finished architecture and its identifying info entries (cached per architecture)."""
         key = tuple(self.decisions)
         if key not in self._finished:
-            arch = Architecture.from_decisions(self.decisions)
-            names = {"arch": arch.to_string(), "full_index": FULL.index(arch), "hash": arch.hash}
+            arch = Architecture.from_decisions(self.decisions, self.space.slots)
+            names = {
+                "arch": arch.to_string(),
+                "full_index": self.space.full.index(arch),
+                "hash": arch.hash,
+            }
             self._finished[key] = (arch, names)
         return self._finished[key]
 
@@ -582,9 +605,27 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
             "source": evaluation.source,
             "cost_version": evaluation.cost_version,
         }
+        if "encoder" in self.space.slot_index:
+            info["adapt_seconds"] = self.adapt_seconds(arch.encoder)
         if "fidelity" in self._episode:
             info["fidelity"] = self._episode["fidelity"]
         return self._observation(), float(reward), True, False, info
+
+    def adapt_seconds(self, encoder: str) -> float:
+        """The one-off cost of ``encoder``'s item features on this env's task: the measured
+        seconds of its adaptation on 2 cores (``nasenv/datasets/ADAPTED.json``; 0 for
+        ``frozen``). Paid once per task, whatever the number of architectures trained on those
+        features, so it is reported beside ``cost_seconds`` (``info["adapt_seconds"]`` in the
+        version 1 spaces), never inside it. 0 also on a task that is not registered (an
+        evaluator or dataset built in code: nothing was adapted for it)."""
+        if encoder not in self._adapt_seconds:
+            name = getattr(self.evaluator, "dataset_name", None)
+            try:
+                seconds = adapt_seconds(name, encoder) if isinstance(name, str) else 0.0
+            except ValueError:  # not a registered task
+                seconds = 0.0
+            self._adapt_seconds[encoder] = seconds
+        return self._adapt_seconds[encoder]
 
     def test_metrics(
         self,
@@ -615,7 +656,9 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
 
     def render(self) -> str | np.ndarray | None:
         if self.render_mode == "ansi":
-            names = [f"{s.name}={v}" for s, v in zip(SLOTS, self.decisions, strict=False)]
+            names = [
+                f"{s.name}={v}" for s, v in zip(self.space.slots, self.decisions, strict=False)
+            ]
             return " ".join(names) or "(no decision yet)"
         if self.render_mode == "rgb_array":
             return self._picture()
@@ -623,17 +666,27 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
 
     def _picture(self) -> np.ndarray:
         """The decision grid as an RGB image: a row per slot, a column per action."""
-        grid = np.full((len(SLOTS), N_ACTIONS, 3), 235, dtype=np.uint8)  # not a choice
-        for slot, spec in enumerate(SLOTS):
+        grid = np.full((len(self.space.slots), N_ACTIONS, 3), 235, dtype=np.uint8)  # not a choice
+        for slot, spec in enumerate(self.space.slots):
             if slot < len(self.decisions):
                 grid[slot, spec.choices.index(self.decisions[slot])] = (33, 102, 172)
             elif slot == len(self.decisions) and not self.done:
                 valid = self.space.mask(self.decisions)
                 grid[slot, : len(valid)][valid] = (146, 197, 222)
             grid[slot, len(spec.choices) :] = (255, 255, 255)
-        if not self.done and len(self.decisions) < len(SLOTS):
+        if not self.done and len(self.decisions) < len(self.space.slots):
             grid[len(self.decisions), :, 0] = np.maximum(grid[len(self.decisions), :, 0], 200)
         return np.kron(grid, np.ones((CELL, CELL, 1), dtype=np.uint8))
+
+
+def _task_encoders(task: BooksDataset) -> list[str]:
+    """The text encoders whose item features ``task`` has: those shipped or made for a
+    registered task (:func:`nasenv.data.adapted_encoders`), ``frozen`` alone for one built in
+    code."""
+    try:
+        return adapted_encoders(task.name)
+    except ValueError:  # not a registered task: a dataset built in code
+        return [FROZEN]
 
 
 def _make_evaluator(dataset: str, backend: str, fidelity: str, cache: str | None) -> Evaluator:

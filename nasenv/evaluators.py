@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from nasenv.cache import CacheKey, ResultCache, default_cache_path
-from nasenv.data import DEFAULT_DATASET, BooksDataset, load_dataset
+from nasenv.data import DEFAULT_DATASET, BooksDataset, load_dataset, with_encoder
 from nasenv.results import (
     COST_VERSION,
     FAILED_SCORE,
@@ -182,7 +182,8 @@ class LiveEvaluator:
 
     def cache_key(self, arch: Architecture, seed: int) -> CacheKey:
         """The cache key of training ``arch`` with ``seed`` here (this code, this device)."""
-        dataset = self.dataset.sha256 or self.dataset.name
+        task = with_encoder(self.dataset, arch.encoder)  # adapted features: their own SHA-256
+        dataset = task.sha256 or task.name
         return CacheKey.current(dataset, arch.to_string(), seed, self.config, self.device)
 
     def result(self, arch: Architecture, seed: int) -> TrainResult:

@@ -50,7 +50,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from nasenv.data import BooksDataset, ChecksumError, load_dataset, read_npz, read_only, write_npz
+from nasenv.data import (
+    BooksDataset,
+    ChecksumError,
+    load_dataset,
+    read_npz,
+    read_only,
+    with_encoder,
+    write_npz,
+)
 from nasenv.evaluators import fresh_seeds
 from nasenv.metrics import SCORE_CELLS, PairSet
 from nasenv.models import GraphRecommender, build_graph
@@ -415,6 +423,7 @@ def train_final(
         raise ValueError(f"seeds must be distinct and at least one, got {seeds}")
     if threads is not None:
         config = dataclasses.replace(config, threads=threads)
+    dataset = with_encoder(dataset, arch.encoder)  # the model keeps the features it was trained on
     context = TrainingContext(dataset, k=k, device=device)
     results: list[TrainResult] = []
     best: tuple[TrainResult, _BestEpoch] | None = None
@@ -497,7 +506,8 @@ def load_model(path: str | Path, dataset: BooksDataset | None = None) -> FinalMo
     arrays, meta = _read(path)
     if dataset is None:
         try:
-            dataset = load_dataset(meta["dataset"])
+            encoder = Architecture.from_string(meta["arch"]).encoder
+            dataset = load_dataset(meta["dataset"], encoder=encoder)
         except ValueError as error:  # a task not registered here (a local import elsewhere)
             raise ValueError(
                 f"{path} was trained on {meta['dataset']!r}, not a task here ({error}); import "

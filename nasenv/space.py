@@ -13,6 +13,14 @@ Two spaces share these slots and rules:
   is left to the full space: its training costs twice as much and it never ranked first in a
   measured sample, see ``benchmarks/RESULTS.md``.)
 
+Version 1 of the slots (:data:`ENCODER_SLOTS`) adds a 13th decision right after ``items``: the
+text ``encoder`` of the item features (``frozen`` MiniLM, or one adapted to the task's training
+interactions, :data:`ENCODERS`), open only where the items use text. :data:`FULL_V1` and
+:data:`CORE_V1` are :data:`FULL` and :data:`CORE` on those slots. Every space of the version 0
+slots answers exactly as it did: an architecture's ``encoder`` is ``frozen`` unless it is
+chosen, and a frozen architecture's string, hash and indices in :data:`FULL` and :data:`CORE`
+are unchanged.
+
 Every architecture has a canonical string (``Architecture.to_string``, whose docstring gives the
 grammar), an integer index in each space that contains it (``SearchSpace.index``), and a stable
 hash (``Architecture.hash``). An :class:`Architecture` validates itself on construction: it is
@@ -75,27 +83,59 @@ SLOTS: tuple[Slot, ...] = (
     Slot("lr", (0.005, 0.01, 0.02, 0.05), "Adam learning rate (for batches of 16,384)"),
     Slot("reg", (0.0, 1e-5, 1e-4, 1e-3), "L2 penalty on the batch's input embeddings"),
 )
-SLOT_INDEX: dict[str, int] = {slot.name: i for i, slot in enumerate(SLOTS)}
-CHOICE_OFFSETS: tuple[int, ...] = tuple(
-    int(n) for n in np.cumsum([0, *(len(slot.choices) for slot in SLOTS)])
-)
-"""Position of slot ``i``'s first choice in a flat numbering of every (slot, choice) pair;
-``CHOICE_OFFSETS[-1]`` is the number of pairs (the one-hot width of a whole architecture)."""
+"""The version 0 slots: the decisions of :data:`FULL` and :data:`CORE`, in order."""
 
+
+def slot_index(slots: Sequence[Slot]) -> dict[str, int]:
+    """``{slot name: position}`` of a slot set."""
+    return {slot.name: i for i, slot in enumerate(slots)}
+
+
+def choice_offsets(slots: Sequence[Slot]) -> tuple[int, ...]:
+    """Position of slot ``i``'s first choice in a flat numbering of every (slot, choice) pair
+    of ``slots``; the last entry is the number of pairs (the one-hot width of a whole
+    architecture)."""
+    return tuple(int(n) for n in np.cumsum([0, *(len(slot.choices) for slot in slots)]))
+
+
+SLOT_INDEX: dict[str, int] = slot_index(SLOTS)
+CHOICE_OFFSETS: tuple[int, ...] = choice_offsets(SLOTS)
+""":func:`choice_offsets` of :data:`SLOTS`: ``CHOICE_OFFSETS[-1]`` (= 52) is the one-hot width
+of a version 0 architecture."""
+
+FROZEN = "frozen"
+ENCODERS = (FROZEN, "finetuned", "lora")
+"""Text encoders of the item features: ``frozen`` all-MiniLM-L6-v2 (every task), or MiniLM
+contrastively adapted to the task's training interactions, every weight (``finetuned``) or LoRA
+adapters (``lora``); the adapted features ship for the tasks of
+:func:`nasenv.data.adapted_encoders` (recipe and one-off cost: ``nasenv/datasets/ADAPTED.json``)."""
+ENCODER_SLOTS: tuple[Slot, ...] = (
+    *SLOTS[: SLOT_INDEX["items"] + 1],
+    Slot(
+        "encoder",
+        ENCODERS,
+        "text encoder of the item features: frozen MiniLM, or adapted to the task (fully "
+        "fine-tuned, LoRA); only with text items",
+    ),
+    *SLOTS[SLOT_INDEX["items"] + 1 :],
+)
+"""The version 1 slots: :data:`SLOTS` with ``encoder`` after ``items`` (13 decisions)."""
 
 _STRING_KEYS = ("layers", "combine", "dim", "items", "loss", "lr", "reg")
-"""The keys of an architecture's canonical string, in their order there."""
+"""The keys of an architecture's canonical string, in their order there (``encoder`` follows
+them where it is not ``frozen``)."""
 
 
 @dataclass(frozen=True)
 class Architecture:
-    """A complete recommender design: one value for every slot of :data:`SLOTS`.
+    """A complete recommender design: one value for every slot of :data:`SLOTS` (and, in the
+    version 1 slots :data:`ENCODER_SLOTS`, its item text ``encoder``).
 
     Slot order (that of :meth:`decisions` and :meth:`from_decisions`): ``layer1``, ``aggr1``,
-    ``layer2``, ``aggr2``, ``layer3``, ``aggr3``, ``combine``, ``dim``, ``items``, ``loss``,
-    ``lr``, ``reg``. As a sequence of decisions a model of depth ``d < 3`` has ``stop`` (with
-    aggregator ``none``) in every layer slot deeper than ``d``; as an ``Architecture`` it simply
-    has ``d`` layers.
+    ``layer2``, ``aggr2``, ``layer3``, ``aggr3``, ``combine``, ``dim``, ``items``, (``encoder``,)
+    ``loss``, ``lr``, ``reg``. As a sequence of decisions a model of depth ``d < 3`` has
+    ``stop`` (with aggregator ``none``) in every layer slot deeper than ``d``; as an
+    ``Architecture`` it simply has ``d`` layers.
 
     Ways to get one, all validated alike:
 
@@ -115,7 +155,9 @@ class Architecture:
     not an ``int``, ``lr`` or ``reg`` not a real number) raises ``TypeError``. An ``int`` ``lr``
     or ``reg`` (``reg=0``) is stored as the equal ``float``, so its string and hash are those of
     the float. Whether an architecture is also in the :data:`CORE` space is a question for that
-    space (``arch in CORE``, ``CORE.index(arch)``).
+    space (``arch in CORE``, ``CORE.index(arch)``). An ``encoder`` other than ``frozen`` needs
+    text items (``items`` ``text`` or ``id+text``) and places the architecture in the version 1
+    spaces only (:data:`FULL_V1`, :data:`CORE_V1`).
 
     Args:
         layers: message-passing layers in order, from :data:`LAYERS` but ``stop``; ``()`` is
@@ -129,6 +171,7 @@ class Architecture:
         loss: ``bpr`` | ``bce``.
         lr: Adam learning rate: 0.005 | 0.01 | 0.02 | 0.05.
         reg: L2 coefficient on the batch's input embeddings: 0 | 1e-5 | 1e-4 | 1e-3.
+        encoder: the item text encoder, :data:`ENCODERS`; default ``frozen``.
     """
 
     layers: tuple[str, ...]
@@ -139,6 +182,7 @@ class Architecture:
     loss: str
     lr: float
     reg: float
+    encoder: str = FROZEN
 
     def __post_init__(self) -> None:
         """Refuse what the full space does not hold (see the class docstring); store an ``int``
@@ -171,7 +215,10 @@ class Architecture:
                 ):
                     raise TypeError(f"{name} must be a float, got {value!r}")
                 object.__setattr__(self, name, float(value))
-        FULL.validate_values(self.decisions())
+        if self.encoder == FROZEN:
+            FULL.validate_values(self.decisions())
+        else:
+            FULL_V1.validate_values(self.decisions(ENCODER_SLOTS))
 
     @classmethod
     def _trusted(cls, fields: dict[str, Any]) -> Architecture:
@@ -181,31 +228,53 @@ class Architecture:
         arch.__dict__.update(fields)
         return arch
 
-    def decisions(self) -> tuple[Choice, ...]:
-        """The value chosen for every slot, in the order of :data:`SLOTS`: ``(layer, aggr)``
-        for each of the :data:`MAX_LAYERS` layer slots (``("stop", "none")`` past the depth),
-        then ``combine``, ``dim``, ``items``, ``loss``, ``lr`` and ``reg``."""
+    def decisions(self, slots: Sequence[Slot] = SLOTS) -> tuple[Choice, ...]:
+        """The value chosen for every slot of ``slots`` (default :data:`SLOTS`), in their order:
+        ``(layer, aggr)`` for each of the :data:`MAX_LAYERS` layer slots (``("stop", "none")``
+        past the depth), then ``combine``, ``dim``, ``items``, (``encoder`` in
+        :data:`ENCODER_SLOTS`,) ``loss``, ``lr`` and ``reg``.
+
+        Raises ``ValueError`` for an adapted ``encoder`` and slots without that decision: such an
+        architecture has no decisions in a version 0 space (``space.decisions(arch)`` takes the
+        space's own slots)."""
         padded = [(layer, aggr) for layer, aggr in zip(self.layers, self.aggrs, strict=True)]
         padded += [(STOP, NO_AGGR)] * (MAX_LAYERS - len(self.layers))
         flat = [value for pair in padded for value in pair]
-        return (*flat, self.combine, self.dim, self.items, self.loss, self.lr, self.reg)
+        head: tuple[Choice, ...] = (*flat, self.combine, self.dim, self.items)
+        tail: tuple[Choice, ...] = (self.loss, self.lr, self.reg)
+        if len(slots) == len(SLOTS):
+            if self.encoder != FROZEN:
+                raise ValueError(
+                    f"{self.to_string()} has encoder={self.encoder!r}, a decision of the version "
+                    f"1 slots only (ENCODER_SLOTS, the spaces 'full-v1' and 'core-v1')"
+                )
+            return (*head, *tail)
+        return (*head, self.encoder, *tail)
 
     @classmethod
-    def from_decisions(cls, values: Sequence[Choice]) -> Architecture:
-        """Inverse of :meth:`decisions`: the 12 slot values in the order of :data:`SLOTS`, with
-        ``stop`` (and aggregator ``none``) in the layer slots past the depth, and only ``stop``
-        after a ``stop``. Raises ``ValueError`` naming the first value that is no choice of its
-        slot or that the full space's rules refuse after the values before it."""
-        if len(values) != len(SLOTS):
-            raise ValueError(f"expected {len(SLOTS)} decisions, got {len(values)}: {values}")
-        FULL.validate_values(values)
+    def from_decisions(
+        cls, values: Sequence[Choice], slots: Sequence[Slot] = SLOTS
+    ) -> Architecture:
+        """Inverse of :meth:`decisions`: one value per slot of ``slots`` (:data:`SLOTS`, 12
+        values, or :data:`ENCODER_SLOTS`, 13) in their order, with ``stop`` (and aggregator
+        ``none``) in the layer slots past the depth, and only ``stop`` after a ``stop``. Raises
+        ``ValueError`` naming the first value that is no choice of its slot or that the full
+        space's rules refuse after the values before it."""
+        full = _full_space(slots)
+        if len(values) != len(full.slots):
+            raise ValueError(
+                f"expected {len(full.slots)} decisions, got {len(values)}: {list(values)}"
+            )
+        full.validate_values(values)
         layers, aggrs = [], []
         for i in range(0, 2 * MAX_LAYERS, 2):
             if values[i] == STOP:
                 break  # the rules put only stop after a stop
             layers.append(str(values[i]))
             aggrs.append(str(values[i + 1]))
-        combine, dim, items, loss, lr, reg = values[2 * MAX_LAYERS :]
+        rest = list(values[2 * MAX_LAYERS :])
+        encoder = str(rest.pop(3)) if full.slots is ENCODER_SLOTS else FROZEN
+        combine, dim, items, loss, lr, reg = rest
         return cls._trusted(
             {
                 "layers": tuple(layers),
@@ -216,6 +285,7 @@ class Architecture:
                 "loss": str(loss),
                 "lr": float(lr),
                 "reg": float(reg),
+                "encoder": encoder,
             }
         )
 
@@ -227,9 +297,11 @@ class Architecture:
     def to_string(self) -> str:
         """Canonical, shell-safe text form; its SHA-256 is :attr:`hash`. Grammar::
 
-            layers=STACK,combine=C,dim=D,items=I,loss=L,lr=LR,reg=REG
+            layers=STACK,combine=C,dim=D,items=I,loss=L,lr=LR,reg=REG[,encoder=E]
 
         * the seven keys appear once each, in this order, separated by ``,`` (no spaces);
+          ``encoder`` follows them only where it is not ``frozen`` (``E``: ``finetuned`` or
+          ``lora``), so the strings and hashes of frozen architectures are those of version 0;
         * ``STACK`` is ``none`` at depth 0 (matrix factorisation), else one token per layer,
           first layer first, joined by ``-``: ``lgconv``, ``gcn``, ``gin`` and ``gat`` alone,
           GraphSAGE with its aggregator: ``sage:mean``, ``sage:max`` or ``sage:sum``. At most
@@ -255,9 +327,10 @@ class Architecture:
             )
             or "none"
         )
+        encoder = "" if self.encoder == FROZEN else f",encoder={self.encoder}"
         return (
             f"layers={layers},combine={self.combine},dim={self.dim},items={self.items},"
-            f"loss={self.loss},lr={self.lr:g},reg={self.reg:g}"
+            f"loss={self.loss},lr={self.lr:g},reg={self.reg:g}{encoder}"
         )
 
     @classmethod
@@ -265,7 +338,8 @@ class Architecture:
         """Parse the grammar of :meth:`to_string`; ``from_string(a.to_string()) == a``.
 
         Keys may come in any order and numbers in any spelling equal to a choice (``lr=2e-2``),
-        so parsing is a little more lenient than the canonical form, but never ambiguous. Raises
+        and ``encoder=frozen`` may be written, so parsing is a little more lenient than the
+        canonical form, but never ambiguous. Raises
         ``ValueError`` naming what is wrong: a part that is not ``key=value``, a missing, unknown
         or repeated key, more than :data:`MAX_LAYERS` layers, an empty layer token, ``stop``
         among the layers, an explicit ``:none`` aggregator, or any value the full space refuses.
@@ -285,12 +359,13 @@ class Architecture:
                     f"{key}={value!r}); each of the keys {list(_STRING_KEYS)} comes once"
                 )
             fields[key] = value
+        encoder = fields.pop("encoder", FROZEN)
         if sorted(fields) != sorted(_STRING_KEYS):
             missing = [key for key in _STRING_KEYS if key not in fields]
             unknown = [key for key in fields if key not in _STRING_KEYS]
             raise ValueError(
-                f"architecture {text!r} must have exactly the keys {list(_STRING_KEYS)} "
-                f"(missing: {missing}, unknown: {unknown})"
+                f"architecture {text!r} must have exactly the keys {list(_STRING_KEYS)}, and "
+                f"optionally 'encoder' (missing: {missing}, unknown: {unknown})"
             )
         stack = fields["layers"]
         tokens = [] if stack == "none" else stack.split("-")
@@ -312,7 +387,10 @@ class Architecture:
         values.append(fields["combine"])
         for key in ("dim", "items", "loss", "lr", "reg"):
             values.append(_parse_choice(SLOTS[SLOT_INDEX[key]], fields[key]))
-        return cls.from_decisions(values)
+        if encoder == FROZEN:
+            return cls.from_decisions(values)
+        values.insert(SLOT_INDEX["items"] + 1, encoder)
+        return cls.from_decisions(values, ENCODER_SLOTS)
 
     @property
     def hash(self) -> str:
@@ -347,10 +425,17 @@ def _is_float(token: str) -> bool:
     return True
 
 
-def _rule_allows(slot: int, value: Choice, prefix: Sequence[Choice]) -> bool:
+_RULED = ("layer", "aggr", "combine", "encoder")
+"""Prefixes of the names of the slots with a conditional rule (:func:`_rule_allows`)."""
+
+
+def _rule_allows(slot: int, value: Choice, prefix: Sequence[Choice], slots: Sequence[Slot]) -> bool:
     """The conditional-validity rules shared by every space. They read only ``prefix[0]``,
-    ``prefix[slot - 1]`` and ``prefix[slot - 2]`` (:meth:`SearchSpace.mask_key` relies on it)."""
-    name = SLOTS[slot].name
+    ``prefix[slot - 1]`` and ``prefix[slot - 2]`` (:meth:`SearchSpace.mask_key` relies on it;
+    ``encoder`` comes right after ``items``)."""
+    name = slots[slot].name
+    if name == "encoder":
+        return value == FROZEN or prefix[slot - 1] != "id"
     if name.startswith("layer"):
         return slot == 0 or prefix[slot - 2] != STOP or value == STOP
     if name.startswith("aggr"):
@@ -362,36 +447,76 @@ def _rule_allows(slot: int, value: Choice, prefix: Sequence[Choice]) -> bool:
 
 
 class SearchSpace:
-    """A subspace of the slots: per-slot allowed choices plus the shared validity rules.
+    """A subspace of a slot set: per-slot allowed choices plus the shared validity rules.
 
     Args:
         name: for messages.
         allowed: slot name -> the subset of its choices this space keeps (others: all).
+        slots: the decisions, in order: :data:`SLOTS` (version 0, default) or
+            :data:`ENCODER_SLOTS` (version 1).
+
+    Attributes:
+        slots: the space's decisions; ``slot_index`` and ``choice_offsets`` are
+            :func:`slot_index` and :func:`choice_offsets` of them.
     """
 
-    def __init__(self, name: str, allowed: Mapping[str, Sequence[Choice]] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        allowed: Mapping[str, Sequence[Choice]] | None = None,
+        slots: Sequence[Slot] = SLOTS,
+    ) -> None:
+        if tuple(slots) not in (SLOTS, ENCODER_SLOTS):
+            raise ValueError("slots must be nasenv.space.SLOTS or nasenv.space.ENCODER_SLOTS")
         self.name = name
+        self.slots: tuple[Slot, ...] = SLOTS if tuple(slots) == SLOTS else ENCODER_SLOTS
+        self.slot_index = slot_index(self.slots)
+        self.choice_offsets = choice_offsets(self.slots)
         allowed = dict(allowed or {})
         for key, values in allowed.items():
-            slot = SLOTS[SLOT_INDEX[key]]
+            if key not in self.slot_index:
+                raise ValueError(f"unknown slot {key!r}; slots: {list(self.slot_index)}")
+            slot = self.slots[self.slot_index[key]]
             if not set(values) <= set(slot.choices):
                 raise ValueError(f"{key}: {values} not all in {list(slot.choices)}")
         self.allowed: tuple[frozenset[Choice], ...] = tuple(
-            frozenset(allowed.get(slot.name, slot.choices)) for slot in SLOTS
+            frozenset(allowed.get(slot.name, slot.choices)) for slot in self.slots
         )
         # Slots from here on have no conditional rule: the space is a product over them.
-        self._free_from = SLOT_INDEX["dim"]
-        self._free_sizes = [len(self._choices(i)) for i in range(self._free_from, len(SLOTS))]
+        ruled = [i for i, slot in enumerate(self.slots) if slot.name.startswith(_RULED)]
+        self._free_from = ruled[-1] + 1
+        n_slots = len(self.slots)
+        self._free_sizes = [len(self._choices(i)) for i in range(self._free_from, n_slots)]
         self._mask_cache: dict[tuple, np.ndarray] = {}
         self._completion_cache: dict[tuple, int] = {}
 
+    @property
+    def full(self) -> SearchSpace:
+        """The full space of this space's slots (:data:`FULL` or :data:`FULL_V1`): the one whose
+        index is ``info["full_index"]``."""
+        return _full_space(self.slots)
+
+    def decisions(self, arch: Architecture) -> tuple[Choice, ...]:
+        """``arch``'s value for each of this space's slots (``arch.decisions(self.slots)``)."""
+        return arch.decisions(self.slots)
+
+    def from_decisions(self, values: Sequence[Choice]) -> Architecture:
+        """The architecture of one value per slot of this space (refused, naming the value,
+        where this space does not hold it)."""
+        self.validate_values(values)
+        return Architecture.from_decisions(values, self.slots)
+
     def _choices(self, slot: int) -> list[Choice]:
-        return [c for c in SLOTS[slot].choices if c in self.allowed[slot]]
+        return [c for c in self.slots[slot].choices if c in self.allowed[slot]]
 
     def slot_choices(self, name: str) -> list[Choice]:
         """The choices of slot ``name`` that this space keeps, in the slot's order (before any
         mask: :meth:`mask` says which of them may follow a prefix)."""
-        return self._choices(SLOT_INDEX[name])
+        if name not in self.slot_index:
+            raise ValueError(
+                f"the {self.name} space has no slot {name!r}; slots: {list(self.slot_index)}"
+            )
+        return self._choices(self.slot_index[name])
 
     @staticmethod
     def mask_key(prefix: Sequence[Choice]) -> tuple:
@@ -401,16 +526,16 @@ class SearchSpace:
         return (slot, *(prefix[i] if 0 <= i < slot else None for i in (0, slot - 1, slot - 2)))
 
     def mask(self, prefix: Sequence[Choice]) -> np.ndarray:
-        """Boolean mask over ``SLOTS[len(prefix)].choices``: which may follow ``prefix``
+        """Boolean mask over ``self.slots[len(prefix)].choices``: which may follow ``prefix``
         (read-only; shared between calls)."""
         slot = len(prefix)
-        if slot >= len(SLOTS):
-            raise ValueError(f"prefix already has all {len(SLOTS)} decisions")
+        if slot >= len(self.slots):
+            raise ValueError(f"prefix already has all {len(self.slots)} decisions")
         key = self.mask_key(prefix)
         if key not in self._mask_cache:
             valid = [
-                c in self.allowed[slot] and _rule_allows(slot, c, prefix)
-                for c in SLOTS[slot].choices
+                c in self.allowed[slot] and _rule_allows(slot, c, prefix, self.slots)
+                for c in self.slots[slot].choices
             ]
             self._mask_cache[key] = np.array(valid)
             self._mask_cache[key].setflags(write=False)
@@ -419,19 +544,19 @@ class SearchSpace:
     def validate_values(self, values: Sequence[Choice]) -> None:
         """Raise ``ValueError`` naming the first decision that is not allowed here: one that is
         no choice of its slot at all, or one that this space (named in the message) refuses after
-        the decisions before it. ``values`` may be a prefix (at most ``len(SLOTS)`` values)."""
-        if len(values) > len(SLOTS):
-            raise ValueError(f"{len(values)} decisions, more than the {len(SLOTS)} slots")
+        the decisions before it. ``values`` may be a prefix (at most one per slot)."""
+        if len(values) > len(self.slots):
+            raise ValueError(f"{len(values)} decisions, more than the {len(self.slots)} slots")
         for slot, value in enumerate(values):
-            choices = SLOTS[slot].choices
+            choices = self.slots[slot].choices
             if value not in choices or isinstance(value, bool):  # False == 0 == reg 0.0
-                raise ValueError(f"{SLOTS[slot].name}={value!r} is not one of {list(choices)}")
+                raise ValueError(f"{self.slots[slot].name}={value!r} is not one of {list(choices)}")
             valid = self.mask(values[:slot])
             if not valid[choices.index(value)]:
                 allowed = [c for c, ok in zip(choices, valid, strict=True) if ok]
                 raise ValueError(
-                    f"{SLOTS[slot].name}={value!r} is not allowed in the {self.name} space after "
-                    f"{list(values[:slot])}; allowed: {allowed}"
+                    f"{self.slots[slot].name}={value!r} is not allowed in the {self.name} space "
+                    f"after {list(values[:slot])}; allowed: {allowed}"
                 )
 
     @functools.cached_property
@@ -442,7 +567,7 @@ class SearchSpace:
             prefixes = [
                 (*p, c)
                 for p in prefixes
-                for c, ok in zip(SLOTS[slot].choices, self.mask(p), strict=True)
+                for c, ok in zip(self.slots[slot].choices, self.mask(p), strict=True)
                 if ok
             ]
         return prefixes
@@ -459,13 +584,13 @@ class SearchSpace:
         (``completions([]) == len(space)``). Like a mask, the count depends only on
         :meth:`mask_key`, and is cached by it."""
         slot = len(prefix)
-        if slot == len(SLOTS):
+        if slot == len(self.slots):
             return 1
         key = self.mask_key(prefix)
         if key not in self._completion_cache:
             self._completion_cache[key] = sum(
                 self.completions([*prefix, c])
-                for c, ok in zip(SLOTS[slot].choices, self.mask(prefix), strict=True)
+                for c, ok in zip(self.slots[slot].choices, self.mask(prefix), strict=True)
                 if ok
             )
         return self._completion_cache[key]
@@ -479,7 +604,7 @@ class SearchSpace:
                 f"parse a string with Architecture.from_string"
             )
         try:
-            self.validate_values(arch.decisions())
+            self.validate_values(arch.decisions(self.slots))
         except ValueError:
             return False
         return True
@@ -489,10 +614,12 @@ class SearchSpace:
         and the first decision it refuses if ``arch`` is outside."""
         if not isinstance(arch, Architecture):
             raise TypeError(f"expected an Architecture, got {type(arch).__name__}")
-        values = arch.decisions()
+        values = arch.decisions(self.slots)
         self.validate_values(values)
         rank = self._structure_rank[tuple(values[: self._free_from])]
-        for slot, size in zip(range(self._free_from, len(SLOTS)), self._free_sizes, strict=True):
+        for slot, size in zip(
+            range(self._free_from, len(self.slots)), self._free_sizes, strict=True
+        ):
             rank = rank * size + self._choices(slot).index(values[slot])
         return rank
 
@@ -504,11 +631,11 @@ class SearchSpace:
             raise IndexError(f"index {index} outside the {self.name} space of {len(self)}")
         free: list[Choice] = []
         for slot, size in reversed(
-            list(zip(range(self._free_from, len(SLOTS)), self._free_sizes, strict=True))
+            list(zip(range(self._free_from, len(self.slots)), self._free_sizes, strict=True))
         ):
             index, position = divmod(index, size)
             free.insert(0, self._choices(slot)[position])
-        return Architecture.from_decisions((*self._structures[index], *free))
+        return Architecture.from_decisions((*self._structures[index], *free), self.slots)
 
     def __iter__(self) -> Iterator[Architecture]:
         return (self[i] for i in range(len(self)))
@@ -518,28 +645,61 @@ class SearchSpace:
         return self[int(rng.integers(len(self)))]
 
     def id_only(self) -> SearchSpace:
-        """This space without text features (``items`` kept at ``"id"``): the space of a task
-        that has no item texts. Named ``"<name>-id-only"``."""
-        allowed = {slot.name: self._choices(i) for i, slot in enumerate(SLOTS)}
+        """This space without text features (``items`` kept at ``"id"``, ``encoder`` at
+        ``"frozen"``): the space of a task that has no item texts. Named ``"<name>-id-only"``."""
+        allowed = {slot.name: self._choices(i) for i, slot in enumerate(self.slots)}
         allowed["items"] = [c for c in allowed["items"] if c == "id"]
         if not allowed["items"]:
             raise ValueError(f"the {self.name} space has no items='id' choice")
-        return SearchSpace(f"{self.name}-id-only", allowed)
+        if "encoder" in allowed:
+            allowed["encoder"] = [FROZEN]
+        return SearchSpace(f"{self.name}-id-only", allowed, self.slots)
+
+    def with_encoders(self, encoders: Sequence[str]) -> SearchSpace:
+        """This space keeping only the text ``encoders`` a task has (``frozen`` always;
+        :func:`nasenv.data.adapted_encoders`): the space itself where that drops nothing (every
+        version 0 space), else one named ``"<name>-<kept encoders>"``."""
+        if "encoder" not in self.slot_index:
+            return self
+        own = self.slot_choices("encoder")
+        kept = [e for e in own if e in encoders or e == FROZEN]
+        if kept == own:
+            return self
+        allowed = {slot.name: self._choices(i) for i, slot in enumerate(self.slots)}
+        allowed["encoder"] = kept
+        return SearchSpace("-".join([self.name, *map(str, kept)]), allowed, self.slots)
 
     def __repr__(self) -> str:
         return f"SearchSpace({self.name!r}, {len(self):,} architectures)"
 
 
+def _full_space(slots: Sequence[Slot]) -> SearchSpace:
+    """The full space of a slot set."""
+    if slots is SLOTS or tuple(slots) == SLOTS:
+        return FULL
+    if slots is ENCODER_SLOTS or tuple(slots) == ENCODER_SLOTS:
+        return FULL_V1
+    raise ValueError("slots must be nasenv.space.SLOTS or nasenv.space.ENCODER_SLOTS")
+
+
+_CORE_ALLOWED: dict[str, Sequence[Choice]] = {
+    **{f"layer{d}": (STOP, "lgconv", "gcn", "sage") for d in range(1, MAX_LAYERS + 1)},
+    **{f"aggr{d}": (NO_AGGR, "mean") for d in range(1, MAX_LAYERS + 1)},
+    "combine": ("last", "mean", "concat"),
+    "dim": (64,),
+    "lr": (0.02,),
+    "reg": (1e-4,),
+}
 FULL = SearchSpace("full")
-CORE = SearchSpace(
-    "core",
-    {
-        **{f"layer{d}": (STOP, "lgconv", "gcn", "sage") for d in range(1, MAX_LAYERS + 1)},
-        **{f"aggr{d}": (NO_AGGR, "mean") for d in range(1, MAX_LAYERS + 1)},
-        "combine": ("last", "mean", "concat"),
-        "dim": (64,),
-        "lr": (0.02,),
-        "reg": (1e-4,),
-    },
-)
-SPACES: dict[str, SearchSpace] = {"full": FULL, "core": CORE}
+CORE = SearchSpace("core", _CORE_ALLOWED)
+FULL_V1 = SearchSpace("full-v1", slots=ENCODER_SLOTS)
+"""The full space with the ``encoder`` decision (:data:`ENCODER_SLOTS`)."""
+CORE_V1 = SearchSpace("core-v1", _CORE_ALLOWED, ENCODER_SLOTS)
+"""The core space with the ``encoder`` decision: the 708 frozen architectures of :data:`CORE`
+plus each of its text architectures with either adapted encoder, 1,652 in all."""
+SPACES: dict[str, SearchSpace] = {
+    "full": FULL,
+    "core": CORE,
+    "full-v1": FULL_V1,
+    "core-v1": CORE_V1,
+}

@@ -54,6 +54,7 @@ from nasenv.space import (
     CORE,
     MAX_LAYERS,
     NO_AGGR,
+    SLOTS,
     STOP,
     Architecture,
     Choice,
@@ -126,6 +127,11 @@ class Supernet(nn.Module):
     def __init__(self, context: TrainingContext, space: SearchSpace = CORE, seed: int = 0) -> None:
         super().__init__()
         self.context, self.space, self.graph = context, space, context.graph
+        if space.slots != SLOTS:
+            raise ValueError(
+                f"a supernet shares one item text encoder: the {space.name} space has the "
+                f"encoder decision; search a version 0 space (core, full)"
+            )
         single = {name: space.slot_choices(name) for name in ("dim", "lr", "reg")}
         for name, values in single.items():
             if len(values) != 1:

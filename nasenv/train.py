@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from nasenv.data import BooksDataset
+from nasenv.data import BooksDataset, with_encoder
 from nasenv.metrics import FullRankingEvaluator, PairSet
 from nasenv.models import Graph, GraphRecommender, build_graph, count_parameters
 from nasenv.results import (
@@ -132,11 +132,21 @@ class TrainingContext:
         graph = build_graph(train, dataset.n_users, dataset.n_items)
         self.graph: Graph = graph.to(self.device)
         self.item_text = torch.tensor(dataset.item_text, device=self.device)
+        self._features: dict[str, Tensor] = {"frozen": self.item_text}
         n_u, n_i, d = dataset.n_users, dataset.n_items, self.device
         self.k = k
         self.val_eval = FullRankingEvaluator(n_u, n_i, train, val, k, device=d)
         self.sampler = NegativeSampler(self.val_eval.seen)
         self.test_eval = FullRankingEvaluator(n_u, n_i, torch.cat([train, val]), test, k, device=d)
+
+    def item_features(self, encoder: str) -> Tensor:
+        """The item text features of an architecture's ``encoder`` decision on this device:
+        :attr:`item_text` for ``frozen``, an adapted encoder's loaded at first use
+        (:func:`nasenv.data.with_encoder`) and kept."""
+        if encoder not in self._features:
+            dataset = with_encoder(self.dataset, encoder)
+            self._features[encoder] = torch.tensor(dataset.item_text, device=self.device)
+        return self._features[encoder]
 
 
 def train_architecture(
@@ -202,7 +212,7 @@ def _train(
     on_epoch: Callable[[int, float], None] | None,
     on_best: BestEpochHook | None = None,
 ) -> TrainResult:
-    model = GraphRecommender(arch, ctx.graph, ctx.item_text).to(ctx.device)
+    model = GraphRecommender(arch, ctx.graph, ctx.item_features(arch.encoder)).to(ctx.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=arch.lr)
     generator = torch.Generator(device=ctx.device).manual_seed(seed)
     n_users = ctx.graph.n_users

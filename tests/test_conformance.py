@@ -13,7 +13,7 @@ from gymnasium.vector import AutoresetMode
 import nasenv
 from nasenv.env import N_ACTIONS, RecNASEnv
 from nasenv.leaderboard import PROTOCOL
-from nasenv.space import CORE, SLOTS
+from nasenv.space import CORE, SLOTS, SPACES
 
 ID = "RecNAS-Books-v0"
 
@@ -73,7 +73,9 @@ def test_values_that_are_not_actions_raise_and_are_never_scored(wrong):
 def test_registered_ids_declare_episode_length_and_render_fps():
     for env_id in nasenv.ENV_IDS:
         spec = gym.spec(env_id)
-        assert spec.max_episode_steps == len(SLOTS)
+        space = SPACES[spec.kwargs.get("space", "core")]
+        assert spec.max_episode_steps == len(space.slots)
+        assert len(space.slots) == (13 if env_id.endswith("-v1") else 12)
     env = gym.make(ID, render_mode="rgb_array")
     assert env.metadata["render_fps"] > 0
     env.reset(seed=0)

@@ -157,7 +157,7 @@ def test_malformed_and_foreign_files_are_named(saved, tmp_path, tiny_dataset):
 
 
 def test_a_model_of_a_task_not_registered_here_says_so(saved, monkeypatch):
-    def unknown(name):
+    def unknown(name, **options):
         raise ValueError(f"unknown dataset {name!r}; known datasets: ['Books-20core']")
 
     monkeypatch.setattr(export, "load_dataset", unknown)
@@ -297,7 +297,7 @@ def test_recnas_train_and_recommend_refuse_bad_input_in_one_line(
         assert code == status, (argv, err)
         assert line.startswith(f"recnas {argv[0]}: error: ") and expected in line, line
     tampered = dataclasses.replace(tiny_task, sha256="f" * 64)
-    monkeypatch.setattr(export, "load_dataset", lambda name: tampered)
+    monkeypatch.setattr(export, "load_dataset", lambda name, **options: tampered)
     code, err = run_in_process(cli.main, ["recommend", str(saved), "--user", "1"], capsys)
     assert code == 1 and "f" * 64 in one_line(err) and tiny_task.sha256 in one_line(err)
 

@@ -6,7 +6,9 @@ import pytest
 
 from nasenv.space import (
     CORE,
+    CORE_V1,
     FULL,
+    FULL_V1,
     MAX_LAYERS,
     NO_AGGR,
     SLOTS,
@@ -132,14 +134,14 @@ def test_cached_masks_equal_the_rules_applied_to_the_whole_prefix():
     from nasenv.space import _rule_allows
 
     rng = np.random.default_rng(7)
-    for space in (FULL, CORE):
+    for space in (FULL, CORE, FULL_V1, CORE_V1):
         for _ in range(300):
-            values = space.sample(rng).decisions()
-            for slot in range(len(SLOTS)):
+            values = space.decisions(space.sample(rng))
+            for slot in range(len(space.slots)):
                 prefix = values[:slot]
                 expected = [
-                    c in space.allowed[slot] and _rule_allows(slot, c, prefix)
-                    for c in SLOTS[slot].choices
+                    c in space.allowed[slot] and _rule_allows(slot, c, prefix, space.slots)
+                    for c in space.slots[slot].choices
                 ]
                 assert space.mask(prefix).tolist() == expected
 
