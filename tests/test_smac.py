@@ -20,7 +20,7 @@ from agents.runner import Budget, run_search
 from agents.smac import SMACHyperband, configuration_space, decisions
 from nasenv.env import RecNASEnv
 from nasenv.evaluators import TableEvaluator
-from nasenv.space import CORE, SLOTS
+from nasenv.space import CORE, CORE_V1
 from nasenv.table import BenchmarkTable
 from nasenv.testing import TINY_SPACE
 
@@ -31,7 +31,7 @@ def table_env() -> RecNASEnv:
     return RecNASEnv(evaluator=TableEvaluator(TABLE), space=TINY_SPACE, seed_policy="random")
 
 
-@pytest.mark.parametrize("space", [CORE, TINY_SPACE], ids=["core", "tiny"])
+@pytest.mark.parametrize("space", [CORE, TINY_SPACE, CORE_V1], ids=["core", "tiny", "core-v1"])
 def test_every_architecture_is_one_configuration_and_back(space):
     cs = configuration_space(space)
     names = set(cs.keys())
@@ -39,12 +39,12 @@ def test_every_architecture_is_one_configuration_and_back(space):
     for arch in space:
         values = {
             slot.name: str(value)
-            for slot, value in zip(SLOTS, arch.decisions(), strict=True)
+            for slot, value in zip(space.slots, space.decisions(arch), strict=True)
             if slot.name in names and value != "none"
         }
         active = _active(cs, values)
         config = Configuration(cs, values=active)  # raises unless the conditions hold
-        assert decisions(config, space) == list(arch.decisions())
+        assert decisions(config, space) == list(space.decisions(arch))
         seen.add(tuple(sorted(active.items())))
     assert len(seen) == len(space)  # no two architectures share a configuration
 
