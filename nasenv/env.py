@@ -21,6 +21,7 @@ from nasenv.evaluators import (
 from nasenv.results import FIDELITIES
 from nasenv.space import ENCODER_SLOTS, FROZEN, SLOTS, SPACES, Architecture, Choice, SearchSpace
 from nasenv.surrogate import load_surrogate
+from nasenv.table import load_table
 
 BACKENDS = ("table", "surrogate", "live")
 SEED_POLICIES = ("fixed", "random", "mean")
@@ -279,7 +280,11 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
         _check("render_mode", render_mode, [None, *self.metadata["render_modes"]])
         if evaluator is None:
             evaluator = _make_evaluator(
-                dataset or DEFAULT_DATASET, backend or "table", fidelity or "tabulation", cache
+                dataset or DEFAULT_DATASET,
+                backend or "table",
+                fidelity or "tabulation",
+                cache,
+                space.name if "encoder" in space.slot_index else "core",
             )
         else:
             _check_evaluator(evaluator, dataset, backend, fidelity)
@@ -689,10 +694,13 @@ def _task_encoders(task: BooksDataset) -> list[str]:
         return [FROZEN]
 
 
-def _make_evaluator(dataset: str, backend: str, fidelity: str, cache: str | None) -> Evaluator:
-    """The evaluator of a named back end."""
+def _make_evaluator(
+    dataset: str, backend: str, fidelity: str, cache: str | None, table_space: str = "core"
+) -> Evaluator:
+    """The evaluator of a named back end (the table of ``table_space``: the core one, or that
+    of a version 1 space)."""
     if backend == "table":
-        return TableEvaluator(dataset, fidelity)
+        return TableEvaluator(load_table(dataset, space=table_space), fidelity)
     if backend == "surrogate":
         if fidelity != "tabulation":
             raise ValueError(

@@ -1,7 +1,8 @@
 """The benchmark table: stored trainings of every architecture of a space, and its query API.
 
 File format (version 2; version 1 is the same without ``cost_version``): one ``.npz`` (zip of
-``.npy`` arrays, read with pickle disabled) per task, ``nasenv/tables/<dataset slug>.npz``,
+``.npy`` arrays, read with pickle disabled) per task and space, ``nasenv/tables/<dataset
+slug>.npz`` for the core space (``<dataset slug>-<space>.npz`` for another, e.g. ``core-v1``),
 listed with its SHA-256 in ``nasenv/tables/SHA256SUMS`` and verified on load. With ``A``
 architectures, ``S`` seeds and ``E`` = the tabulation budget's ``max_epochs``:
 
@@ -90,9 +91,11 @@ class UnknownArchitectureError(ValueError):
     """An architecture that the table does not hold."""
 
 
-def table_filename(dataset: str) -> str:
-    """``Books-20core`` -> ``books-20core.npz``."""
-    return f"{get_spec(dataset).slug}.npz"
+def table_filename(dataset: str, space: str = "core") -> str:
+    """``Books-20core`` -> ``books-20core.npz``; with ``space="core-v1"``:
+    ``books-20core-core-v1.npz``."""
+    slug = get_spec(dataset).slug
+    return f"{slug}.npz" if space == "core" else f"{slug}-{space}.npz"
 
 
 @dataclass(frozen=True)
@@ -429,17 +432,19 @@ class BenchmarkTable:
 
 
 def load_table(
-    dataset: str = DEFAULT_DATASET, directory: str | Path | None = None
+    dataset: str = DEFAULT_DATASET, directory: str | Path | None = None, space: str = "core"
 ) -> BenchmarkTable:
-    """Load the shipped table of ``dataset``, verified against ``SHA256SUMS``; cached per
-    ``(dataset, directory)``, so every caller shares one table and its read-only arrays.
+    """Load the shipped table of ``dataset`` and ``space`` (default the core space; the version
+    1 tables are ``space="core-v1"``), verified against ``SHA256SUMS``; cached per ``(dataset,
+    directory, space)``, so every caller shares one table and its read-only arrays.
 
     Raises:
         ValueError: unknown dataset.
         FileNotFoundError: no table was built for it.
         ChecksumError: the file's SHA-256 differs from the recorded one.
     """
-    return _load_table(table_filename(dataset), Path(directory) if directory else TABLE_DIR)
+    filename = table_filename(dataset, space)
+    return _load_table(filename, Path(directory) if directory else TABLE_DIR)
 
 
 def shipped_tables(

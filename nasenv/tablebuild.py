@@ -314,13 +314,23 @@ def run_task(
     return result.to_dict()
 
 
-def assemble(store: ShardStore, seeds: tuple[int, ...] | None = None, **build: Any) -> Any:
+def assemble(
+    store: ShardStore,
+    seeds: tuple[int, ...] | None = None,
+    base: ShardStore | None = None,
+    **build: Any,
+) -> Any:
     """The :class:`~nasenv.table.BenchmarkTable` of a build's finished trainings.
 
     Args:
         store: the build.
         seeds: the seeds to include (default: the plan's); each must be finished for every
             architecture, because a table never fills gaps.
+        base: for a build that excludes a space (``core-v1`` without ``core``: the 944
+            architectures of the encoder decision), the build of that space on the same task,
+            budget and seeds; the table holds both, the whole of the build's space, with every
+            training's seconds under the base's cost version (converted exactly,
+            ``TrainResult.with_cost_version``), so its costs compare with the base table's.
         build: facts about how it was built, stored in the table's ``meta["build"]``.
     """
     from nasenv.data import load_dataset
@@ -343,9 +353,43 @@ def assemble(store: ShardStore, seeds: tuple[int, ...] | None = None, **build: A
         "k": TOP_K,
         "build": build,
     }
-    archs = [a.to_string() for a in plan.architectures()]
-    results = (r for r in store.results() if r.seed in seeds)
+    if base is None and plan.exclude is not None and plan.sample is None:
+        raise ValueError(
+            f"the build of {plan.space!r} leaves out the {plan.exclude!r} space: pass that "
+            f"space's build as base (assemble_table.py --base), or the table would have gaps"
+        )
+    if base is None:
+        archs = [a.to_string() for a in plan.architectures()]
+        results: Iterable[TrainResult] = (r for r in store.results() if r.seed in seeds)
+        return BenchmarkTable.from_results(results, archs, list(seeds), meta)
+    _check_base(plan, base.plan, seeds)
+    version = base.plan.cost_version
+    archs = [a.to_string() for a in SPACES[plan.space]]
+    results = (
+        r.with_cost_version(version)
+        for part in (base, store)
+        for r in part.results()
+        if r.seed in seeds
+    )
     return BenchmarkTable.from_results(results, archs, list(seeds), meta)
+
+
+def _check_base(plan: BuildPlan, base: BuildPlan, seeds: tuple[int, ...]) -> None:
+    """Refuse a base build that is not the excluded space of ``plan`` on its task and budget."""
+    problems = [
+        f"{name} {getattr(base, name)!r} (the build's: {getattr(plan, name)!r})"
+        for name in ("dataset", "fidelity")
+        if getattr(base, name) != getattr(plan, name)
+    ]
+    if plan.exclude is None or base.space != plan.exclude or base.sample is not None:
+        problems.append(
+            f"space {base.space!r} (sample {base.sample}); it must be the whole space the build "
+            f"excludes ({plan.exclude!r})"
+        )
+    if not set(seeds) <= set(base.seeds):
+        problems.append(f"seeds {list(base.seeds)} (the table's: {list(seeds)})")
+    if problems:
+        raise ValueError(f"the base build does not fit: {'; '.join(problems)}")
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,12 @@
 
     python scripts/assemble_table.py                    # benchmarks/table-build/Books-20core
     python scripts/assemble_table.py --seeds 0          # only seeds finished for every architecture
+    python scripts/assemble_table.py \
+        --build benchmarks/table-build/Books-Canada-5core-core-v1-no-core \
+        --base benchmarks/table-build/Books-Canada-5core   # core-v1: the encoder decision's table
 
-Writes ``nasenv/tables/<slug>.npz`` and updates ``nasenv/tables/SHA256SUMS``.
+Writes ``nasenv/tables/<slug>.npz`` (``<slug>-<space>.npz`` for a space other than the core) and
+updates ``nasenv/tables/SHA256SUMS``.
 """
 
 from __future__ import annotations
@@ -26,6 +30,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--build", type=Path, default=ROOT / "benchmarks/table-build/Books-20core")
     parser.add_argument("--seeds", type=int, nargs="+", help="default: every seed of the plan")
+    parser.add_argument(
+        "--base",
+        type=Path,
+        help="the build of the space that --build excludes (core-v1 without core: the core "
+        "build); the table then holds both",
+    )
     parser.add_argument("--out", type=Path, default=TABLE_DIR)
     parser.add_argument(
         "--machine",
@@ -40,12 +50,13 @@ def main(argv: list[str] | None = None) -> None:
     table = assemble(
         store,
         tuple(args.seeds) if args.seeds else None,
+        ShardStore.open(args.base) if args.base else None,
         machine=args.machine,
         torch=torch.__version__.split("+")[0],
         device=args.device,
         threads_per_training=1,
     )
-    filename = table_filename(plan.dataset)
+    filename = table_filename(plan.dataset, plan.space)
     path = args.out / filename
     table.save(path)
     write_checksums(args.out)

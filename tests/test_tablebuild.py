@@ -157,3 +157,26 @@ def test_a_sampled_plan_draws_distinct_architectures_outside_the_excluded_space(
     )
     with pytest.raises(ValueError, match="allowed"):
         BuildPlan(exclude="tiny")
+
+
+def test_a_core_v1_table_joins_the_core_build_with_the_costs_of_its_version(tmp_path):
+    from nasenv.space import CORE_V1
+
+    core_plan = BuildPlan(seeds=(0,), cost_version=1)
+    v1_plan = BuildPlan(space="core-v1", exclude="core", seeds=(0,))
+    assert len(v1_plan.architectures()) == len(CORE_V1) - 708 == 944
+    core, v1 = ShardStore(tmp_path / "core", core_plan), ShardStore(tmp_path / "v1", v1_plan)
+    for store, plan in ((core, core_plan), (v1, v1_plan)):
+        for arch, seed in plan.tasks():
+            fields = {"epoch_test_seconds": (0.25, 0.25), "cost_version": 2}
+            store.record(fakes.fake_result(arch, seed, 0.05, seconds=2.0, **fields))
+    table = assemble(v1, base=core)
+    assert len(table) == len(CORE_V1) and table.space_name == "core-v1"
+    assert list(table.arch_strings) == [a.to_string() for a in CORE_V1]
+    assert table.cost_version == 1  # the core table's: costs compare across the two
+    lora = next(a for a in CORE_V1 if a.encoder == "lora")
+    assert table.query(lora, 0).cost_seconds == pytest.approx(2.0 + 0.25)
+    with pytest.raises(ValueError, match="must be the whole space the build excludes"):
+        assemble(v1, base=v1)
+    with pytest.raises(ValueError, match="pass that space's build as base"):
+        assemble(v1)  # without the core build, the table would have gaps
