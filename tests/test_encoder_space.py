@@ -13,6 +13,7 @@ from agents import AGENTS, TRANSFER_AGENTS, make_agent, unavailable
 from agents.runner import Budget, run_search
 from nasenv.data import adapt_seconds, adapted_encoders, adapted_provenance, load_dataset
 from nasenv.env import RecNASEnv
+from nasenv.evaluators import TableEvaluator
 from nasenv.space import (
     CORE,
     CORE_V1,
@@ -127,8 +128,10 @@ def test_the_adaptation_cost_comes_from_the_shipped_provenance():
 
 
 def test_the_table_and_the_surrogate_refuse_the_adapted_encoders():
+    with pytest.raises(FileNotFoundError, match=r"no table books-20core-core-v1\.npz"):
+        RecNASEnv(backend="table", space="core-v1")  # its table is not built yet
     with pytest.raises(ValueError, match=r"holds the 'core' space, not 'core-v1'"):
-        RecNASEnv(backend="table", space="core-v1")
+        RecNASEnv(evaluator=TableEvaluator("Books-20core"), space="core-v1")
     with pytest.raises(ValueError, match="fitted on frozen-encoder trainings only"):
         RecNASEnv(backend="surrogate", space="full-v1")
 
