@@ -40,7 +40,7 @@ from tqdm import tqdm
 
 from benchmarks.common import add_results_option, write_results
 from nasenv.allocator import keep_freed_memory
-from nasenv.cli import LIGHTGCN
+from nasenv.cli import LIGHTGCN_TEXT
 from nasenv.data import ENCODERS, BooksDataset, adapted_encoders, load_dataset
 from nasenv.evaluators import fresh_seeds
 from nasenv.metrics import FullRankingEvaluator
@@ -49,18 +49,16 @@ from nasenv.space import Architecture
 from nasenv.table import load_table
 from nasenv.train import TrainingContext, train_architecture
 
-LIGHTGCN_TEXT = LIGHTGCN.replace("items=id", "items=id+text")
 BUCKETS = ("tail", "middle", "head")
 
 
 def architectures(task: str) -> list[str]:
-    """The task's best text architecture in its table, then LightGCN-3 with ID + text."""
-    table = load_table(task)
-    scores = table.scores("recall")
-    text = [i for i in range(len(table)) if table.arch(i).items != "id"]
-    ranked = [table.arch(i).to_string() for i in sorted(text, key=lambda i: -scores[i])]
-    best = next(arch for arch in ranked if arch != LIGHTGCN_TEXT)
-    return [best, LIGHTGCN_TEXT]
+    """The task's best text architecture in its table (but LightGCN-3), then LightGCN-3 with
+    ID + text."""
+    (best, _), *_ = load_table(task).top_k(
+        1, where=lambda arch: arch.items != "id" and arch.to_string() != LIGHTGCN_TEXT
+    )
+    return [best.to_string(), LIGHTGCN_TEXT]
 
 
 def item_buckets(dataset: BooksDataset) -> np.ndarray:

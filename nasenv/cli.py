@@ -45,6 +45,9 @@ from nasenv.space import (
 )
 
 LIGHTGCN = "layers=lgconv-lgconv-lgconv,combine=mean,dim=64,items=id,loss=bpr,lr=0.02,reg=0.0001"
+"""LightGCN with three layers, the reference recommender of every ratio ("x LightGCN-3")."""
+LIGHTGCN_TEXT = LIGHTGCN.replace("items=id", "items=id+text")
+"""LightGCN-3 with the item text features added to the item ID embeddings."""
 
 INTERRUPTED = 130
 """Exit status after Ctrl-C (128 + SIGINT, as a shell reports it)."""

@@ -43,7 +43,7 @@ from __future__ import annotations
 import functools
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -399,11 +399,16 @@ class BenchmarkTable:
         metric: str = "recall",
         seed: SeedLike = "mean",
         fidelity: FidelityLike = None,
+        where: Callable[[Architecture], bool] | None = None,
     ) -> list[tuple[Architecture, float]]:
-        """The ``k`` best architectures by validation ``metric``, best first (ties: row order)."""
+        """The ``k`` best architectures by validation ``metric``, best first (ties: row order);
+        with ``where``, the best of those for which it holds (``where=lambda a: a.items !=
+        "id"``: the best text architectures)."""
         scores = self.scores(metric, seed, fidelity)
-        order = np.argsort(-scores, kind="stable")[:k]
-        return [(self.arch(int(i)), float(scores[i])) for i in order]
+        order = np.argsort(-scores, kind="stable")
+        if where is not None:
+            order = np.array([i for i in order if where(self.arch(int(i)))], dtype=np.int64)
+        return [(self.arch(int(i)), float(scores[i])) for i in order[:k]]
 
     def result(self, arch: ArchLike, seed: int) -> TrainResult:
         """The stored training of ``(arch, seed)`` as a :class:`TrainResult`."""

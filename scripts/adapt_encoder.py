@@ -36,7 +36,7 @@ import numpy as np
 
 from nasenv.adapt import ENCODER_OF_METHOD, METHODS, adapt, cooccurrence_pairs, knn_recall
 from nasenv.allocator import keep_freed_memory
-from nasenv.cli import LIGHTGCN
+from nasenv.cli import LIGHTGCN_TEXT
 from nasenv.data import (
     ADAPTED_FILE,
     DATA_DIR,
@@ -164,11 +164,8 @@ def check(
     from nasenv.table import load_table
     from nasenv.train import TrainingContext, train_architecture
 
-    table = load_table(dataset.name)
-    scores = table.scores("recall")
-    text = [i for i in range(len(table)) if table.arch(i).items != "id"]
-    best = table.arch(max(text, key=lambda i: scores[i])).to_string()
-    lightgcn = LIGHTGCN.replace("items=id", "items=id+text")
+    (best_arch, _), *_ = load_table(dataset.name).top_k(1, where=lambda arch: arch.items != "id")
+    best, lightgcn = best_arch.to_string(), LIGHTGCN_TEXT
     out: dict[str, Any] = {}
     for name, vectors in (("frozen", frozen), ("adapted", adapted)):
         features = reduce_text(vectors, dim)[0].astype(np.float32)

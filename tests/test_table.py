@@ -113,6 +113,9 @@ def test_top_k_is_sorted_and_agrees_with_scores(table):
     assert scores == sorted(scores, reverse=True)
     assert scores[0] == table.scores("recall", 1).max()
     assert table.index(top[0][0]) == int(np.argmax(table.scores("recall", 1)))
+    text = table.top_k(3, "recall", seed=1, where=lambda arch: arch.items != "id")
+    ranked = [pair for pair in table.top_k(len(table), "recall", seed=1) if pair[0].items != "id"]
+    assert text == ranked[:3] and all(arch.items != "id" for arch, _ in text)
 
 
 def test_test_metrics_never_enter_scores_or_rankings(table):
