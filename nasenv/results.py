@@ -100,6 +100,10 @@ class TrainResult:
     """Cumulative seconds of the test passes after each epoch, never charged (empty where not
     recorded: tables, and results of older versions). With it, :meth:`with_cost_version`
     converts the seconds exactly between cost versions."""
+    device: str = field(default="cpu")
+    """Where the run trained: ``"cpu"``, or a GPU as ``"cuda (<device name>)"`` (records written
+    before it was kept are ``"cpu"``). Results of different devices differ numerically, so a
+    table build holds one device (:class:`nasenv.tablebuild.BuildPlan`)."""
 
     @property
     def ok(self) -> bool:

@@ -415,6 +415,9 @@ class BenchmarkTable:
         i, (j,) = self.index(arch), self._columns(seed)
         n = int(self.arrays["n_epochs"][i, j])
         budget = {k: self.meta["fidelity"][k] for k in ("max_epochs", "patience", "batch_size")}
+        curves: dict[str, Any] = {
+            name: tuple(float(v) for v in self.arrays[name][i, j, :n]) for name in CURVES
+        }
         return TrainResult(
             arch=self.arch_strings[i],
             dataset=self.dataset,
@@ -422,7 +425,7 @@ class BenchmarkTable:
             config=TrainConfig(**budget),
             status="ok" if self.arrays["ok"][i, j] else "failed",
             reason="" if self.arrays["ok"][i, j] else "diverged (see the build journal)",
-            **{name: tuple(float(v) for v in self.arrays[name][i, j, :n]) for name in CURVES},
+            **curves,
             n_params=int(self.arrays["n_params"][i]),
             inference_ms=float(self.arrays["inference_ms"][i, j]),
             train_seconds=math.nan,  # not stored, nor are the test passes

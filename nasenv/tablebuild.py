@@ -34,6 +34,10 @@ from nasenv.space import SPACES, Architecture
 Task = tuple[str, int]  # (canonical architecture string, seed)
 
 
+DEVICES = ("cpu", "cuda")
+"""The device types a build runs on (:attr:`BuildPlan.device`)."""
+
+
 @dataclass(frozen=True)
 class BuildPlan:
     """What a table build trains.
@@ -52,6 +56,10 @@ class BuildPlan:
             (:data:`nasenv.results.COST_VERSION`); a plan stored without one is version 1. The
             trainer records its test passes apart, so its results join a build of either version
             exactly (:meth:`ShardStore.record`): a build begun under version 1 continues under it.
+        device: the torch device type its trainings run on (``"cpu"``, ``"cuda"``); a plan
+            stored without one is ``"cpu"``. Results on a GPU differ numerically from CPU ones,
+            so a GPU build is its own build: a directory refuses a plan of another device and a
+            result trained elsewhere (:meth:`ShardStore.record`).
     """
 
     dataset: str = "Books-20core"
@@ -63,6 +71,7 @@ class BuildPlan:
     sample_seed: int = 0
     exclude: str | None = None
     cost_version: int = COST_VERSION
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         if self.space not in SPACES:
@@ -73,6 +82,8 @@ class BuildPlan:
             raise ValueError(f"seeds must be distinct and non-empty, got {self.seeds}")
         if self.shard_size < 1:
             raise ValueError(f"shard_size must be >= 1, got {self.shard_size}")
+        if self.device not in DEVICES:
+            raise ValueError(f"unknown device {self.device!r}; allowed: {list(DEVICES)}")
         if self.exclude is not None and self.exclude not in SPACES:
             raise ValueError(f"unknown space {self.exclude!r}; allowed: {sorted(SPACES)}")
         if self.sample is not None and self.sample < 1:
@@ -108,7 +119,7 @@ class BuildPlan:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BuildPlan:
-        return cls(**{"cost_version": 1, **data, "seeds": tuple(data["seeds"])})
+        return cls(**{"cost_version": 1, "device": "cpu", **data, "seeds": tuple(data["seeds"])})
 
 
 class PlanMismatchError(RuntimeError):
@@ -253,6 +264,11 @@ class ShardStore:
         """
         if not isinstance(result, TrainResult):
             result = TrainResult.from_dict(result)
+        if result.device.split(" ")[0] != self.plan.device:
+            raise ValueError(
+                f"{result.arch!r} (seed {result.seed}) trained on {result.device}; this build "
+                f"({self.directory}) holds {self.plan.device} trainings only"
+            )
         record = result.with_cost_version(self.plan.cost_version).to_dict()
         shard = self.shard_of(_task_of(record))
         if self.is_sealed(shard):
@@ -378,7 +394,7 @@ def _check_base(plan: BuildPlan, base: BuildPlan, seeds: tuple[int, ...]) -> Non
     """Refuse a base build that is not the excluded space of ``plan`` on its task and budget."""
     problems = [
         f"{name} {getattr(base, name)!r} (the build's: {getattr(plan, name)!r})"
-        for name in ("dataset", "fidelity")
+        for name in ("dataset", "fidelity", "device")
         if getattr(base, name) != getattr(plan, name)
     ]
     if plan.exclude is None or base.space != plan.exclude or base.sample is not None:

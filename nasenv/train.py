@@ -288,7 +288,16 @@ def _train(
         train_seconds=training,
         cost_version=COST_VERSION,
         epoch_test_seconds=tuple(curves["test_sec"]),
+        device=device_label(ctx.device),
     )
+
+
+def device_label(device: torch.device) -> str:
+    """``"cpu"``, or for a GPU its type and name (``"cuda (NVIDIA H200)"``), as results record
+    it (:attr:`nasenv.results.TrainResult.device`)."""
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return device.type
 
 
 def _inference_ms(model: GraphRecommender, ctx: TrainingContext, repeats: int = 3) -> float:

@@ -6,6 +6,10 @@
     python scripts/build_table.py --status              # what is done, nothing is trained
     python scripts/build_table.py --space full --sample 500 --exclude core --seeds 0
                                                         # the surrogate's data outside the core
+    python scripts/build_table.py --device cuda --workers 12 --deadline 480
+                                                        # on a GPU, stopping in time (its own
+                                                        # build: <dataset>-cuda; see
+                                                        # scripts/device_build.sh)
 
 Results go to ``--out`` (default ``benchmarks/table-build/<dataset>``) as described in
 :mod:`nasenv.tablebuild`: interrupt it at any time and run it again to continue. When every shard
@@ -17,7 +21,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -29,17 +33,35 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_local(
-    store: ShardStore, tasks: list[Task], workers: int, threads: int, device: str, bar: tqdm
+    store: ShardStore,
+    tasks: list[Task],
+    workers: int,
+    threads: int,
+    bar: tqdm,
+    deadline: float | None = None,
 ) -> int:
-    """Run ``tasks`` in ``workers`` local processes; returns the number of failed tasks."""
+    """Run ``tasks`` in ``workers`` local processes on the plan's device; returns the number of
+    failed tasks. With ``deadline`` (a ``time.monotonic()`` instant) no training starts after
+    it: those running finish and are recorded, the rest stay pending for the next run."""
     plan, errors = store.plan, 0
+    queue = list(reversed(tasks))
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
         job = (plan.dataset, plan.fidelity)
-        futures = {
-            pool.submit(run_task, *job, arch, seed, threads, device): (arch, seed)
-            for arch, seed in tasks
-        }
+        futures: dict[Future, Task] = {}
+
+        def submit() -> None:  # keep every worker busy, with one task queued behind each
+            while queue and len(futures) < 2 * workers:
+                if deadline is not None and time.monotonic() >= deadline:
+                    queue.clear()
+                    return
+                arch, seed = queue.pop()
+                futures[pool.submit(run_task, *job, arch, seed, threads, plan.device)] = (
+                    arch,
+                    seed,
+                )
+
         try:
+            submit()
             while futures:
                 finished, _ = wait(futures, return_when=FIRST_COMPLETED)
                 for future in finished:
@@ -50,6 +72,7 @@ def run_local(
                         errors += 1
                         tqdm.write(f"failed {task}: {error!r}")
                     bar.update()
+                submit()
         except KeyboardInterrupt:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
@@ -101,8 +124,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--device",
         default="cpu",
-        help="torch device of the local workers (e.g. cuda); "
-        "results differ from CPU ones, so build a GPU table into its own --out directory",
+        help="torch device type of the local workers (cpu, cuda); part of the plan: results "
+        "differ from CPU ones, so a GPU build is its own build (default directory "
+        "<name>-cuda) and records the device in every result",
+    )
+    parser.add_argument(
+        "--deadline",
+        type=float,
+        help="start no training after this many seconds; running ones finish and are recorded "
+        "(for a time-limited machine: a device loan's 10-minute commands)",
     )
     parser.add_argument("--limit", type=int, help="run at most this many pending trainings")
     parser.add_argument("--ray-address", help="connect to a Ray cluster instead of local workers")
@@ -119,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         args.sample,
         args.sample_seed,
         args.exclude,
+        device=args.device,
     )
     name = (
         plan.dataset
@@ -128,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             + (f"-sample{plan.sample}" if plan.sample else "")
             + (f"-no-{plan.exclude}" if plan.exclude else "")
         )
-    )
+    ) + ("" if plan.device == "cpu" else f"-{plan.device}")
     out = args.out or ROOT / "benchmarks" / "table-build" / name
     store = ShardStore.resume(out, plan)  # a build keeps the cost version it was begun under
     done = store.done()  # read once: --status on a large build reads every shard
@@ -161,10 +192,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.ray_address:
             errors = run_ray(store, tasks, args.ray_address, args.threads, args.retries, bar)
         else:
-            errors = run_local(store, tasks, args.workers, args.threads, args.device, bar)
+            deadline = None if args.deadline is None else time.monotonic() + args.deadline
+            errors = run_local(store, tasks, args.workers, args.threads, bar, deadline)
+    ran = len(pending) - len(store.pending())
     print(
-        f"ran {len(tasks) - errors} trainings in {time.perf_counter() - start:.0f} s; "
-        f"{errors} failed with an exception (re-run to retry them)"
+        f"ran {ran} trainings in {time.perf_counter() - start:.0f} s; {errors} failed with an "
+        f"exception, {len(tasks) - ran - errors} not started (re-run to continue)"
     )
     return 1 if errors else 0
 

@@ -222,4 +222,5 @@ def test_training_on_a_gpu_matches_the_cpu_within_seed_noise(tiny_dataset):
     cpu = train_architecture(arch, TrainingContext(tiny_dataset, k=5), 0, config)
     gpu = train_architecture(arch, TrainingContext(tiny_dataset, k=5, device="cuda"), 0, config)
     assert gpu.ok and gpu.n_params == cpu.n_params
+    assert cpu.device == "cpu" and gpu.device.startswith("cuda (")  # recorded with the result
     assert abs(gpu.val_recall_best - cpu.val_recall_best) < 0.1

@@ -180,3 +180,32 @@ def test_a_core_v1_table_joins_the_core_build_with_the_costs_of_its_version(tmp_
         assemble(v1, base=v1)
     with pytest.raises(ValueError, match="pass that space's build as base"):
         assemble(v1)  # without the core build, the table would have gaps
+
+
+def test_a_gpu_build_is_its_own_build(tmp_path):
+    with pytest.raises(ValueError, match=r"unknown device 'tpu'; allowed: \['cpu', 'cuda'\]"):
+        BuildPlan(device="tpu")
+    store = ShardStore(tmp_path, PLAN)
+    arch, seed = PLAN.tasks()[0]
+    with pytest.raises(ValueError, match=r"trained on cuda \(NVIDIA H200\); this build"):
+        store.record(fakes.fake_result(arch, seed, device="cuda (NVIDIA H200)"))
+    with pytest.raises(PlanMismatchError):
+        ShardStore(tmp_path, BuildPlan(seeds=(0, 1), shard_size=100, device="cuda"))
+    gpu = ShardStore(tmp_path / "gpu", BuildPlan(seeds=(0,), device="cuda"))
+    gpu.record(fakes.fake_result(arch, seed, device="cuda (NVIDIA H200)"))
+    assert [r.device for r in gpu.results()] == ["cuda (NVIDIA H200)"]
+    stored = json.loads((tmp_path / ShardStore.PLAN_FILE).read_text())
+    del stored["device"]  # a plan written before devices were recorded
+    assert BuildPlan.from_dict(stored) == PLAN
+
+
+def test_no_training_starts_after_the_deadline(tmp_path):
+    import time
+
+    from tqdm import tqdm
+
+    build_table = _load_script("build_table")
+    store = ShardStore(tmp_path, PLAN)
+    with tqdm(disable=True) as bar:
+        errors = build_table.run_local(store, PLAN.tasks()[:3], 1, 1, bar, time.monotonic())
+    assert errors == 0 and len(store.pending()) == len(PLAN.tasks())
