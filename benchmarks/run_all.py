@@ -81,6 +81,7 @@ def steps(quick: bool) -> list[list[str]]:
             ["oneshot", "--table", "sample", "--epochs", "2", "--seeds", "1"],
             ["quality", "--quick"],
             ["adapted_encoders", "--quick"],
+            ["encoder_search", "--quick"],
             [
                 *("env_throughput", "--surrogate", "--steps", "20000", "--repeats", "3"),
                 *("--out", "benchmarks/results/env_throughput-surrogate-quick.json"),
@@ -126,6 +127,7 @@ def steps(quick: bool) -> list[list[str]]:
         ["recommend_latency", "--threads", "1"],
         ["quality"],
         ["adapted_encoders"],
+        ["encoder_search"],
         ["env_throughput", "--surrogate"],
         ["surrogate_search"],
         ["cross_task"],

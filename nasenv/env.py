@@ -179,8 +179,9 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
       ``id_only()``: ``items`` is always ``"id"``. The version 1 spaces ``"core-v1"`` and
       ``"full-v1"`` add a 13th decision after ``items``, the item text ``encoder`` (``frozen``,
       ``finetuned``, ``lora``: :data:`nasenv.space.ENCODERS`; open only with text items),
-      restricted to the encoders the task ships (``space.with_encoders``); live back end
-      (the shipped table and surrogate hold frozen-encoder trainings only).
+      restricted to the encoders the task ships (``space.with_encoders``): live back end, or
+      the table back end where the task's ``core-v1`` table ships (Books-Canada-5core:
+      ``load_table(task, space="core-v1")``); the surrogate holds frozen-encoder trainings only.
     * ``eval_seed``: seed of the ``fixed`` policy. Default 0.
     * ``n_seeds``: the seeds ``0 .. n_seeds - 1`` of the ``random`` and ``mean`` policies.
       Default: every seed of the table, 3 for live training.
@@ -224,8 +225,8 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
     ## Version History
 
     * v1 (``RecNAS-Books-Live-v1``, issue 20): the version 1 space ``core-v1`` with the item
-      text ``encoder`` decision (13 steps, observation of 69), ``info["adapt_seconds"]``. Every
-      v0 id answers exactly as before.
+      text ``encoder`` decision (13 steps, observation of 69), ``info["adapt_seconds"]``; the
+      table back end on a task with a ``core-v1`` table. Every v0 id answers exactly as before.
 
     * v0, per-episode fidelity (issue 18): ``reset(options={"fidelity": ..., "eval_seed":
       ...})``; without options every answer and info entry is unchanged.

@@ -136,6 +136,22 @@ def test_adapted_encoders_pairs_seeds_tests_them_and_resumes(tmp_path):
     assert (tmp_path / "adapted_encoders-quick.jsonl").read_text().splitlines() == journal
 
 
+def test_encoder_search_compares_both_spaces_and_resumes(tmp_path):
+    benchmark("encoder_search", "--quick", "--results", tmp_path)
+    journal = (tmp_path / "encoder_search-quick.jsonl").read_text().splitlines()
+    assert len(journal) == 2 * 2 * 2  # agents x spaces x runs
+    summary = json.loads((tmp_path / "encoder_search-quick.json").read_text())
+    task = "Books-Canada-5core"
+    tables = summary[task]["tables"]
+    assert "encoder=" in tables["core-v1"]["arch"] and "encoder=" not in tables["core"]["arch"]
+    rows = {(r["agent"], r["space"]): r for r in summary[task]["search"]}
+    assert set(rows) == {(a, s) for a in ("random", "evolution") for s in ("core", "core-v1")}
+    assert all(rows[(a, "core")]["adapted_share"] == 0 for a in ("random", "evolution"))
+    assert all(rows[(a, "core")]["adapt_seconds"] == 0 for a in ("random", "evolution"))
+    benchmark("encoder_search", "--quick", "--results", tmp_path)  # resumed: nothing run again
+    assert (tmp_path / "encoder_search-quick.jsonl").read_text().splitlines() == journal
+
+
 def test_transfer_tuning_leaves_each_task_out_and_reports_a_choice(tmp_path):
     args = ["--sample", "--seeds", "2", "--budget", "10", "--pretrain", "20", "--tune", "2.5"]
     args += ["0.5", "--tune-only", "--results", str(tmp_path)]
@@ -176,7 +192,7 @@ def test_transfer_without_repeats_keeps_its_own_runs_and_never_repeats(tmp_path)
 def test_run_all_runs_every_benchmark_as_a_module_of_the_package():
     quick = benchmark("run_all", "--quick", "--dry-run").stdout
     commands = [line[2:].split() for line in quick.splitlines() if line.startswith("$ ")]
-    assert len(commands) == 16
+    assert len(commands) == 17
     for command in commands:
         assert command[:2] == ["python", "-m"] and command[2].startswith("benchmarks.")
         assert (ROOT / "benchmarks" / f"{command[2].removeprefix('benchmarks.')}.py").is_file()

@@ -173,3 +173,26 @@ def test_every_agent_searches_the_version_1_space(name):
     archs = [Architecture.from_string(trial.arch) for trial in result.history]
     assert all(arch in CORE_V1 for arch in archs)
     assert len({arch.encoder for arch in archs}) >= 2  # the encoder is searched
+
+
+def test_the_core_v1_table_answers_the_frozen_architectures_as_the_core_table():
+    from nasenv.table import load_table
+
+    core = load_table("Books-Canada-5core")
+    table = load_table("Books-Canada-5core", space="core-v1")
+    assert len(table) == len(CORE_V1) and table.space_name == "core-v1"
+    assert table.seeds == core.seeds and table.cost_version == core.cost_version
+    for arch in CORE:
+        for seed in core.seeds:
+            assert table.query(arch, seed) == core.query(arch, seed)
+            assert table.test_metrics(arch, seed) == core.test_metrics(arch, seed)
+    env = RecNASEnv(
+        dataset="Books-Canada-5core", backend="table", space="core-v1", seed_policy="random"
+    )
+    lora = Architecture(**{**LIGHTGCN_TEXT.__dict__, "encoder": "lora"})
+    env.reset(seed=0)
+    for slot, value in zip(env.space.slots, env.space.decisions(lora), strict=True):
+        _, reward, terminated, _, info = env.step(slot.choices.index(value))
+    assert terminated and info["source"] == "table" and info["arch"] == lora.to_string()
+    assert reward == table.query(lora, info["seed"]).val_recall
+    assert info["adapt_seconds"] == adapt_seconds("Books-Canada-5core", "lora")
