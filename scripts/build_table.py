@@ -161,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     ) + ("" if plan.device == "cpu" else f"-{plan.device}")
     out = args.out or ROOT / "benchmarks" / "table-build" / name
+    if args.status and not (out / ShardStore.PLAN_FILE).exists():
+        print(f"{out}: no build there yet (--status starts none)")
+        return 0
     store = ShardStore.resume(out, plan)  # a build keeps the cost version it was begun under
     done = store.done()  # read once: --status on a large build reads every shard
     pending = store.pending(done)

@@ -209,3 +209,10 @@ def test_no_training_starts_after_the_deadline(tmp_path):
     with tqdm(disable=True) as bar:
         errors = build_table.run_local(store, PLAN.tasks()[:3], 1, 1, bar, time.monotonic())
     assert errors == 0 and len(store.pending()) == len(PLAN.tasks())
+
+
+def test_status_of_a_build_that_does_not_exist_starts_none(tmp_path, capsys):
+    build_table = _load_script("build_table")
+    assert build_table.main(["--status", "--out", str(tmp_path / "none")]) == 0
+    assert "no build there yet" in capsys.readouterr().out
+    assert not (tmp_path / "none").exists()
