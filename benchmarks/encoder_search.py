@@ -1,8 +1,8 @@
 """The whole search with the item text encoder as a decision (issue 20): does the searched
 recommender move when the search may also pick an adapted encoder?
 
-    python -m benchmarks.encoder_search                 # every task with a core-v1 table
-    python -m benchmarks.encoder_search --quick         # 2 agents x 2 runs x 40, no retraining
+    python -m benchmarks.encoder_search           # every task with a core-v1 table
+    python -m benchmarks.encoder_search --quick   # one task, 2 agents x 2 x 40, no retraining
 
 For each task whose ``core-v1`` table ships (``load_table(task, space="core-v1")``):
 
@@ -246,7 +246,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--budget", type=int, default=300)
     parser.add_argument("--seeds", type=int, default=5, help="fresh seeds of the retraining")
     parser.add_argument(
-        "--quick", action="store_true", help="2 agents x 2 runs x 40, no retraining"
+        "--quick",
+        action="store_true",
+        help="the first task only, 2 agents x 2 runs x 40, no retraining",
     )
     add_results_option(parser)
     args = parser.parse_args(argv)
@@ -255,6 +257,8 @@ def main(argv: list[str] | None = None) -> None:
     tasks = args.tasks or [t for t in DATASETS if _has_v1_table(t)]
     if not tasks:
         parser.error("no task has a core-v1 table yet (scripts/assemble_table.py --base)")
+    if args.quick and not args.tasks:
+        tasks = tasks[:1]
     stem = "encoder_search-quick" if args.quick else "encoder_search"
     journal = args.results / f"{stem}.jsonl"
     done = _journal(journal)

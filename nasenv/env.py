@@ -180,8 +180,9 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
       ``"full-v1"`` add a 13th decision after ``items``, the item text ``encoder`` (``frozen``,
       ``finetuned``, ``lora``: :data:`nasenv.space.ENCODERS`; open only with text items),
       restricted to the encoders the task ships (``space.with_encoders``): live back end, or
-      the table back end where the task's ``core-v1`` table ships (Books-Canada-5core:
-      ``load_table(task, space="core-v1")``); the surrogate holds frozen-encoder trainings only.
+      the table back end where the task's ``core-v1`` table ships (Books-Canada-5core and
+      Books-Europe-5core: ``load_table(task, space="core-v1")``); the surrogate holds
+      frozen-encoder trainings only.
     * ``eval_seed``: seed of the ``fixed`` policy. Default 0.
     * ``n_seeds``: the seeds ``0 .. n_seeds - 1`` of the ``random`` and ``mean`` policies.
       Default: every seed of the table, 3 for live training.
