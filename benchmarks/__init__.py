@@ -4,6 +4,7 @@ repository root (``python -m benchmarks.<name> --help`` for each one's options):
 * ``run_all``: every benchmark below in one command (``--quick``: small runs of each);
 * ``eval_speed``: speed, fidelity and seed noise of one evaluation;
 * ``epoch_profile``: where one training epoch's milliseconds go, beside dense products' rates;
+* ``trainer_ab``: the trainer's speed and numerics, one commit against the working tree, paired;
 * ``spmm_width``: whether a wider sparse product amortises;
 * ``cost_definition``: the test passes' share of a stored cost of version 1;
 * ``lightgcn_vs_pyg``: our LightGCN-equivalent architecture against PyG's ``LightGCN``;

@@ -84,7 +84,7 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 import nasenv
-from nasenv.results import TrainConfig, TrainResult
+from nasenv.results import PROTOCOL_VERSION, TrainConfig, TrainResult
 
 try:
     import fcntl
@@ -105,11 +105,6 @@ __all__ = [
     "torch_version",
 ]
 
-PROTOCOL_VERSION = 2
-"""Version of the training protocol whose results the cache holds. Bump it whenever the numbers
-a training produces change (models, training loop, negative sampling, metrics, data splits,
-the cost definition) without a change of ``nasenv.__version__``: every stored result then
-misses. Version 2: seconds of cost version 2 (``nasenv.results.COST_VERSION``)."""
 
 SCHEMA_VERSION = 2
 """Layout of the SQLite file (tables ``results_v2`` and ``claims_v2``)."""

@@ -53,6 +53,19 @@ FIDELITIES: dict[str, TrainConfig] = {
 ``benchmarks/eval_speed.py``); ``converged`` is the reference it is checked against."""
 
 
+PROTOCOL_VERSION = 3
+"""Version of the training protocol: bumped whenever the numbers a training produces change
+(models, training loop, negative sampling, metrics, data splits, the cost definition) without a
+change of ``nasenv.__version__``. The live cache misses every result of another version
+(:mod:`nasenv.cache`), and each :class:`TrainResult` records its own.
+
+Version 3: the L2 penalty summed over the input rows weighted by their counts in the batch
+(:func:`nasenv.train.l2_penalty`), not over the gathered rows: the same value and gradient in
+another floating-point order, so a training's curves differ from version 2 in their last digits
+and, through them, within the seed spread (``benchmarks/RESULTS.md``). Tables and builds mix
+versions 2 and 3. Version 2: seconds of cost version 2 (:data:`COST_VERSION`).
+"""
+
 COST_VERSION = 2
 """The definition of an evaluation's cost that this package measures, in seconds.
 
@@ -104,6 +117,9 @@ class TrainResult:
     """Where the run trained: ``"cpu"``, or a GPU as ``"cuda (<device name>)"`` (records written
     before it was kept are ``"cpu"``). Results of different devices differ numerically, so a
     table build holds one device (:class:`nasenv.tablebuild.BuildPlan`)."""
+    protocol: int = field(default=2)
+    """The :data:`PROTOCOL_VERSION` of the code that trained it (records written before it was
+    kept are 2, or older where ``cost_version`` is 1)."""
 
     @property
     def ok(self) -> bool:

@@ -60,7 +60,7 @@ from nasenv.space import (
     Choice,
     SearchSpace,
 )
-from nasenv.train import TrainingContext, gather_rows, pair_loss
+from nasenv.train import TrainingContext, gather_rows, l2_penalty, pair_loss
 
 __all__ = ["GROUPS", "PathWeights", "Supernet", "require_in_space"]
 
@@ -411,7 +411,7 @@ class Supernet(nn.Module):
         p, n = sum(pos[1:] + ghosts, pos[0]), sum(neg[1:] + ghosts, neg[0])
         loss = _mix(weights.loss, [partial(pair_loss, k, p, n) for k in self.choices["loss"]])
         if penalty and self.reg:
-            loss = loss + self.reg * gather_rows(x0, nodes).square().sum() / (2 * len(users))
+            loss = loss + self.reg * l2_penalty(x0, nodes, len(users))
         return loss
 
     # -- single architectures ------------------------------------------------------------------

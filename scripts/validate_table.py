@@ -4,10 +4,11 @@
     python scripts/validate_table.py --n 30 --seed 1 --dataset Books-20core
 
 Each (architecture, seed) is trained again with the table's budget, one thread per training as
-in the build. On the same CPU software stack a training reproduces exactly; elsewhere (other
-hardware, BLAS, or torch version) expect small differences, and the check that matters is
-whether the new value is within the spread of the table's seeds: at most one standard deviation
-of the stored seeds away from the stored value.
+in the build. With the code and CPU software stack that trained it, a training reproduces
+exactly; elsewhere (other hardware, BLAS, torch version, or a training protocol that sums in
+another order: ``nasenv.results.PROTOCOL_VERSION``) expect differences, and the check that
+matters is whether the new value is within the spread of the table's seeds: at most one standard
+deviation of the stored seeds away from the stored value.
 """
 
 from __future__ import annotations

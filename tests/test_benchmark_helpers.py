@@ -218,3 +218,21 @@ def test_run_all_without_matplotlib_fails_in_one_line_before_running_anything(tm
         "python -m benchmarks.run_all: error: the benchmarks' plots need matplotlib: "
         "pip install 'recnas-books[plots]'"
     )
+
+
+@pytest.mark.skipif(not (ROOT / ".git").exists(), reason="compares against a git revision")
+def test_trainer_ab_trains_both_sides_in_turn_and_resumes(tmp_path):
+    def worktrees() -> bytes:
+        return subprocess.run(["git", "-C", ROOT, "worktree", "list"], capture_output=True).stdout
+
+    before = worktrees()
+    args = ["--base", "HEAD", "--archs", "1", "--dataset", "Books-Canada-5core"]
+    text = benchmark("trainer_ab", *args, "--results", tmp_path).stdout
+    (record,) = [json.loads(line) for line in (tmp_path / "trainer_ab.jsonl").open()]
+    for side in ("base", "head"):
+        assert record[side]["status"] == "ok" and record[side]["cost_seconds"] > 0
+        assert len(record[side]["val_recall"]) == record[side]["epochs"] >= 1
+    assert "1 architectures (both sides finished)" in text
+    benchmark("trainer_ab", *args, "--results", tmp_path)  # resumed: nothing trained again
+    assert len((tmp_path / "trainer_ab.jsonl").read_text().splitlines()) == 1
+    assert worktrees() == before  # the base's checkout is gone

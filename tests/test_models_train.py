@@ -14,9 +14,15 @@ from nasenv.models import (
     build_graph,
     symmetric_spmm,
 )
-from nasenv.results import TrainConfig, TrainResult
+from nasenv.results import PROTOCOL_VERSION, TrainConfig, TrainResult
 from nasenv.space import FULL, SLOTS, Architecture
-from nasenv.train import NegativeSampler, TrainingContext, train_architecture
+from nasenv.train import (
+    NegativeSampler,
+    TrainingContext,
+    gather_rows,
+    l2_penalty,
+    train_architecture,
+)
 
 BASE = "layers=lgconv,combine=mean,dim=16,items=id,loss=bpr,lr=0.01,reg=0.0001"
 
@@ -182,7 +188,26 @@ def test_divergent_training_is_a_failed_result_not_an_exception(tiny_context, ex
 def test_result_round_trips_through_a_dict(tiny_context):
     arch = Architecture.from_string(BASE)
     result = train_architecture(arch, tiny_context, 0, TrainConfig(max_epochs=2, batch_size=32))
+    assert result.protocol == PROTOCOL_VERSION == 3
     assert TrainResult.from_dict(result.to_dict()) == result
+    older = {k: v for k, v in result.to_dict().items() if k != "protocol"}
+    assert TrainResult.from_dict(older).protocol == 2  # written before the version was kept
+
+
+def test_the_counted_l2_penalty_is_the_gathered_one():
+    generator = torch.Generator().manual_seed(0)
+    x0 = torch.randn(50, 8, generator=generator, dtype=torch.float64, requires_grad=True)
+    nodes = torch.randint(50, (3 * 40,), generator=generator)  # repeats, as in a batch
+    nodes[:5] = 7  # one row five times more
+    gathered = gather_rows(x0, nodes).square().sum() / (2 * 40)
+    (expected,) = torch.autograd.grad(gathered, x0)
+    counted = l2_penalty(x0, nodes, 40)
+    (gradient,) = torch.autograd.grad(counted, x0)
+    torch.testing.assert_close(counted, gathered)
+    torch.testing.assert_close(gradient, expected)
+    unused = torch.ones(50, dtype=torch.bool)
+    unused[nodes] = False
+    assert unused.any() and (gradient[unused] == 0).all()  # rows not in the batch: no gradient
 
 
 def test_negative_sampler_avoids_training_positives(tiny_context):

@@ -15,7 +15,7 @@ from agents.oneshot import DARTS, ENAS, GDAS, SEARCHERS, SPOS, OneShotResult
 from nasenv.data import BooksDataset
 from nasenv.space import COMBINES, CORE, STOP, Architecture, SearchSpace
 from nasenv.supernet import GROUPS, Supernet
-from nasenv.train import TrainingContext, gather_rows, pair_loss
+from nasenv.train import TrainingContext, gather_rows, l2_penalty, pair_loss
 from tests.test_agent_defaults import documented, leading_value
 
 WIDE = SearchSpace(
@@ -92,7 +92,7 @@ def test_one_hot_batch_loss_is_the_trainers(trained, context, text):
     final, x0 = trained.extract(arch).node_representations()  # as nasenv.train._train
     nodes = torch.cat([users, context.graph.n_users + items, context.graph.n_users + negatives])
     u, i, j = gather_rows(final, nodes).chunk(3)
-    penalty = gather_rows(x0, nodes).square().sum() / (2 * len(users))
+    penalty = l2_penalty(x0, nodes, len(users))
     expected = pair_loss(arch.loss, (u * i).sum(1), (u * j).sum(1)) + arch.reg * penalty
     torch.testing.assert_close(loss, expected)
 

@@ -1,0 +1,238 @@
+"""The trainer's speed, paired: one commit against the working tree, on the same machine.
+
+    python -m benchmarks.trainer_ab --base HEAD            # 30 archs, Books-20core, ~15 min
+    python -m benchmarks.trainer_ab --base HEAD --archs 4  # a smoke run
+
+The architectures are ``benchmarks/eval_speed.py``'s sample (the 30 random core architectures
+of its converged runs, ``benchmarks/results/eval_speed.jsonl``), each trained once with seed 0
+at the tabulation budget by two worker processes: one importing ``nasenv`` from a checkout of
+``--base`` (a git worktree in a temporary folder), one from this tree. They take turns, one
+training at a time, the order swapped every architecture, so that both see the same machine.
+Reported per side: the median charged seconds of an evaluation (``TrainResult.cost_seconds``),
+the median epochs, the median seconds per epoch, how far the two sides' validation Recall@20
+curves are apart (a change of numerics shows here; the seed spread of a table is the
+yardstick), and each side's Spearman against the converged runs (the fidelity
+``eval_speed.py`` measures).
+
+Results: ``benchmarks/results/trainer_ab.{jsonl,md}``; the journal keeps every pair, and a
+rerun with the same base and sample trains only the missing ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _serve(dataset: str, threads: int) -> None:
+    """Worker: read one architecture a line, train it, write its result as one JSON line."""
+    import torch
+
+    from nasenv.allocator import keep_freed_memory
+    from nasenv.data import load_dataset
+    from nasenv.results import FIDELITIES
+    from nasenv.space import Architecture
+    from nasenv.train import TrainingContext, train_architecture
+
+    keep_freed_memory()  # as the table builder's workers do
+    torch.set_num_threads(threads)
+    context = TrainingContext(load_dataset(dataset))
+    print("ready", flush=True)
+    for line in sys.stdin:
+        arch = Architecture.from_string(line.strip())
+        result = train_architecture(arch, context, 0, FIDELITIES["tabulation"])
+        record = {
+            "status": result.status,
+            "cost_seconds": result.cost_seconds,
+            "epochs": len(result.val_recall),
+            "val_recall": list(result.val_recall),
+        }
+        print(json.dumps(record), flush=True)
+
+
+class _Worker:
+    """A serving process whose ``nasenv`` comes from ``tree``."""
+
+    def __init__(self, tree: Path, dataset: str, threads: int) -> None:
+        env = {**os.environ, "PYTHONPATH": str(tree)}
+        command = [sys.executable, str(Path(__file__).resolve()), "--serve"]
+        command += ["--dataset", dataset, "--threads", str(threads)]
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+        )
+        assert self.process.stdout is not None
+        if self.process.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"the worker on {tree} did not start")
+
+    def train(self, arch: str) -> dict[str, Any]:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(arch + "\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the worker died training {arch!r}")
+        return json.loads(line)
+
+    def close(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        self.process.wait(timeout=60)
+
+
+EVAL_SPEED = ROOT / "benchmarks" / "results" / "eval_speed.jsonl"
+"""The journal of ``benchmarks/eval_speed.py``: its converged runs are the sample and the
+reference of the fidelity."""
+
+
+def converged_runs() -> dict[str, float]:
+    """Architecture -> best validation Recall@20 of its converged run (seed 0) in
+    :data:`EVAL_SPEED`, in the journal's order (a failed run scores 0)."""
+    runs: dict[str, float] = {}
+    if EVAL_SPEED.exists():
+        for line in EVAL_SPEED.read_text().splitlines():
+            run = json.loads(line)
+            if run["seed"] == 0 and run["config"]["max_epochs"] == 100:
+                runs[run["arch"]] = max(run["val_recall"]) if run["status"] == "ok" else 0.0
+    return runs
+
+
+def report(records: list[dict[str, Any]], base: str) -> str:
+    """The markdown summary of the module docstring."""
+    pairs = [r for r in records if r["base"]["status"] == r["head"]["status"] == "ok"]
+    lines = [
+        f"# The trainer, paired: {base} against the working tree",
+        "",
+        f"{len(pairs)} architectures (both sides finished), seed 0, the tabulation budget.",
+        "",
+        "| side | median s per evaluation | median epochs | median s per epoch |",
+        "| --- | --- | --- | --- |",
+    ]
+    for side in ("base", "head"):
+        cost = [r[side]["cost_seconds"] for r in pairs]
+        epochs = [r[side]["epochs"] for r in pairs]
+        per_epoch = [r[side]["cost_seconds"] / r[side]["epochs"] for r in pairs]
+        lines.append(
+            f"| {side} | {statistics.median(cost):.2f} | {statistics.median(epochs):g} | "
+            f"{statistics.median(per_epoch):.3f} |"
+        )
+    speedups = [r["base"]["cost_seconds"] / r["head"]["cost_seconds"] for r in pairs]
+    faster = sum(s > 1 for s in speedups)
+    gaps = [  # over the epochs both ran (a change of numerics may move the stopping epoch)
+        max(
+            abs(a - b)
+            for a, b in zip(*(r[s]["val_recall"] for s in ("base", "head")), strict=False)
+        )
+        for r in pairs
+    ]
+    best = [abs(max(r["base"]["val_recall"]) - max(r["head"]["val_recall"])) for r in pairs]
+    same_epochs = sum(r["base"]["epochs"] == r["head"]["epochs"] for r in pairs)
+    lines += [
+        "",
+        f"Median speed-up per architecture (base seconds over head seconds): "
+        f"{statistics.median(speedups):.2f}x, the head faster for {faster} of {len(pairs)}.",
+        "",
+        f"Validation Recall@20 curves: the largest gap at a common epoch, median "
+        f"{statistics.median(gaps):.2g}, largest {max(gaps):.2g}; the best epoch's value apart "
+        f"by {statistics.median(best):.2g} (median), {max(best):.2g} (largest); the same number "
+        f"of epochs for {same_epochs} of {len(pairs)}.",
+    ]
+    lines += _fidelity(pairs)
+    return "\n".join(lines)
+
+
+def _fidelity(pairs: list[dict[str, Any]]) -> list[str]:
+    """Each side's Spearman against the converged runs of ``eval_speed.jsonl`` (seed 0, the
+    same architectures), where that journal holds them."""
+    from scipy.stats import spearmanr
+
+    converged = converged_runs()
+    mine = [r for r in pairs if r["arch"] in converged]
+    if len(mine) < 3:
+        return []
+    truth = [converged[r["arch"]] for r in mine]
+    rho = {
+        side: spearmanr([max(r[side]["val_recall"]) for r in mine], truth).statistic
+        for side in ("base", "head")
+    }
+    return [
+        "",
+        f"Fidelity: Spearman of the tabulation budget's best validation Recall@20 against the "
+        f"converged runs of `eval_speed.jsonl` ({len(mine)} architectures, seed 0): base "
+        f"{rho['base']:.3f}, head {rho['head']:.3f}.",
+    ]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--base", default="HEAD", help="the git revision to compare against")
+    parser.add_argument("--dataset", default="Books-20core")
+    parser.add_argument("--archs", type=int, default=30, help="the first N of the sample")
+    parser.add_argument("--threads", type=int, default=1, help="as a table-build worker")
+    parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve:
+        _serve(args.dataset, args.threads)
+        return
+
+    from tqdm import tqdm
+
+    revision = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", args.base], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    args.results.mkdir(parents=True, exist_ok=True)
+    journal = args.results / "trainer_ab.jsonl"
+    records = (
+        [json.loads(line) for line in journal.read_text().splitlines()] if journal.exists() else []
+    )
+    records = [r for r in records if (r["revision"], r["dataset"]) == (revision, args.dataset)]
+    archs = list(converged_runs())[: args.archs]
+    if not archs:
+        parser.error(f"no converged runs in {EVAL_SPEED} (python -m benchmarks.eval_speed)")
+    records = [r for r in records if r["arch"] in archs]
+    done = {r["arch"] for r in records}
+    todo = [a for a in archs if a not in done]
+    if todo:
+        with tempfile.TemporaryDirectory() as folder:
+            tree = Path(folder) / "base"
+            subprocess.run(
+                ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), revision],
+                check=True,
+                capture_output=True,
+            )
+            try:
+                workers = {
+                    "base": _Worker(tree, args.dataset, args.threads),
+                    "head": _Worker(ROOT, args.dataset, args.threads),
+                }
+                for index, arch in enumerate(tqdm(todo, desc="pairs", unit="arch")):
+                    order = ("base", "head") if index % 2 == 0 else ("head", "base")
+                    record = {"revision": revision, "dataset": args.dataset, "arch": arch}
+                    record |= {side: workers[side].train(arch) for side in order}
+                    with open(journal, "a") as handle:
+                        handle.write(json.dumps(record) + "\n")
+                    records.append(record)
+                for worker in workers.values():
+                    worker.close()
+            finally:
+                subprocess.run(
+                    ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
+                    check=False,
+                    capture_output=True,
+                )
+    text = report(records, f"{args.base} ({revision[:12]})")
+    (args.results / "trainer_ab.md").write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
