@@ -14,8 +14,10 @@ curves are apart (a change of numerics shows here; the seed spread of a table is
 yardstick), and each side's Spearman against the converged runs (the fidelity
 ``eval_speed.py`` measures).
 
-Results: ``benchmarks/results/trainer_ab.{jsonl,md}``; the journal keeps every pair, and a
-rerun with the same base and sample trains only the missing ones.
+Results: ``benchmarks/results/trainer_ab-<base>-<threads>t.{jsonl,md}`` (the base's short
+hash). The journal keeps every pair with the commit the working tree was on (``head``, ``+``
+when it had changes), and a rerun with the same base, threads and working tree trains only the
+missing ones.
 """
 
 from __future__ import annotations
@@ -57,6 +59,13 @@ def _serve(dataset: str, threads: int) -> None:
             "val_recall": list(result.val_recall),
         }
         print(json.dumps(record), flush=True)
+
+
+def _git(*args: str) -> str:
+    done = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"git {' '.join(args)}: {done.stderr.strip()}")
+    return done.stdout.strip()
 
 
 class _Worker:
@@ -111,7 +120,8 @@ def report(records: list[dict[str, Any]], base: str) -> str:
     lines = [
         f"# The trainer, paired: {base} against the working tree",
         "",
-        f"{len(pairs)} architectures (both sides finished), seed 0, the tabulation budget.",
+        f"{len(pairs)} architectures (both sides finished), seed 0, the tabulation budget, "
+        f"{records[0]['threads'] if records else '?'} thread(s) a training.",
         "",
         "| side | median s per evaluation | median epochs | median s per epoch |",
         "| --- | --- | --- | --- |",
@@ -186,15 +196,16 @@ def main(argv: list[str] | None = None) -> None:
 
     from tqdm import tqdm
 
-    revision = subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", args.base], capture_output=True, text=True, check=True
-    ).stdout.strip()
+    revision, head = _git("rev-parse", args.base), _git("rev-parse", "HEAD")
+    if _git("status", "--porcelain", "--untracked-files=no", "--", "nasenv"):
+        head += "+"
     args.results.mkdir(parents=True, exist_ok=True)
-    journal = args.results / "trainer_ab.jsonl"
+    stem = f"trainer_ab-{revision[:7]}-{args.threads}t"
+    journal = args.results / f"{stem}.jsonl"
     records = (
         [json.loads(line) for line in journal.read_text().splitlines()] if journal.exists() else []
     )
-    records = [r for r in records if (r["revision"], r["dataset"]) == (revision, args.dataset)]
+    records = [r for r in records if (r["head_commit"], r["dataset"]) == (head, args.dataset)]
     archs = list(converged_runs())[: args.archs]
     if not archs:
         parser.error(f"no converged runs in {EVAL_SPEED} (python -m benchmarks.eval_speed)")
@@ -204,11 +215,7 @@ def main(argv: list[str] | None = None) -> None:
     if todo:
         with tempfile.TemporaryDirectory() as folder:
             tree = Path(folder) / "base"
-            subprocess.run(
-                ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), revision],
-                check=True,
-                capture_output=True,
-            )
+            _git("worktree", "add", "--detach", str(tree), revision)
             try:
                 workers = {
                     "base": _Worker(tree, args.dataset, args.threads),
@@ -216,7 +223,8 @@ def main(argv: list[str] | None = None) -> None:
                 }
                 for index, arch in enumerate(tqdm(todo, desc="pairs", unit="arch")):
                     order = ("base", "head") if index % 2 == 0 else ("head", "base")
-                    record = {"revision": revision, "dataset": args.dataset, "arch": arch}
+                    record = {"revision": revision, "head_commit": head, "threads": args.threads}
+                    record |= {"dataset": args.dataset, "arch": arch}
                     record |= {side: workers[side].train(arch) for side in order}
                     with open(journal, "a") as handle:
                         handle.write(json.dumps(record) + "\n")
@@ -224,13 +232,9 @@ def main(argv: list[str] | None = None) -> None:
                 for worker in workers.values():
                     worker.close()
             finally:
-                subprocess.run(
-                    ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
-                    check=False,
-                    capture_output=True,
-                )
+                _git("worktree", "remove", "--force", str(tree))
     text = report(records, f"{args.base} ({revision[:12]})")
-    (args.results / "trainer_ab.md").write_text(text + "\n")
+    (args.results / f"{stem}.md").write_text(text + "\n")
     print(text)
 
 

@@ -228,11 +228,12 @@ def test_trainer_ab_trains_both_sides_in_turn_and_resumes(tmp_path):
     before = worktrees()
     args = ["--base", "HEAD", "--archs", "1", "--dataset", "Books-Canada-5core"]
     text = benchmark("trainer_ab", *args, "--results", tmp_path).stdout
-    (record,) = [json.loads(line) for line in (tmp_path / "trainer_ab.jsonl").open()]
+    (journal,) = tmp_path.glob("trainer_ab-*-1t.jsonl")
+    (record,) = [json.loads(line) for line in journal.open()]
     for side in ("base", "head"):
         assert record[side]["status"] == "ok" and record[side]["cost_seconds"] > 0
         assert len(record[side]["val_recall"]) == record[side]["epochs"] >= 1
     assert "1 architectures (both sides finished)" in text
     benchmark("trainer_ab", *args, "--results", tmp_path)  # resumed: nothing trained again
-    assert len((tmp_path / "trainer_ab.jsonl").read_text().splitlines()) == 1
+    assert len(journal.read_text().splitlines()) == 1
     assert worktrees() == before  # the base's checkout is gone
