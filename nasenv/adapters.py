@@ -4,7 +4,8 @@
 fidelity) -> {"function_value", "cost", "info"}`` and ``objective_function_test``, the plain
 callable that HPOBench's benchmarks expose and that DEHB, SMAC-style loops or a hand-written
 search call directly. A configuration is a mapping of slot names to choices
-(:data:`nasenv.space.SLOTS`, e.g. ``{"layer1": "lgconv", "aggr1": "none", ..., "reg": 0.0001}``);
+(:data:`nasenv.space.SLOTS`, e.g. ``{"layer1": "lgconv", "aggr1": "none", ..., "reg": 0.0001}``,
+plus ``"encoder"`` for a ``core-v1`` table: :data:`nasenv.space.ENCODER_SLOTS`);
 a fidelity is ``{"epochs": e, "patience": p}``, answered exactly from the stored curves. As in
 HPOBench, ``function_value`` is minimised (``1 -`` validation Recall@20, or NDCG), ``cost`` is
 what the evaluation costs (the table's stored seconds at that fidelity, of the table's
@@ -30,7 +31,7 @@ import numpy as np
 
 from nasenv.data import DEFAULT_DATASET
 from nasenv.results import METRICS
-from nasenv.space import SLOTS, Architecture
+from nasenv.space import FULL, SPACES, Architecture, Slot
 from nasenv.table import BenchmarkTable, load_table
 
 __all__ = ["SYNE_TUNE_METRICS", "HPOBenchObjective", "syne_tune_blackbox"]
@@ -55,11 +56,13 @@ class HPOBenchObjective:
             raise ValueError(f"unknown metric {metric!r}; allowed: {list(METRICS)}")
         self.table = load_table(table) if isinstance(table, str) else table
         self.metric = metric
+        self.slots: tuple[Slot, ...] = SPACES.get(self.table.space_name, FULL).slots
+        """The decisions of the table's space (13 with the ``encoder`` of a version 1 table)."""
 
     def get_configuration_space(self) -> dict[str, tuple[Any, ...]]:
         """Slot name -> its choices. Not every combination is in the table's space: a
         configuration outside it raises (see :meth:`objective_function`)."""
-        return {slot.name: tuple(slot.choices) for slot in SLOTS}
+        return {slot.name: tuple(slot.choices) for slot in self.slots}
 
     def get_fidelity_space(self) -> dict[str, tuple[int, int]]:
         """Fidelity name -> ``(lowest, highest)``: epochs and patience up to the table's budget."""
@@ -68,7 +71,7 @@ class HPOBenchObjective:
     def architecture(self, configuration: Mapping[str, Any]) -> Architecture:
         """The architecture a configuration names; ``ValueError`` naming missing or unknown
         keys, and the table's error for one it does not hold."""
-        names = [slot.name for slot in SLOTS]
+        names = [slot.name for slot in self.slots]
         missing = [name for name in names if name not in configuration]
         unknown = sorted(set(configuration) - set(names))
         if missing or unknown:
@@ -76,7 +79,7 @@ class HPOBenchObjective:
                 f"a configuration needs exactly the slots {names}; missing {missing}, "
                 f"unknown {unknown}"
             )
-        arch = Architecture.from_decisions([configuration[name] for name in names])
+        arch = Architecture.from_decisions([configuration[name] for name in names], self.slots)
         self.table.index(arch)  # UnknownArchitectureError if the table does not hold it
         return arch
 

@@ -466,10 +466,8 @@ class SearchSpace:
         allowed: Mapping[str, Sequence[Choice]] | None = None,
         slots: Sequence[Slot] = SLOTS,
     ) -> None:
-        if tuple(slots) not in (SLOTS, ENCODER_SLOTS):
-            raise ValueError("slots must be nasenv.space.SLOTS or nasenv.space.ENCODER_SLOTS")
         self.name = name
-        self.slots: tuple[Slot, ...] = SLOTS if tuple(slots) == SLOTS else ENCODER_SLOTS
+        self.slots: tuple[Slot, ...] = _slot_set(slots)
         self.slot_index = slot_index(self.slots)
         self.choice_offsets = choice_offsets(self.slots)
         allowed = dict(allowed or {})
@@ -673,13 +671,18 @@ class SearchSpace:
         return f"SearchSpace({self.name!r}, {len(self):,} architectures)"
 
 
+def _slot_set(slots: Sequence[Slot]) -> tuple[Slot, ...]:
+    """``slots`` as the slot set it equals, :data:`SLOTS` or :data:`ENCODER_SLOTS` (anything
+    else is refused)."""
+    for known in (SLOTS, ENCODER_SLOTS):
+        if slots is known or tuple(slots) == known:
+            return known
+    raise ValueError("slots must be nasenv.space.SLOTS or nasenv.space.ENCODER_SLOTS")
+
+
 def _full_space(slots: Sequence[Slot]) -> SearchSpace:
     """The full space of a slot set."""
-    if slots is SLOTS or tuple(slots) == SLOTS:
-        return FULL
-    if slots is ENCODER_SLOTS or tuple(slots) == ENCODER_SLOTS:
-        return FULL_V1
-    raise ValueError("slots must be nasenv.space.SLOTS or nasenv.space.ENCODER_SLOTS")
+    return FULL if _slot_set(slots) is SLOTS else FULL_V1
 
 
 _CORE_ALLOWED: dict[str, Sequence[Choice]] = {

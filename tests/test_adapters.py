@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from nasenv.adapters import HPOBenchObjective
-from nasenv.space import CORE, SLOTS
+from nasenv.space import CORE, CORE_V1, ENCODER_SLOTS, SLOTS
 from nasenv.table import UnknownArchitectureError, load_table
 
 
@@ -53,6 +53,19 @@ def test_spaces_and_bad_input_name_what_is_allowed():
     outside = {**config, "dim": 16}  # the core space fixes dim at 64
     with pytest.raises(UnknownArchitectureError):
         objective.objective_function(outside)
+
+
+def test_a_core_v1_table_is_configured_with_the_encoder_slot():
+    table = load_table("Books-Canada-5core", space="core-v1")
+    objective = HPOBenchObjective(table)
+    assert list(objective.get_configuration_space()) == [s.name for s in ENCODER_SLOTS]
+    assert objective.get_configuration_space()["encoder"] == ("frozen", "finetuned", "lora")
+    for arch in (CORE_V1[0], next(a for a in CORE_V1 if a.encoder == "lora")):
+        config = dict(zip((s.name for s in ENCODER_SLOTS), CORE_V1.decisions(arch), strict=True))
+        answer = objective.objective_function(config)
+        assert answer["function_value"] == pytest.approx(1 - table.query(arch).val_recall)
+    with pytest.raises(ValueError, match=r"missing \['encoder'\]"):
+        objective.objective_function(config_of(0))  # the 12 version 0 slots are not enough
 
 
 def test_the_syne_tune_blackbox_answers_every_epoch_as_the_table():
