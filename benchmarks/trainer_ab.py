@@ -103,19 +103,21 @@ reference of the fidelity."""
 
 
 def converged_runs() -> dict[str, float]:
-    """Architecture -> best validation Recall@20 of its converged run (seed 0) in
-    :data:`EVAL_SPEED`, in the journal's order (a failed run scores 0)."""
-    runs: dict[str, float] = {}
-    if EVAL_SPEED.exists():
-        for line in EVAL_SPEED.read_text().splitlines():
-            run = json.loads(line)
-            if run["seed"] == 0 and run["config"]["max_epochs"] == 100:
-                runs[run["arch"]] = max(run["val_recall"]) if run["status"] == "ok" else 0.0
-    return runs
+    """Architecture -> ``eval_speed.score`` of its converged run (seed 0) in :data:`EVAL_SPEED`,
+    in the journal's order."""
+    from benchmarks.eval_speed import load_runs, score
+    from nasenv.results import FIDELITIES
+
+    converged = FIDELITIES["converged"].max_epochs  # eval_speed's --long-epochs default
+    return {
+        arch: score(run)
+        for (arch, seed, epochs), run in load_runs(EVAL_SPEED).items()
+        if seed == 0 and epochs == converged
+    }
 
 
-def report(records: list[dict[str, Any]], base: str) -> str:
-    """The markdown summary of the module docstring."""
+def report(records: list[dict[str, Any]], base: str, converged: dict[str, float]) -> str:
+    """The markdown summary of the module docstring; ``converged``: :func:`converged_runs`."""
     pairs = [r for r in records if r["base"]["status"] == r["head"]["status"] == "ok"]
     lines = [
         f"# The trainer, paired: {base} against the working tree",
@@ -155,16 +157,15 @@ def report(records: list[dict[str, Any]], base: str) -> str:
         f"by {statistics.median(best):.2g} (median), {max(best):.2g} (largest); the same number "
         f"of epochs for {same_epochs} of {len(pairs)}.",
     ]
-    lines += _fidelity(pairs)
+    lines += _fidelity(pairs, converged)
     return "\n".join(lines)
 
 
-def _fidelity(pairs: list[dict[str, Any]]) -> list[str]:
+def _fidelity(pairs: list[dict[str, Any]], converged: dict[str, float]) -> list[str]:
     """Each side's Spearman against the converged runs of ``eval_speed.jsonl`` (seed 0, the
     same architectures), where that journal holds them."""
     from scipy.stats import spearmanr
 
-    converged = converged_runs()
     mine = [r for r in pairs if r["arch"] in converged]
     if len(mine) < 3:
         return []
@@ -205,11 +206,14 @@ def main(argv: list[str] | None = None) -> None:
     records = (
         [json.loads(line) for line in journal.read_text().splitlines()] if journal.exists() else []
     )
-    records = [r for r in records if (r["head_commit"], r["dataset"]) == (head, args.dataset)]
-    archs = list(converged_runs())[: args.archs]
+    converged = converged_runs()
+    archs = list(converged)[: args.archs]
     if not archs:
         parser.error(f"no converged runs in {EVAL_SPEED} (python -m benchmarks.eval_speed)")
-    records = [r for r in records if r["arch"] in archs]
+    mine = (head, args.dataset)
+    records = [
+        r for r in records if (r["head_commit"], r["dataset"]) == mine and r["arch"] in archs
+    ]
     done = {r["arch"] for r in records}
     todo = [a for a in archs if a not in done]
     if todo:
@@ -233,7 +237,7 @@ def main(argv: list[str] | None = None) -> None:
                     worker.close()
             finally:
                 _git("worktree", "remove", "--force", str(tree))
-    text = report(records, f"{args.base} ({revision[:12]})")
+    text = report(records, f"{args.base} ({revision[:12]})", converged)
     (args.results / f"{stem}.md").write_text(text + "\n")
     print(text)
 
