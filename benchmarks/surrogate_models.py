@@ -1,7 +1,8 @@
-"""The surrogate's model choice: kernel ridge, gradient-boosted trees and a small neural network
-on the same hold-out splits of the real trainings outside the table.
+"""The surrogate's model choice: kernel ridge (one gamma, or one weight per slot), gradient-boosted
+trees, a small neural network and the ensemble shipped as version 1, on the same hold-out splits
+of the real trainings outside the table.
 
-    python -m benchmarks.surrogate_models               # Books-20core, 5 splits (~5 min)
+    python -m benchmarks.surrogate_models               # Books-20core, 5 splits (~25 min)
     python -m benchmarks.surrogate_models --splits 10
 
 The data is what ``scripts/fit_surrogate.py`` fits: the table's seed means plus every finished
@@ -9,12 +10,17 @@ training of the full-space sample builds (``--extra``; both draws and the second
 default). Each split holds out a random 20% of the trainings outside the table, as the shipped
 surrogate's quality report does, and every model is fitted on the rest (table included):
 
-* ``kernel ridge``: the shipped surrogate (:class:`nasenv.surrogate.Surrogate`, its own
-  hyperparameter selection);
+* ``kernel ridge (v0)``: the version 0 surrogate's model (:class:`nasenv.surrogate.Surrogate`,
+  ``model="kernel"``, its own hyperparameter selection);
+* ``ARD kernel ridge``: one kernel weight per slot, chosen by marginal likelihood
+  (:func:`nasenv.predictors.fit_ard`);
 * ``gradient-boosted trees``: scikit-learn's ``HistGradientBoostingRegressor`` on a one-hot
-  encoding of the categorical slots and the log-scaled numeric ones, an average of 5 seeds;
+  encoding of the categorical slots and the log-scaled numeric ones
+  (:func:`nasenv.predictors.features`), an average of 5 seeds;
 * ``MLP``: scikit-learn's ``MLPRegressor`` (two hidden layers of 128, early stopping) on the
-  same features, standardised targets, an average of 5 seeds.
+  same features, standardised targets, an average of 5 seeds (:func:`nasenv.predictors.fit_mlp`);
+* ``ARD + MLP (v1)``: the mean of the two, the version 1 surrogate's model
+  (``model="ard+mlp"``, whose predictions are exactly this mean).
 
 Quality card per model (mean ± std over the splits): Kendall tau, Spearman, sparse Kendall tau
 (NAS-Bench-301's convention: both sides rounded to 0.001 of Recall@20, about one seed standard
@@ -34,10 +40,14 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import add_results_option, write_results
+from nasenv import predictors
 from nasenv.data import DEFAULT_DATASET
-from nasenv.space import SLOTS, Architecture
+from nasenv.predictors import features
+from nasenv.space import Architecture
 from nasenv.surrogate import (
     SurrogateData,
+    _split,
+    encode,
     extra_values,
     kendall_tau,
     replicate_pairs,
@@ -54,27 +64,25 @@ EXTRA = (
     "Books-20core-full-sample500-no-core-seed1",
     "Books-20core-full-sample2000-draw1-no-core",
 )
-NUMERIC = ("dim", "lr", "reg")
 SPARSE_STEP = 1e-3
 Predictor = Callable[[SurrogateData, np.ndarray, list[Architecture]], np.ndarray]
-
-
-def features(archs: list[Architecture]) -> np.ndarray:
-    """One-hot categorical slots and log2 numeric ones (``reg = 0`` as 1e-6)."""
-    columns = []
-    for j, slot in enumerate(SLOTS):
-        values = [arch.decisions()[j] for arch in archs]
-        if slot.name in NUMERIC:
-            columns.append(np.log2(np.maximum(np.asarray(values, float), 1e-6))[:, None])
-        else:
-            index = np.array([slot.choices.index(v) for v in values])
-            columns.append(np.eye(len(slot.choices))[index])
-    return np.hstack(columns)
 
 
 def kernel_ridge(data: SurrogateData, train: np.ndarray, held: list[Architecture]) -> np.ndarray:
     model, _ = data.fit(train, ["val_recall"])
     return model.predict(held)
+
+
+def ard_kernel_ridge(
+    data: SurrogateData, train: np.ndarray, held: list[Architecture]
+) -> np.ndarray:
+    codes = _split(encode([data.archs[i] for i in train]))
+    d = predictors.slot_distances(codes, codes)
+    y, seeds = data.targets["val_recall"][train], data.seeds[train]
+    weights, signal, noise = predictors.fit_ard(d, y - y.mean(), seeds)
+    alpha = predictors.ard_alpha(d, y - y.mean(), seeds, weights, signal, noise)
+    query = predictors.slot_distances(_split(encode(held)), codes)
+    return np.exp(-predictors.weighted(query, weights)) @ alpha + y.mean()
 
 
 def boosted_trees(data: SurrogateData, train: np.ndarray, held: list[Architecture]) -> np.ndarray:
@@ -92,26 +100,18 @@ def boosted_trees(data: SurrogateData, train: np.ndarray, held: list[Architectur
 
 
 def mlp(data: SurrogateData, train: np.ndarray, held: list[Architecture]) -> np.ndarray:
-    from sklearn.neural_network import MLPRegressor
-
     x, y = features([data.archs[i] for i in train]), data.targets["val_recall"][train]
-    mean, std = y.mean(), y.std()
-    predictions = []
-    for seed in range(5):
-        model = MLPRegressor(
-            hidden_layer_sizes=(128, 128), alpha=1e-3, learning_rate_init=1e-3, max_iter=500,
-            early_stopping=True, n_iter_no_change=20, random_state=seed,
-        )  # fmt: skip
-        model.fit(x, (y - mean) / std)
-        predictions.append(model.predict(features(held)) * std + mean)
-    return np.mean(predictions, axis=0)
+    return predictors.mlp_predict(predictors.fit_mlp(x, y), features(held))
 
 
 MODELS: dict[str, Predictor] = {
-    "kernel ridge (shipped)": kernel_ridge,
+    "kernel ridge (v0)": kernel_ridge,
+    "ARD kernel ridge": ard_kernel_ridge,
     "gradient-boosted trees": boosted_trees,
     "MLP": mlp,
 }
+ENSEMBLE = "ARD + MLP (v1)"
+"""The shipped version 1 model: the mean of the ARD kernel ridge's and the MLP's predictions."""
 
 
 def card(predicted: np.ndarray, measured: np.ndarray) -> dict[str, float]:
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
     data = training_data(table, extra)
     first, second = replicate_pairs(extra_values(extra))
     outside = np.asarray(data.outside)
-    scores: dict[str, dict[str, list[float]]] = {name: {} for name in MODELS}
+    scores: dict[str, dict[str, list[float]]] = {name: {} for name in [*MODELS, ENSEMBLE]}
     held_out = 0
     for split in range(args.splits):
         order = np.random.default_rng(split).permutation(outside)
@@ -177,8 +177,11 @@ def main(argv: list[str] | None = None) -> None:
         train = np.setdiff1d(np.arange(len(data)), held)
         measured = data.targets["val_recall"][held]
         held_out = len(held)
+        predictions = {}
         for name, predict in MODELS.items():
-            predicted = predict(data, train, [data.archs[i] for i in held])
+            predictions[name] = predict(data, train, [data.archs[i] for i in held])
+        predictions[ENSEMBLE] = (predictions["ARD kernel ridge"] + predictions["MLP"]) / 2.0
+        for name, predicted in predictions.items():
             for key, value in card(predicted, measured).items():
                 scores[name].setdefault(key, []).append(value)
             print(split, name, {k: round(v[-1], 3) for k, v in scores[name].items()}, flush=True)

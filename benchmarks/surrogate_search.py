@@ -1,14 +1,17 @@
 """Search the surrogate env, then train the architectures it returned for real.
 
     python -m benchmarks.surrogate_search     # 4 agents x 3 seeds x 300 evaluations; ~5 min
+    python -m benchmarks.surrogate_search --surrogate-version 1 --name surrogate_search_v1
 
 A surrogate benchmark is only as good as the architectures it leads agents to. Each run's best
 architecture (by its surrogate reward) is trained live on Books-20core at the tabulation budget
 with seed 0, like the trainings the surrogate was fitted on; the report sets the measured
 validation Recall@20 against the surrogate's prediction and against the best architecture of the
-benchmark table (the core space, seed mean). Trainings are journaled in
-``benchmarks/results/surrogate_search.jsonl``, so a rerun resumes (any run reuses a training of
-the same architecture); the report goes to ``benchmarks/results/surrogate_search.md``.
+benchmark table (the core space, seed mean). ``--surrogate-version 1`` searches
+``RecNAS-Books-Surrogate-v1`` instead. Trainings are journaled in
+``benchmarks/results/NAME.jsonl`` (``--name``, default ``surrogate_search``), so a rerun resumes
+(any run reuses a training of the same architecture); the report goes to
+``benchmarks/results/NAME.md``.
 """
 
 from __future__ import annotations
@@ -28,12 +31,13 @@ from nasenv.space import Architecture
 from nasenv.table import load_table
 
 
-def searched(agents: list[str], seeds: int, budget: int) -> list[dict]:
-    """One record per run: the agent, seed and best architecture with its surrogate reward."""
+def searched(agents: list[str], seeds: int, budget: int, version: int = 0) -> list[dict]:
+    """One record per run: the agent, seed and best architecture with its surrogate reward, on
+    ``RecNAS-Books-Surrogate-v{version}``."""
     runs = []
     for name in agents:
         for seed in range(seeds):
-            env = gym.make("RecNAS-Books-Surrogate-v0")
+            env = gym.make(f"RecNAS-Books-Surrogate-v{version}")
             result = run_search(make_agent(name, seed=seed), env, Budget(evaluations=budget), seed)
             assert result.best is not None
             runs.append({"agent": name, "seed": seed, "arch": result.best.arch})
@@ -84,17 +88,18 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=300)
     parser.add_argument("--threads", type=int, default=1, help="torch threads of a training")
     parser.add_argument(
+        "--surrogate-version", type=int, choices=(0, 1), default=0, help="the env id's version"
+    )
+    parser.add_argument(
         "--name", default="surrogate_search", help="the report is benchmarks/results/NAME.md"
     )
     args = parser.parse_args()
 
     from nasenv.surrogate import load_surrogate
 
-    surrogate = load_surrogate()
-    runs = searched(args.agents, args.seeds, args.budget)
-    measured = train_live(
-        [r["arch"] for r in runs], RESULTS / "surrogate_search.jsonl", args.threads
-    )
+    surrogate = load_surrogate(version=args.surrogate_version)
+    runs = searched(args.agents, args.seeds, args.budget, args.surrogate_version)
+    measured = train_live([r["arch"] for r in runs], RESULTS / f"{args.name}.jsonl", args.threads)
     table = load_table()
     scores = table.scores()
     table_best = table.arch(int(np.argmax(scores))).to_string()

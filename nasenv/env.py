@@ -20,7 +20,7 @@ from nasenv.evaluators import (
 )
 from nasenv.results import FIDELITIES
 from nasenv.space import ENCODER_SLOTS, FROZEN, SLOTS, SPACES, Architecture, Choice, SearchSpace
-from nasenv.surrogate import load_surrogate
+from nasenv.surrogate import SURROGATE_VERSIONS, load_surrogate
 from nasenv.table import load_table
 
 BACKENDS = ("table", "surrogate", "live")
@@ -184,6 +184,10 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
       Books-Europe-5core: ``load_table(task, space="core-v1")``); the surrogate holds
       frozen-encoder trainings only.
     * ``eval_seed``: seed of the ``fixed`` policy. Default 0.
+    * ``surrogate_version``: which shipped surrogate answers the ``surrogate`` back end
+      (:data:`nasenv.surrogate.SURROGATE_VERSIONS`): 0, the kernel ridge of
+      ``RecNAS-Books-Surrogate-v0``, or 1, the ARD kernel ridge and MLP ensemble of
+      ``RecNAS-Books-Surrogate-v1``, fitted on five times the trainings. Default 0.
     * ``n_seeds``: the seeds ``0 .. n_seeds - 1`` of the ``random`` and ``mean`` policies.
       Default: every seed of the table, 3 for live training.
     * ``invalid_action``: what an integer that is not a valid choice does: ``"penalize"`` (ends
@@ -268,6 +272,7 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
         evaluator: Evaluator | None = None,
         cache: str | None = "default",
         render_mode: str | None = None,
+        surrogate_version: int = 0,
     ) -> None:
         if backend is not None:
             _check("backend", backend, BACKENDS)
@@ -280,6 +285,11 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
             space = SPACES[space]
         _check("invalid_action", invalid_action, INVALID_ACTIONS)
         _check("render_mode", render_mode, [None, *self.metadata["render_modes"]])
+        _check("surrogate_version", surrogate_version, SURROGATE_VERSIONS)
+        if surrogate_version and backend != "surrogate":
+            raise ValueError(
+                f"surrogate_version={surrogate_version} needs backend='surrogate', not {backend!r}"
+            )
         if evaluator is None:
             evaluator = _make_evaluator(
                 dataset or DEFAULT_DATASET,
@@ -287,6 +297,7 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
                 fidelity or "tabulation",
                 cache,
                 space.name if "encoder" in space.slot_index else "core",
+                surrogate_version,
             )
         else:
             _check_evaluator(evaluator, dataset, backend, fidelity)
@@ -697,10 +708,15 @@ def _task_encoders(task: BooksDataset) -> list[str]:
 
 
 def _make_evaluator(
-    dataset: str, backend: str, fidelity: str, cache: str | None, table_space: str = "core"
+    dataset: str,
+    backend: str,
+    fidelity: str,
+    cache: str | None,
+    table_space: str = "core",
+    surrogate_version: int = 0,
 ) -> Evaluator:
     """The evaluator of a named back end (the table of ``table_space``: the core one, or that
-    of a version 1 space)."""
+    of a version 1 space; the surrogate of ``surrogate_version``)."""
     if backend == "table":
         return TableEvaluator(load_table(dataset, space=table_space), fidelity)
     if backend == "surrogate":
@@ -708,7 +724,7 @@ def _make_evaluator(
             raise ValueError(
                 f"the surrogate predicts the 'tabulation' budget only, not {fidelity!r}"
             )
-        return SurrogateEvaluator(load_surrogate(dataset), dataset)
+        return SurrogateEvaluator(load_surrogate(dataset, version=surrogate_version), dataset)
     return LiveEvaluator(dataset, fidelity, cache)
 
 

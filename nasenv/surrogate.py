@@ -32,12 +32,23 @@ from typing import Any
 
 import numpy as np
 
+from nasenv import predictors
 from nasenv.data import DEFAULT_DATASET, get_spec, read_listed, read_npz, verify_file, write_npz
 from nasenv.results import COST_VERSION, FAILED_SCORE, METRICS, TOP_K, TrainResult
 from nasenv.space import SLOTS, Architecture
 from nasenv.table import TABLE_DIR, BenchmarkTable
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""The format :meth:`Surrogate.fit` writes for ``model="ard+mlp"``; ``model="kernel"`` writes
+format 1, which loads as it always did (``RecNAS-Books-Surrogate-v0``'s file)."""
+FORMATS = (1, 2)
+MODELS = ("kernel", "ard+mlp")
+"""``kernel``: the version 0 model (one ``gamma``); ``ard+mlp``: the version 1 model, the mean
+of an ARD kernel ridge and an MLP (:mod:`nasenv.predictors`)."""
+SURROGATE_VERSIONS = (0, 1)
+"""The shipped surrogates of a task: version 0 (``RecNAS-Books-Surrogate-v0``, ``kernel`` on
+530 trainings outside the table) and version 1 (``RecNAS-Books-Surrogate-v1``, ``ard+mlp`` on
+2,656)."""
 _NUMERIC = {"dim", "lr", "reg"}
 
 
@@ -188,12 +199,17 @@ class Surrogate:
     the training architectures as :func:`encode` writes them; per target ``t``, ``alpha_t``
     ``(n,)`` dual coefficients and ``hyper_t`` = ``[gamma, mean of t, seed noise std]``; ``meta``,
     a JSON string with the fit's data sources, hyperparameter reports, held-out quality and
-    ``cost_version`` (absent: 1).
+    ``cost_version`` (absent: 1). Format 2 (``model="ard+mlp"``) adds, per target, ``weights_t``
+    (one ARD weight per slot, in place of ``gamma``, which is then NaN) and the networks
+    ``mlp_t_*`` (:func:`nasenv.predictors.fit_mlp`); a prediction is the mean of the two.
     """
 
     def __init__(self, arrays: dict[str, np.ndarray]) -> None:
-        if int(arrays["format_version"]) != FORMAT_VERSION:
-            raise ValueError(f"surrogate format {int(arrays['format_version'])} is not supported")
+        if int(arrays["format_version"]) not in FORMATS:
+            raise ValueError(
+                f"surrogate format {int(arrays['format_version'])} is not supported; "
+                f"allowed: {list(FORMATS)}"
+            )
         self.arrays = arrays
         self.meta = json.loads(str(arrays["meta"]))
         self._split = _split(arrays["codes"])  # once: distances_to runs on every evaluation
@@ -208,6 +224,7 @@ class Surrogate:
         folds: int = 5,
         seeds: Sequence[float] | np.ndarray | None = None,
         score_on: Sequence[int] | np.ndarray | None = None,
+        model: str = "kernel",
     ) -> tuple[Surrogate, dict[str, FitReport]]:
         """Fit one model per entry of ``targets`` (keys from :data:`TARGETS`, each ``(n,)``).
 
@@ -216,8 +233,15 @@ class Surrogate:
                 value for every validation target, or one per target (absent targets: 0).
             seeds: how many training seeds each architecture's values average (default 1).
             score_on: the architectures whose cross-validated predictions choose the
-                hyperparameters (default: all), e.g. the trainings outside a table.
+                hyperparameters (default: all), e.g. the trainings outside a table
+                (``model="kernel"``).
+            model: one of :data:`MODELS`. ``"ard+mlp"`` needs SciPy and scikit-learn; its
+                reports hold the marginal-likelihood fit (``kendall_tau`` and ``spearman`` NaN,
+                ``ridge`` the noise variance over the signal variance, ``gamma`` the mean
+                weight).
         """
+        if model not in MODELS:
+            raise ValueError(f"unknown surrogate model {model!r}; allowed: {list(MODELS)}")
         unknown = sorted(set(targets) - set(TARGETS))
         if unknown:
             raise ValueError(f"unknown targets {unknown}; allowed: {list(TARGETS)}")
@@ -229,8 +253,10 @@ class Surrogate:
         if counts.shape != (len(archs),) or (counts < 1).any():
             raise ValueError(f"seeds must hold one count >= 1 per architecture ({len(archs)})")
         codes = encode(archs)
+        if model == "ard+mlp":
+            return cls._fit_ard_mlp(archs, codes, targets, noise, counts, meta)
         d = distances(codes, codes)
-        arrays: dict[str, np.ndarray] = {"format_version": np.array(FORMAT_VERSION), "codes": codes}
+        arrays: dict[str, np.ndarray] = {"format_version": np.array(1), "codes": codes}
         reports = {}
         for name, values in targets.items():
             y = np.asarray(values, float)
@@ -241,6 +267,72 @@ class Surrogate:
         fits = {name: r.__dict__ for name, r in reports.items()}
         arrays["meta"] = np.array(json.dumps({**(meta or {}), "fits": fits}, sort_keys=True))
         return cls(arrays), reports
+
+    @classmethod
+    def _fit_ard_mlp(
+        cls,
+        archs: Sequence[Architecture],
+        codes: np.ndarray,
+        targets: Mapping[str, np.ndarray],
+        noise: Mapping[str, float],
+        counts: np.ndarray,
+        meta: dict | None,
+    ) -> tuple[Surrogate, dict[str, FitReport]]:
+        split = _split(codes)
+        d = predictors.slot_distances(split, split)
+        x = predictors.features(archs)
+        arrays: dict[str, np.ndarray] = {"format_version": np.array(2), "codes": codes}
+        reports, noise_fits = {}, {}
+        for name, values in targets.items():
+            y = np.asarray(values, float)
+            weights, signal, variance = predictors.fit_ard(d, y - y.mean(), counts)
+            arrays[f"alpha_{name}"] = predictors.ard_alpha(
+                d, y - y.mean(), counts, weights, signal, variance
+            )
+            arrays[f"weights_{name}"] = weights
+            arrays[f"hyper_{name}"] = np.array([math.nan, y.mean(), noise.get(name, 0.0)])
+            for key, value in predictors.fit_mlp(x, y).items():
+                arrays[f"mlp_{name}_{key[4:]}"] = value
+            reports[name] = FitReport(
+                float(weights.mean()), variance / signal, math.nan, math.nan, 0, len(y)
+            )
+            noise_fits[name] = {
+                "weights": dict(zip([slot.name for slot in SLOTS], weights.tolist(), strict=True)),
+                "signal_std": math.sqrt(signal),
+                "noise_std": math.sqrt(variance),
+            }
+        fits = {name: r.__dict__ for name, r in reports.items()}
+        document = {**(meta or {}), "fits": fits, "ard": noise_fits, "model": "ard+mlp"}
+        arrays["meta"] = np.array(json.dumps(document, sort_keys=True))
+        return cls(arrays), reports
+
+    @property
+    def model(self) -> str:
+        """Which of :data:`MODELS` answers (format 1: ``kernel``)."""
+        return "ard+mlp" if int(self.arrays["format_version"]) == 2 else "kernel"
+
+    def _values(self, fitted: str, d: np.ndarray, archs: Sequence[Architecture],
+                kernels: dict[Any, np.ndarray]) -> np.ndarray:  # fmt: skip
+        """Predictions of the ``fitted`` target's model for ``archs``, from their distances to
+        the training architectures ``d`` (format 1: ``(n, m)``; format 2: per slot), reusing
+        the kernels of ``kernels`` (keyed by ``gamma`` or, format 2, by target)."""
+        gamma, mean, _ = (float(v) for v in self.arrays[f"hyper_{fitted}"])
+        alpha = self.arrays[f"alpha_{fitted}"]
+        if self.model == "kernel":
+            if gamma not in kernels:
+                kernels[gamma] = np.exp(-gamma * d)
+            return kernels[gamma] @ alpha + mean
+        kernel = np.exp(-predictors.weighted(d, self.arrays[f"weights_{fitted}"]))
+        prefix = f"mlp_{fitted}_"
+        networks = {
+            f"mlp_{key[len(prefix) :]}": value
+            for key, value in self.arrays.items()
+            if key.startswith(prefix)
+        }
+        if "x" not in kernels:
+            kernels["x"] = predictors.features(archs)
+        ensemble = kernel @ alpha + mean + predictors.mlp_predict(networks, kernels["x"])
+        return ensemble / 2.0
 
     def noise_std(self, target: str = "val_recall") -> float:
         """Standard deviation of the seed noise that :meth:`sample` adds to ``target``."""
@@ -268,14 +360,16 @@ class Surrogate:
         """Predicted ``target`` of ``archs``: a fitted target, or :data:`SECONDS` (the cost in
         seconds, where ``log_seconds`` is its log)."""
         fitted = self._check(target)
-        gamma, mean, _ = self.arrays[f"hyper_{fitted}"]
-        d = self.distances_to(archs)
-        values = np.exp(-gamma * d) @ self.arrays[f"alpha_{fitted}"] + mean
+        values = self._values(fitted, self.distances_to(archs), archs, {})
         return np.exp(values) if target == SECONDS else values
 
     def distances_to(self, archs: Sequence[Architecture]) -> np.ndarray:
-        """Distances of ``archs`` to the training architectures (as :func:`distances`)."""
-        return _split_distances(_split(encode(archs)), self._split)
+        """Distances of ``archs`` to the training architectures (as :func:`distances`; format
+        2: per slot, ``(len(SLOTS), len(archs), n)``, as
+        :func:`nasenv.predictors.slot_distances`)."""
+        if self.model == "kernel":
+            return _split_distances(_split(encode(archs)), self._split)
+        return predictors.slot_distances(_split(encode(archs)), self._split)
 
     def sample(
         self,
@@ -288,15 +382,20 @@ class Surrogate:
         reproducible per (arch, seed). Every target draws the same standard normal, so the metrics'
         noise is correlated, as it is between the metrics of one training."""
         fitted = {target: self._check(target) for target in targets}
-        d = self.distances_to([arch])[0]
+        kernel_model = self.model == "kernel"
+        d = self.distances_to([arch])
+        d = d[0] if kernel_model else d
         z = standard_normal(f"{arch.to_string()}|{seed}")
-        kernels: dict[float, np.ndarray] = {}
+        kernels: dict[Any, np.ndarray] = {}
         out = {}
         for target in targets:
             gamma, mean, noise = (float(v) for v in self.arrays[f"hyper_{fitted[target]}"])
-            if gamma not in kernels:
-                kernels[gamma] = np.exp(-gamma * d)
-            value = float(kernels[gamma] @ self.arrays[f"alpha_{fitted[target]}"]) + mean
+            if not kernel_model:
+                value = float(self._values(fitted[target], d, [arch], kernels)[0])
+            else:
+                if gamma not in kernels:
+                    kernels[gamma] = np.exp(-gamma * d)
+                value = float(kernels[gamma] @ self.arrays[f"alpha_{fitted[target]}"]) + mean
             if target == SECONDS:
                 out[target] = math.exp(value)
             elif target == "log_seconds":
@@ -326,18 +425,25 @@ def standard_normal(key: str) -> float:
     return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
 
 
-def surrogate_filename(dataset: str) -> str:
-    """``Books-20core`` -> ``books-20core-surrogate.npz``."""
-    return f"{get_spec(dataset).slug}-surrogate.npz"
+def surrogate_filename(dataset: str, version: int = 0) -> str:
+    """``Books-20core`` -> ``books-20core-surrogate.npz`` (version 0) or
+    ``books-20core-surrogate-v1.npz`` (version 1)."""
+    if version not in SURROGATE_VERSIONS:
+        raise ValueError(
+            f"unknown surrogate version {version!r}; allowed: {list(SURROGATE_VERSIONS)}"
+        )
+    suffix = f"-v{version}" if version else ""
+    return f"{get_spec(dataset).slug}-surrogate{suffix}.npz"
 
 
 def load_surrogate(
-    dataset: str = DEFAULT_DATASET, directory: str | Path | None = None
+    dataset: str = DEFAULT_DATASET, directory: str | Path | None = None, version: int = 0
 ) -> Surrogate:
-    """Load the shipped surrogate of ``dataset``, verified against ``SHA256SUMS``.
+    """Load the shipped surrogate ``version`` (:data:`SURROGATE_VERSIONS`) of ``dataset``,
+    verified against ``SHA256SUMS``.
 
     Raises:
-        ValueError: unknown dataset.
+        ValueError: unknown dataset or version.
         FileNotFoundError: no surrogate was fitted for it.
         ChecksumError: the file's SHA-256 differs from the recorded one.
     """
@@ -346,7 +452,7 @@ def load_surrogate(
         "--seeds 0, then fit it with scripts/fit_surrogate.py"
     )
     directory = Path(directory) if directory else TABLE_DIR
-    arrays, _ = read_listed(directory, surrogate_filename(dataset), "surrogate", how)
+    arrays, _ = read_listed(directory, surrogate_filename(dataset, version), "surrogate", how)
     return Surrogate(arrays)
 
 
@@ -376,7 +482,8 @@ class SurrogateData:
         **kw: Any,
     ) -> tuple[Surrogate, dict[str, FitReport]]:
         """:meth:`Surrogate.fit` on the architectures ``indices`` (default all) and ``targets``
-        (default all); ``kw``: its ``meta`` (``cost_version`` is added) and ``folds``."""
+        (default all); ``kw``: its ``meta`` (``cost_version`` is added), ``folds`` and
+        ``model``."""
         keep = np.arange(len(self)) if indices is None else np.asarray(indices, int)
         names = list(self.targets) if targets is None else list(targets)
         positions = np.flatnonzero(np.isin(keep, self.outside))
@@ -481,18 +588,20 @@ def holdout_predictions(
     fraction: float = 0.2,
     seed: int = 0,
     candidates: Sequence[int] | None = None,
+    model: str = "kernel",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Fit on all but a random ``fraction`` of ``candidates`` (default: every architecture) and
     predict the held-out ones: ``(predicted, measured)`` validation Recall@K. The fit chooses its
-    hyperparameters as the full fit does (see :attr:`SurrogateData.select_on_outside`)."""
+    hyperparameters as the full fit does (see :attr:`SurrogateData.select_on_outside`);
+    ``model``: one of :data:`MODELS`."""
     pool = np.arange(len(data)) if candidates is None else np.asarray(candidates, int)
     if len(pool) < 2:
         raise ValueError(f"need at least 2 candidates to hold out, got {len(pool)}")
     order = np.random.default_rng(seed).permutation(pool)
     held = order[: max(2, round(fraction * len(pool)))]
-    model, _ = data.fit(np.setdiff1d(np.arange(len(data)), held), ["val_recall"])
+    fitted, _ = data.fit(np.setdiff1d(np.arange(len(data)), held), ["val_recall"], model=model)
     measured = data.targets["val_recall"][held]
-    return model.predict([data.archs[i] for i in held]), measured
+    return fitted.predict([data.archs[i] for i in held]), measured
 
 
 def holdout_quality(data: SurrogateData, **split: Any) -> dict[str, float]:

@@ -1,0 +1,163 @@
+"""The version 1 surrogate's two predictors: an ARD kernel ridge and a small neural network.
+
+* **ARD kernel ridge.** The kernel is ``exp(-sum_j w_j d_j(a, b))``, where ``d_j`` is slot
+  ``j``'s distance (1 where two categorical decisions differ, the log2 distance over the slot's
+  range for ``dim``, ``lr``, ``reg``): one weight per slot instead of the version 0 kernel's
+  single ``gamma``, so that a decision that matters (the learning rate) can count for more than
+  one that barely does (the penalty). The weights, the signal variance and the noise variance are
+  those of the Gaussian process with that kernel that maximise the marginal likelihood of the
+  training targets (each architecture's noise divided by its number of seeds), found by L-BFGS
+  on its exact gradient. The fitted noise standard deviation is a check on the seed noise
+  measured between seeds.
+* **MLP.** scikit-learn's ``MLPRegressor`` (two hidden layers of 128, ReLU, early stopping) on
+  :func:`features`, standardised targets, an average over several seeds; saved as its weight
+  matrices and evaluated here in numpy.
+
+Fitting needs SciPy and scikit-learn (the ``fit`` extra); predicting needs numpy only.
+``benchmarks/surrogate_models.py`` compares them with the version 0 kernel and boosted trees.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from nasenv.space import SLOTS, Architecture
+
+_NUMERIC = ("dim", "lr", "reg")
+MLP_HIDDEN = (128, 128)
+MLP_SEEDS = 5
+
+
+def features(archs: Sequence[Architecture]) -> np.ndarray:
+    """``(n, 45)`` network inputs: one-hot categorical slots and log2 numeric ones (``reg = 0``
+    as 1e-6)."""
+    columns = []
+    for j, slot in enumerate(SLOTS):
+        values = [arch.decisions()[j] for arch in archs]
+        if slot.name in _NUMERIC:
+            columns.append(np.log2(np.maximum(np.asarray(values, float), 1e-6))[:, None])
+        else:
+            index = np.array([slot.choices.index(v) for v in values], dtype=int)
+            columns.append(np.eye(len(slot.choices))[index])
+    return np.hstack(columns)
+
+
+def slot_distances(
+    a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]
+) -> np.ndarray:
+    """``(len(SLOTS), n_a, n_b)`` per-slot distances of two :func:`nasenv.surrogate._split`
+    encodings, in slot order (categorical slots first and numeric ones last in ``a``/``b``,
+    :data:`SLOT_ORDER` maps them back)."""
+    mismatch = (a[0][:, None, :] != b[0][None, :, :]).astype(np.float32)
+    numeric = np.abs(a[1][:, None, :] - b[1][None, :, :]).astype(np.float32)
+    return np.concatenate([mismatch, numeric], axis=2).transpose(2, 0, 1)[SLOT_ORDER]
+
+
+_IS_NUMERIC = [slot.name in _NUMERIC for slot in SLOTS]
+SLOT_ORDER = np.argsort(
+    [i for i, numeric in enumerate(_IS_NUMERIC) if not numeric]
+    + [i for i, numeric in enumerate(_IS_NUMERIC) if numeric]
+)
+"""Where each slot's distance sits in the concatenation of categorical then numeric ones."""
+
+
+def weighted(distances: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``sum_j w_j d_j``: the ARD distance from :func:`slot_distances`."""
+    return np.tensordot(np.asarray(weights, np.float64), distances, axes=1)
+
+
+def _negative_log_likelihood(
+    theta: np.ndarray, d: np.ndarray, y: np.ndarray, seeds: np.ndarray
+) -> tuple[float, np.ndarray]:
+    """The Gaussian process's negative log marginal likelihood (constant dropped) and its
+    gradient in ``theta = log [w_1 .. w_S, signal variance, noise variance]``."""
+    slots = d.shape[0]
+    w, signal, noise = np.exp(theta[:slots]), math.exp(theta[slots]), math.exp(theta[slots + 1])
+    k = np.exp(-weighted(d, w))
+    chol = np.linalg.cholesky(signal * k + np.diag(noise / seeds))
+    alpha = np.linalg.solve(chol.T, np.linalg.solve(chol, y))
+    value = 0.5 * float(y @ alpha) + float(np.log(np.diag(chol)).sum())
+    inverse = np.linalg.inv(chol)
+    m = np.outer(alpha, alpha) - inverse.T @ inverse  # d(log likelihood) = tr(m dK) / 2
+    mk = m * k * signal
+    gradient = np.empty_like(theta)
+    for j in range(slots):
+        gradient[j] = 0.5 * w[j] * float((mk * d[j]).sum())
+    gradient[slots] = -0.5 * float(mk.sum())
+    gradient[slots + 1] = -0.5 * float((np.diag(m) * noise / seeds).sum())
+    return value, gradient
+
+
+def fit_ard(
+    d: np.ndarray, y: np.ndarray, seeds: np.ndarray, max_iter: int = 60
+) -> tuple[np.ndarray, float, float]:
+    """Marginal-likelihood ARD hyperparameters for the per-slot distances ``d`` of the training
+    architectures and their centred targets ``y`` (each the mean of ``seeds`` trainings):
+    ``(weights, signal variance, noise variance of one seed)``."""
+    from scipy.optimize import minimize
+
+    slots, log_variance = d.shape[0], math.log(float(np.var(y)) or 1e-12)
+    start = np.concatenate([np.full(slots, math.log(0.3)), [log_variance, log_variance - 1.2]])
+    found = minimize(
+        _negative_log_likelihood,
+        start,
+        args=(d, np.asarray(y, float), np.asarray(seeds, float)),
+        jac=True,
+        method="L-BFGS-B",
+        # Bounded so that the kernel matrix stays well conditioned: a weight above e^5 makes an
+        # architecture's neighbours irrelevant, and the noise at least 1e-6 of the variance.
+        bounds=[(-12.0, 5.0)] * slots
+        + [(log_variance - 7.0, log_variance + 7.0), (log_variance - 14.0, log_variance + 2.0)],
+        options={"maxiter": max_iter},
+    )
+    theta = found.x
+    return np.exp(theta[:slots]), math.exp(theta[slots]), math.exp(theta[slots + 1])
+
+
+def ard_alpha(
+    d: np.ndarray, y: np.ndarray, seeds: np.ndarray, weights: np.ndarray, signal: float,
+    noise: float,
+) -> np.ndarray:  # fmt: skip
+    """Dual coefficients: a query's prediction is ``exp(-weighted(d_query, weights)) @ alpha``
+    plus the training mean (the signal variance is folded in)."""
+    k = signal * np.exp(-weighted(d, weights)) + np.diag(noise / np.asarray(seeds, float))
+    return signal * np.linalg.solve(k, y)
+
+
+def fit_mlp(x: np.ndarray, y: np.ndarray, seeds: int = MLP_SEEDS) -> dict[str, np.ndarray]:
+    """``seeds`` networks on inputs ``x`` and targets ``y``, as arrays: ``mlp_scale`` (target
+    mean and std), then ``mlp_<member>_<layer>_w`` / ``_b``."""
+    from sklearn.neural_network import MLPRegressor
+
+    mean, std = float(y.mean()), float(y.std()) or 1.0
+    arrays = {"mlp_scale": np.array([mean, std])}
+    for member in range(seeds):
+        model = MLPRegressor(
+            hidden_layer_sizes=MLP_HIDDEN, alpha=1e-3, learning_rate_init=1e-3, max_iter=500,
+            early_stopping=True, n_iter_no_change=20, random_state=member,
+        )  # fmt: skip
+        model.fit(x, (y - mean) / std)
+        for layer, (w, b) in enumerate(zip(model.coefs_, model.intercepts_, strict=True)):
+            arrays[f"mlp_{member}_{layer}_w"] = w
+            arrays[f"mlp_{member}_{layer}_b"] = b
+    return arrays
+
+
+def mlp_predict(arrays: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+    """The mean prediction of the networks :func:`fit_mlp` saved in ``arrays`` (keys without a
+    target prefix) on inputs ``x``."""
+    members = sorted({int(key.split("_")[1]) for key in arrays if key.endswith("_w")})
+    layers = sorted({int(key.split("_")[2]) for key in arrays if key.endswith("_w")})
+    out = np.zeros(len(x))
+    for member in members:
+        h = x
+        for layer in layers:
+            h = h @ arrays[f"mlp_{member}_{layer}_w"] + arrays[f"mlp_{member}_{layer}_b"]
+            if layer != layers[-1]:
+                h = np.maximum(h, 0.0)
+        out += h[:, 0]
+    mean, std = arrays["mlp_scale"]
+    return out / len(members) * std + mean
