@@ -3,6 +3,7 @@
     python -m benchmarks.env_throughput                 # the shipped Books-20core table
     python -m benchmarks.env_throughput --sample        # the sample table (before a build)
     python -m benchmarks.env_throughput --surrogate     # RecNAS-Books-Surrogate-v0 (full space)
+    python -m benchmarks.env_throughput --surrogate --surrogate-version 1   # ... -Surrogate-v1
 
 Both envs are made with ``gym.make`` (same wrappers) and stepped by the same loop replaying
 pre-drawn actions, so that only the envs are timed: uniform random actions for FrozenLake, the
@@ -14,7 +15,7 @@ memory over that span. ``--live N`` also trains N uniformly drawn core architect
 the tabulation budget (seed 0, all cores), to put a live evaluation's seconds next to a table
 look-up's in the same run. ``--surrogate`` times the surrogate env instead (every 12th step is a
 prediction), and loading the shipped surrogate plus a first prediction. Results:
-``benchmarks/results/env_throughput[-surrogate].json``.
+``benchmarks/results/env_throughput[-surrogate[-v1]].json``.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ n = len(table)""",
 )
 SURROGATE_LOAD = (
     "from nasenv.space import FULL\nfrom nasenv.surrogate import load_surrogate",
-    """surrogate = load_surrogate()
+    """surrogate = load_surrogate(version=VERSION)
 surrogate.predict([FULL[0]])
 n = len(surrogate.arrays["codes"])""",
 )
@@ -96,11 +97,11 @@ def random_architecture_actions(env: gym.Env, steps: int, seed: int) -> list[int
     return actions[: steps - steps % len(SLOTS)]
 
 
-def make_recnas(sample: bool, surrogate: bool = False) -> gym.Env:
+def make_recnas(sample: bool, surrogate: bool = False, version: int = 0) -> gym.Env:
     import nasenv  # noqa: F401 - registers the ids
 
     if surrogate:
-        return gym.make("RecNAS-Books-Surrogate-v0")
+        return gym.make(f"RecNAS-Books-Surrogate-v{version}")
     if not sample:
         return gym.make("RecNAS-Books-v0", backend="table")
     from nasenv.evaluators import TableEvaluator
@@ -135,6 +136,9 @@ def main() -> None:
     )
     parser.add_argument("--sample", action="store_true", help="use the sample table")
     parser.add_argument("--surrogate", action="store_true", help="time the surrogate env")
+    parser.add_argument(
+        "--surrogate-version", type=int, choices=(0, 1), default=0, help="with --surrogate"
+    )
     parser.add_argument("--steps", type=int, default=60_000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--live", type=int, default=0, help="also time N live evaluations")
@@ -145,10 +149,12 @@ def main() -> None:
     )
     args = parser.parse_args()
     name = "env_throughput-surrogate" if args.surrogate else "env_throughput"
+    if args.surrogate and args.surrogate_version:
+        name += f"-v{args.surrogate_version}"
     args.out = args.out or RESULTS / f"{name}.json"
 
     frozen = gym.make("FrozenLake-v1")
-    recnas = make_recnas(args.sample, args.surrogate)
+    recnas = make_recnas(args.sample, args.surrogate, args.surrogate_version)
     ours, theirs = [], []
     for repeat in range(args.repeats):  # interleaved, so that machine load hits both alike
         rng = np.random.default_rng(repeat)
@@ -157,6 +163,7 @@ def main() -> None:
             steps_per_second(recnas, random_architecture_actions(recnas, args.steps, repeat))
         )
     imports, load_code = SURROGATE_LOAD if args.surrogate else TABLE_LOAD
+    load_code = load_code.replace("VERSION", str(args.surrogate_version))
     probe_code = PROBE.replace("IMPORTS", imports).replace("LOAD", load_code)
     probe_arg = str(SAMPLE) if args.sample else "shipped"
     probe = subprocess.run(
@@ -168,7 +175,7 @@ def main() -> None:
     )
     result = {
         "table": (
-            "surrogate of Books-20core (full space)"
+            f"surrogate version {args.surrogate_version} of Books-20core (full space)"
             if args.surrogate
             else "tests/data/tiny.npz (sample)"
             if args.sample

@@ -301,7 +301,7 @@ class Surrogate:
                 "signal_std": math.sqrt(signal),
                 "noise_std": math.sqrt(variance),
             }
-        fits = {name: r.__dict__ for name, r in reports.items()}
+        fits = {name: json_safe(r.__dict__) for name, r in reports.items()}
         document = {**(meta or {}), "fits": fits, "ard": noise_fits, "model": "ard+mlp"}
         arrays["meta"] = np.array(json.dumps(document, sort_keys=True))
         return cls(arrays), reports
@@ -414,6 +414,11 @@ class Surrogate:
         if sha256 is not None:
             verify_file(path, sha256, "Reinstall the package or re-run scripts/fit_surrogate.py.")
         return cls(read_npz(path))
+
+
+def json_safe(report: Mapping[str, Any]) -> dict[str, Any]:
+    """``report`` with NaN values as ``None``, for strict JSON readers."""
+    return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in report.items()}
 
 
 def standard_normal(key: str) -> float:

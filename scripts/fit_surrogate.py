@@ -33,6 +33,7 @@ from nasenv.surrogate import (
     SURROGATE_VERSIONS,
     extra_values,
     holdout_predictions,
+    json_safe,
     kendall_tau,
     replicate_pairs,
     spearman,
@@ -154,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
     suffix = f"-v{args.version}" if args.version else ""
     stem = args.results / f"surrogate-{get_spec(args.dataset).slug}{suffix}"
     stem.parent.mkdir(parents=True, exist_ok=True)
-    fits = {name: r.__dict__ for name, r in reports.items()}
+    fits = {name: json_safe(r.__dict__) for name, r in reports.items()}
     report = {
         "n": len(data),
         "outside": len(outside),
@@ -191,7 +192,11 @@ def seed_agreement(extra: list) -> dict | None:
 
 
 def _plot(scatter: dict, quality: dict, path: Path) -> None:
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        print("no plot: matplotlib is not installed (pip install 'recnas-books[plots]')")
+        return
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

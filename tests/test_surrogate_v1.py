@@ -59,7 +59,7 @@ def test_the_ard_weights_find_the_slot_that_matters():
     lr = np.log2([a.decisions()[LR] for a in archs])
     y = 0.01 * lr + np.random.default_rng(0).normal(0, 0.001, len(archs))
     split = _split(encode(archs))
-    weights, signal, noise = predictors.fit_ard(
+    weights, _, noise = predictors.fit_ard(
         predictors.slot_distances(split, split), y - y.mean(), np.ones(len(y))
     )
     assert weights.argmax() == LR and weights[LR] > 10 * weights[REG]
@@ -151,11 +151,11 @@ def test_the_v1_id_answers_from_the_version_1_surrogate_and_v0_from_version_0():
         warnings.simplefilter("ignore")
         env = gym.make("RecNAS-Books-Surrogate-v1")
     assert env.unwrapped.evaluator.surrogate.model == "ard+mlp"
-    obs, info = env.reset(seed=0)
+    _, info = env.reset(seed=0)
     done, reward = False, 0.0
     while not done:
         action = int(np.flatnonzero(info["action_mask"])[0])
-        obs, reward, terminated, truncated, info = env.step(action)
+        _, reward, terminated, truncated, info = env.step(action)
         done = terminated or truncated
     assert 0.0 < reward < 0.2 and info["source"] == "surrogate"
     arch = Architecture.from_string(info["arch"])
