@@ -32,7 +32,7 @@ MLP_SEEDS = 5
 
 
 def features(archs: Sequence[Architecture]) -> np.ndarray:
-    """``(n, 45)`` network inputs: one-hot categorical slots and log2 numeric ones (``reg = 0``
+    """``(n, 43)`` network inputs: one-hot categorical slots and log2 numeric ones (``reg = 0``
     as 1e-6)."""
     columns = []
     for j, slot in enumerate(SLOTS):
@@ -43,6 +43,23 @@ def features(archs: Sequence[Architecture]) -> np.ndarray:
             index = np.array([slot.choices.index(v) for v in values], dtype=int)
             columns.append(np.eye(len(slot.choices))[index])
     return np.hstack(columns)
+
+
+_OFFSETS = np.cumsum([0] + [1 if s.name in _NUMERIC else len(s.choices) for s in SLOTS])[:-1]
+
+
+def features_from_codes(codes: np.ndarray) -> np.ndarray:
+    """:func:`features` from the codes :func:`nasenv.surrogate.encode` writes (the choice index
+    of a categorical slot, the log2 value of a numeric one): the same inputs, without a Python
+    loop over the architectures."""
+    x = np.zeros((len(codes), sum(1 if s.name in _NUMERIC else len(s.choices) for s in SLOTS)))
+    rows = np.arange(len(codes))
+    for j, numeric in enumerate(_IS_NUMERIC):
+        if numeric:
+            x[:, _OFFSETS[j]] = codes[:, j]
+        else:
+            x[rows, _OFFSETS[j] + codes[:, j].astype(int)] = 1.0
+    return x
 
 
 def slot_distances(
@@ -66,7 +83,8 @@ SLOT_ORDER = np.argsort(
 
 def weighted(distances: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """``sum_j w_j d_j``: the ARD distance from :func:`slot_distances`."""
-    return np.tensordot(np.asarray(weights, np.float64), distances, axes=1)
+    flat = distances.reshape(len(distances), -1)
+    return (np.asarray(weights, np.float64) @ flat).reshape(distances.shape[1:])
 
 
 def _negative_log_likelihood(
@@ -146,18 +164,39 @@ def fit_mlp(x: np.ndarray, y: np.ndarray, seeds: int = MLP_SEEDS) -> dict[str, n
     return arrays
 
 
+Network = tuple[list[tuple[np.ndarray, np.ndarray]], float, float]
+"""Per layer the members' weights ``(members, inputs, outputs)`` and biases ``(members, 1,
+outputs)``, then the target mean and std: :func:`networks`."""
+
+
+def networks(arrays: dict[str, np.ndarray], prefix: str = "mlp_") -> Network:
+    """The networks :func:`fit_mlp` saved in ``arrays`` under keys ``<prefix><member>_...``
+    and ``<prefix>scale``, ready for :func:`mlp_forward`."""
+    keys = [key[len(prefix) :].split("_") for key in arrays if key.startswith(prefix)]
+    members = sorted({int(k[0]) for k in keys if k[-1] == "w"})
+    layers = sorted({int(k[1]) for k in keys if k[-1] == "w"})
+    stacked = [
+        (
+            np.stack([arrays[f"{prefix}{m}_{i}_w"] for m in members]),
+            np.stack([arrays[f"{prefix}{m}_{i}_b"] for m in members])[:, None, :],
+        )
+        for i in layers
+    ]
+    mean, std = (float(v) for v in arrays[f"{prefix}scale"])
+    return stacked, mean, std
+
+
+def mlp_forward(network: Network, x: np.ndarray) -> np.ndarray:
+    """The mean prediction of ``network``'s members on inputs ``x``."""
+    layers, mean, std = network
+    h = x[None]
+    for i, (w, b) in enumerate(layers):  # every member at once: batched products
+        h = h @ w + b
+        if i < len(layers) - 1:
+            h = np.maximum(h, 0.0)
+    return h[:, :, 0].mean(axis=0) * std + mean
+
+
 def mlp_predict(arrays: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
-    """The mean prediction of the networks :func:`fit_mlp` saved in ``arrays`` (keys without a
-    target prefix) on inputs ``x``."""
-    members = sorted({int(key.split("_")[1]) for key in arrays if key.endswith("_w")})
-    layers = sorted({int(key.split("_")[2]) for key in arrays if key.endswith("_w")})
-    out = np.zeros(len(x))
-    for member in members:
-        h = x
-        for layer in layers:
-            h = h @ arrays[f"mlp_{member}_{layer}_w"] + arrays[f"mlp_{member}_{layer}_b"]
-            if layer != layers[-1]:
-                h = np.maximum(h, 0.0)
-        out += h[:, 0]
-    mean, std = arrays["mlp_scale"]
-    return out / len(members) * std + mean
+    """The mean prediction of the networks :func:`fit_mlp` returned (``arrays``) on ``x``."""
+    return mlp_forward(networks(arrays), x)

@@ -213,6 +213,12 @@ class Surrogate:
         self.arrays = arrays
         self.meta = json.loads(str(arrays["meta"]))
         self._split = _split(arrays["codes"])  # once: distances_to runs on every evaluation
+        self._model = "ard+mlp" if int(arrays["format_version"]) == 2 else "kernel"
+        self._networks = {
+            name: predictors.networks(arrays, f"mlp_{name}_")
+            for name in TARGETS
+            if f"mlp_{name}_scale" in arrays
+        }
 
     @classmethod
     def fit(
@@ -309,13 +315,14 @@ class Surrogate:
     @property
     def model(self) -> str:
         """Which of :data:`MODELS` answers (format 1: ``kernel``)."""
-        return "ard+mlp" if int(self.arrays["format_version"]) == 2 else "kernel"
+        return self._model
 
-    def _values(self, fitted: str, d: np.ndarray, archs: Sequence[Architecture],
+    def _values(self, fitted: str, d: np.ndarray, codes: np.ndarray,
                 kernels: dict[Any, np.ndarray]) -> np.ndarray:  # fmt: skip
-        """Predictions of the ``fitted`` target's model for ``archs``, from their distances to
-        the training architectures ``d`` (format 1: ``(n, m)``; format 2: per slot), reusing
-        the kernels of ``kernels`` (keyed by ``gamma`` or, format 2, by target)."""
+        """Predictions of the ``fitted`` target's model for the architectures encoded ``codes``,
+        from their distances to the training architectures ``d`` (format 1: ``(m, n)``; format
+        2: per slot), reusing the kernels of ``kernels`` (keyed by ``gamma``; format 2: the
+        network inputs, ``"x"``)."""
         gamma, mean, _ = (float(v) for v in self.arrays[f"hyper_{fitted}"])
         alpha = self.arrays[f"alpha_{fitted}"]
         if self.model == "kernel":
@@ -323,16 +330,10 @@ class Surrogate:
                 kernels[gamma] = np.exp(-gamma * d)
             return kernels[gamma] @ alpha + mean
         kernel = np.exp(-predictors.weighted(d, self.arrays[f"weights_{fitted}"]))
-        prefix = f"mlp_{fitted}_"
-        networks = {
-            f"mlp_{key[len(prefix) :]}": value
-            for key, value in self.arrays.items()
-            if key.startswith(prefix)
-        }
         if "x" not in kernels:
-            kernels["x"] = predictors.features(archs)
-        ensemble = kernel @ alpha + mean + predictors.mlp_predict(networks, kernels["x"])
-        return ensemble / 2.0
+            kernels["x"] = predictors.features_from_codes(codes)
+        network = predictors.mlp_forward(self._networks[fitted], kernels["x"])
+        return (kernel @ alpha + mean + network) / 2.0
 
     def noise_std(self, target: str = "val_recall") -> float:
         """Standard deviation of the seed noise that :meth:`sample` adds to ``target``."""
@@ -360,16 +361,20 @@ class Surrogate:
         """Predicted ``target`` of ``archs``: a fitted target, or :data:`SECONDS` (the cost in
         seconds, where ``log_seconds`` is its log)."""
         fitted = self._check(target)
-        values = self._values(fitted, self.distances_to(archs), archs, {})
+        codes = encode(archs)
+        values = self._values(fitted, self._distances(codes), codes, {})
         return np.exp(values) if target == SECONDS else values
 
     def distances_to(self, archs: Sequence[Architecture]) -> np.ndarray:
         """Distances of ``archs`` to the training architectures (as :func:`distances`; format
         2: per slot, ``(len(SLOTS), len(archs), n)``, as
         :func:`nasenv.predictors.slot_distances`)."""
+        return self._distances(encode(archs))
+
+    def _distances(self, codes: np.ndarray) -> np.ndarray:
         if self.model == "kernel":
-            return _split_distances(_split(encode(archs)), self._split)
-        return predictors.slot_distances(_split(encode(archs)), self._split)
+            return _split_distances(_split(codes), self._split)
+        return predictors.slot_distances(_split(codes), self._split)
 
     def sample(
         self,
@@ -383,7 +388,8 @@ class Surrogate:
         noise is correlated, as it is between the metrics of one training."""
         fitted = {target: self._check(target) for target in targets}
         kernel_model = self.model == "kernel"
-        d = self.distances_to([arch])
+        codes = encode([arch])
+        d = self._distances(codes)
         d = d[0] if kernel_model else d
         z = standard_normal(f"{arch.to_string()}|{seed}")
         kernels: dict[Any, np.ndarray] = {}
@@ -391,7 +397,7 @@ class Surrogate:
         for target in targets:
             gamma, mean, noise = (float(v) for v in self.arrays[f"hyper_{fitted[target]}"])
             if not kernel_model:
-                value = float(self._values(fitted[target], d, [arch], kernels)[0])
+                value = float(self._values(fitted[target], d, codes, kernels)[0])
             else:
                 if gamma not in kernels:
                     kernels[gamma] = np.exp(-gamma * d)

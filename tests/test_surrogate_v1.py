@@ -37,6 +37,13 @@ def test_slot_distances_sum_to_the_version_0_distance():
             assert per_slot[j, 0, 1] == float(x != y)
 
 
+def test_the_network_inputs_from_codes_are_the_one_hot_features():
+    archs = _sample(40, seed=4)
+    x = predictors.features(archs)
+    assert x.shape == (40, 43)
+    np.testing.assert_array_equal(predictors.features_from_codes(encode(archs)), x)
+
+
 def test_the_likelihood_gradient_is_exact():
     archs = _sample(25, seed=3)
     split = _split(encode(archs))
