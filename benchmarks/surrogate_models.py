@@ -26,7 +26,9 @@ Quality card per model (mean ± std over the splits): Kendall tau, Spearman, spa
 (NAS-Bench-301's convention: both sides rounded to 0.001 of Recall@20, about one seed standard
 deviation, before the tau), and Kendall tau within the measured top 10% of the held-out
 trainings. Beside them, the ceiling: the tau between two seeds of the architectures trained twice.
-Results: ``benchmarks/results/surrogate_models.{json,md}``.
+Results: ``benchmarks/results/surrogate_models.{json,md}``, and with matplotlib (the ``plots``
+extra) ``surrogate_models.png``: predicted against measured on the first split's held-out
+trainings, for the v0 model, the MLP and the shipped ensemble.
 """
 
 from __future__ import annotations
@@ -181,6 +183,8 @@ def main(argv: list[str] | None = None) -> None:
         for name, predict in MODELS.items():
             predictions[name] = predict(data, train, [data.archs[i] for i in held])
         predictions[ENSEMBLE] = (predictions["ARD kernel ridge"] + predictions["MLP"]) / 2.0
+        if split == 0:
+            shown = {"measured": measured, **predictions}
         for name, predicted in predictions.items():
             for key, value in card(predicted, measured).items():
                 scores[name].setdefault(key, []).append(value)
@@ -202,6 +206,34 @@ def main(argv: list[str] | None = None) -> None:
         "models": scores,
     }
     write_results(args.results, "surrogate_models", record, report(record))
+    plot(shown, scores, args.results / "surrogate_models.png")
+
+
+def plot(shown: dict[str, np.ndarray], scores: dict, path: Path) -> None:
+    """Predicted against measured validation Recall@20 on the first split, three models."""
+    try:
+        import matplotlib
+    except ImportError:
+        print("no plot: matplotlib is not installed (pip install 'recnas-books[plots]')")
+        return
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = ["kernel ridge (v0)", "MLP", ENSEMBLE]
+    fig, axes = plt.subplots(1, len(names), figsize=(4.6 * len(names), 4.4), sharey=True)
+    measured = shown["measured"]
+    for ax, name in zip(axes, names, strict=True):
+        ax.scatter(measured, shown[name], s=6, alpha=0.5)
+        low, high = float(measured.min()), float(measured.max())
+        ax.plot([low, high], [low, high], color="grey", lw=1, ls="--")
+        tau = scores[name]["kendall_tau"]
+        ax.set_title(f"{name}\nsplit 0 tau {tau[0]:.3f}; {len(tau)} splits {np.mean(tau):.3f}")
+        ax.set_xlabel("measured validation Recall@20 (held out, outside the table)")
+    axes[0].set_ylabel("predicted")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":
