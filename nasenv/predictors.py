@@ -26,33 +26,41 @@ import numpy as np
 
 from nasenv.space import SLOTS, Architecture
 
-_NUMERIC = ("dim", "lr", "reg")
+NUMERIC_SLOTS = ("dim", "lr", "reg")
+"""The slots coded by their log2 value (the others by their choice index)."""
 MLP_HIDDEN = (128, 128)
 MLP_SEEDS = 5
+
+_IS_NUMERIC = [slot.name in NUMERIC_SLOTS for slot in SLOTS]
+_SIZES = [
+    1 if numeric else len(slot.choices) for slot, numeric in zip(SLOTS, _IS_NUMERIC, strict=True)
+]
+_OFFSETS = np.cumsum([0, *_SIZES])[:-1]
+
+
+def encode(archs: Sequence[Architecture]) -> np.ndarray:
+    """``(n, len(SLOTS))`` codes: the choice index of categorical slots, a log value of numeric
+    ones (``reg = 0`` counts as 1e-6)."""
+    out = np.empty((len(archs), len(SLOTS)))
+    for i, arch in enumerate(archs):
+        for j, (slot, value) in enumerate(zip(SLOTS, arch.decisions(), strict=True)):
+            if slot.name in NUMERIC_SLOTS:
+                out[i, j] = math.log2(max(float(value), 1e-6))
+            else:
+                out[i, j] = slot.choices.index(value)
+    return out
 
 
 def features(archs: Sequence[Architecture]) -> np.ndarray:
     """``(n, 43)`` network inputs: one-hot categorical slots and log2 numeric ones (``reg = 0``
     as 1e-6)."""
-    columns = []
-    for j, slot in enumerate(SLOTS):
-        values = [arch.decisions()[j] for arch in archs]
-        if slot.name in _NUMERIC:
-            columns.append(np.log2(np.maximum(np.asarray(values, float), 1e-6))[:, None])
-        else:
-            index = np.array([slot.choices.index(v) for v in values], dtype=int)
-            columns.append(np.eye(len(slot.choices))[index])
-    return np.hstack(columns)
-
-
-_OFFSETS = np.cumsum([0] + [1 if s.name in _NUMERIC else len(s.choices) for s in SLOTS])[:-1]
+    return features_from_codes(encode(archs))
 
 
 def features_from_codes(codes: np.ndarray) -> np.ndarray:
-    """:func:`features` from the codes :func:`nasenv.surrogate.encode` writes (the choice index
-    of a categorical slot, the log2 value of a numeric one): the same inputs, without a Python
-    loop over the architectures."""
-    x = np.zeros((len(codes), sum(1 if s.name in _NUMERIC else len(s.choices) for s in SLOTS)))
+    """:func:`features` from the codes :func:`encode` writes (the choice index of a categorical
+    slot, the log2 value of a numeric one)."""
+    x = np.zeros((len(codes), sum(_SIZES)))
     rows = np.arange(len(codes))
     for j, numeric in enumerate(_IS_NUMERIC):
         if numeric:
@@ -73,7 +81,6 @@ def slot_distances(
     return np.concatenate([mismatch, numeric], axis=2).transpose(2, 0, 1)[SLOT_ORDER]
 
 
-_IS_NUMERIC = [slot.name in _NUMERIC for slot in SLOTS]
 SLOT_ORDER = np.argsort(
     [i for i, numeric in enumerate(_IS_NUMERIC) if not numeric]
     + [i for i, numeric in enumerate(_IS_NUMERIC) if numeric]

@@ -34,6 +34,7 @@ import numpy as np
 
 from nasenv import predictors
 from nasenv.data import DEFAULT_DATASET, get_spec, read_listed, read_npz, verify_file, write_npz
+from nasenv.predictors import encode
 from nasenv.results import COST_VERSION, FAILED_SCORE, METRICS, TOP_K, TrainResult
 from nasenv.space import SLOTS, Architecture
 from nasenv.table import TABLE_DIR, BenchmarkTable
@@ -49,20 +50,7 @@ SURROGATE_VERSIONS = (0, 1)
 """The shipped surrogates of a task: version 0 (``RecNAS-Books-Surrogate-v0``, ``kernel`` on
 530 trainings outside the table) and version 1 (``RecNAS-Books-Surrogate-v1``, ``ard+mlp`` on
 2,656)."""
-_NUMERIC = {"dim", "lr", "reg"}
-
-
-def encode(archs: Sequence[Architecture]) -> np.ndarray:
-    """``(n, len(SLOTS))`` codes: the choice index of categorical slots, a log value of numeric
-    ones (``reg = 0`` counts as 1e-6)."""
-    out = np.empty((len(archs), len(SLOTS)))
-    for i, arch in enumerate(archs):
-        for j, (slot, value) in enumerate(zip(SLOTS, arch.decisions(), strict=True)):
-            if slot.name in _NUMERIC:
-                out[i, j] = math.log2(max(float(value), 1e-6))
-            else:
-                out[i, j] = slot.choices.index(value)
-    return out
+_NUMERIC = set(predictors.NUMERIC_SLOTS)
 
 
 def _span(slot_name: str, choices: Sequence[Any]) -> float:
@@ -286,7 +274,7 @@ class Surrogate:
     ) -> tuple[Surrogate, dict[str, FitReport]]:
         split = _split(codes)
         d = predictors.slot_distances(split, split)
-        x = predictors.features(archs)
+        x = predictors.features_from_codes(codes)
         arrays: dict[str, np.ndarray] = {"format_version": np.array(2), "codes": codes}
         reports, noise_fits = {}, {}
         for name, values in targets.items():
@@ -334,6 +322,21 @@ class Surrogate:
             kernels["x"] = predictors.features_from_codes(codes)
         network = predictors.mlp_forward(self._networks[fitted], kernels["x"])
         return (kernel @ alpha + mean + network) / 2.0
+
+    def components(self, archs: Sequence[Architecture], target: str = "val_recall") -> dict:
+        """Format 2: the two predictions whose mean :meth:`predict` answers for a fitted
+        ``target``, ``{"ard": ..., "mlp": ...}``."""
+        if self.model != "ard+mlp":
+            raise ValueError(f"a {self.model!r} surrogate has no components; 'ard+mlp' has")
+        fitted = self._check(target)
+        if fitted != target:
+            raise ValueError(f"components answer fitted targets only, not {target!r}")
+        codes = encode(archs)
+        query = self._distances(codes)
+        kernel = np.exp(-predictors.weighted(query, self.arrays[f"weights_{fitted}"]))
+        ard = kernel @ self.arrays[f"alpha_{fitted}"] + float(self.arrays[f"hyper_{fitted}"][1])
+        x = predictors.features_from_codes(codes)
+        return {"ard": ard, "mlp": predictors.mlp_forward(self._networks[fitted], x)}
 
     def noise_std(self, target: str = "val_recall") -> float:
         """Standard deviation of the seed noise that :meth:`sample` adds to ``target``."""
@@ -387,21 +390,15 @@ class Surrogate:
         reproducible per (arch, seed). Every target draws the same standard normal, so the metrics'
         noise is correlated, as it is between the metrics of one training."""
         fitted = {target: self._check(target) for target in targets}
-        kernel_model = self.model == "kernel"
         codes = encode([arch])
         d = self._distances(codes)
-        d = d[0] if kernel_model else d
+        d = d[0] if self.model == "kernel" else d  # one query: a vector product, as ever
         z = standard_normal(f"{arch.to_string()}|{seed}")
         kernels: dict[Any, np.ndarray] = {}
         out = {}
         for target in targets:
-            gamma, mean, noise = (float(v) for v in self.arrays[f"hyper_{fitted[target]}"])
-            if not kernel_model:
-                value = float(self._values(fitted[target], d, codes, kernels)[0])
-            else:
-                if gamma not in kernels:
-                    kernels[gamma] = np.exp(-gamma * d)
-                value = float(kernels[gamma] @ self.arrays[f"alpha_{fitted[target]}"]) + mean
+            noise = float(self.arrays[f"hyper_{fitted[target]}"][2])
+            value = float(np.ravel(self._values(fitted[target], d, codes, kernels))[0])
             if target == SECONDS:
                 out[target] = math.exp(value)
             elif target == "log_seconds":

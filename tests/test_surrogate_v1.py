@@ -139,6 +139,15 @@ def test_a_prediction_is_the_mean_of_the_kernel_and_the_networks(fitted):
     assert drawn["seconds"] == pytest.approx(float(surrogate.predict(queries[:1], "seconds")[0]))
 
 
+def test_the_components_are_the_two_halves_of_a_prediction(fitted):
+    surrogate, _, _ = fitted
+    queries = _sample(15, seed=6)
+    parts = surrogate.components(queries)
+    np.testing.assert_allclose((parts["ard"] + parts["mlp"]) / 2, surrogate.predict(queries))
+    with pytest.raises(ValueError, match="a 'kernel' surrogate has no components"):
+        load_surrogate().components(queries)
+
+
 def test_unknown_models_versions_and_formats_are_refused(fitted):
     surrogate, archs, scores = fitted
     with pytest.raises(ValueError, match=r"unknown surrogate model 'gp'; allowed: \['kernel'"):
