@@ -286,12 +286,12 @@ def main(argv: list[str] | None = None) -> None:
         archs = dict.fromkeys(
             [LIGHTGCN, facts[task]["core"]["arch"], facts[task]["core-v1"]["arch"]]
         )
-        trained = {(r["task"], r["arch"], r["seed"]) for r in done if r.get("kind") == "train"}
+        trained_keys = {(r["task"], r["arch"], r["seed"]) for r in done if r.get("kind") == "train"}
         todo_train = [
             (arch, seed)
             for arch in archs
             for seed in fresh_seeds(args.seeds)
-            if (task, arch, seed) not in trained
+            if (task, arch, seed) not in trained_keys
         ]
         for arch, seed in tqdm(todo_train, desc=f"{task} retraining", file=sys.stderr):
             record = {"kind": "train", **retrain(task, arch, seed)}

@@ -92,7 +92,7 @@ def random_architecture_actions(env: gym.Env, steps: int, seed: int) -> list[int
     rng = np.random.default_rng(seed)
     actions: list[int] = []
     while len(actions) < steps:
-        arch = env.unwrapped.space.sample(rng)
+        arch = env.get_wrapper_attr("space").sample(rng)
         actions += [slot.choices.index(v) for slot, v in zip(SLOTS, arch.decisions(), strict=True)]
     return actions[: steps - steps % len(SLOTS)]
 

@@ -45,6 +45,7 @@ from benchmarks.common import add_results_option, write_results
 from nasenv.allocator import keep_freed_memory
 from nasenv.cli import LIGHTGCN
 from nasenv.data import DEFAULT_DATASET, load_dataset
+from nasenv.models import GraphRecommender
 from nasenv.results import FIDELITIES, TrainConfig
 from nasenv.space import Architecture
 from nasenv.train import TrainingContext, train_architecture
@@ -100,7 +101,11 @@ def profile_arch(arch: Architecture, context: TrainingContext, epochs: int) -> d
     epoch_ms = 1000 * result.epoch_seconds[-1] / len(result.epoch_seconds)
     test_ms = 1000 * result.epoch_test_seconds[-1] / len(result.epoch_seconds)
     measure_inference = nasenv.train._inference_ms
-    nasenv.train._inference_ms = lambda model, ctx: float("nan")  # the epochs only
+
+    def no_inference(model: GraphRecommender, ctx: TrainingContext, repeats: int = 3) -> float:
+        return float("nan")  # the epochs only
+
+    nasenv.train._inference_ms = no_inference
     try:
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             train_architecture(arch, context, 0, config)

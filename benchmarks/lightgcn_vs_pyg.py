@@ -65,8 +65,12 @@ def train_pyg(context: TrainingContext, epochs: int, seed: int, stop_at: float) 
     return history
 
 
-def first_reach(history: list[tuple], target: float) -> float | None:
-    return next((seconds for _, seconds, val in history if val >= target), None)
+def first_reach(history: list[tuple], target: float) -> float:
+    """Seconds at the first epoch of ``history`` whose validation score reaches ``target``."""
+    seconds = next((seconds for _, seconds, val in history if val >= target), None)
+    if seconds is None:
+        raise ValueError(f"validation Recall@20 never reached {target:.4f}")
+    return seconds
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ import json
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -48,7 +49,8 @@ def main() -> None:
     add_results_option(parser)
     args = parser.parse_args()
     budget = Budget(evaluations=args.evaluations)
-    rows, scores = [], {}
+    rows: list[dict[str, Any]] = []
+    scores: dict[str, list[tuple[str, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         previous = torch.get_num_threads()
         torch.set_num_threads(1)
@@ -65,7 +67,7 @@ def main() -> None:
         training = sum(t.cost_seconds for t in sequential.history)
         rows.append({"run": "in-process, 1 thread", "workers": 1, "wall_seconds": wall})
         print(f"in-process: {wall:.1f} s", flush=True)
-        runs = [(workers, None) for workers in args.workers]
+        runs: list[tuple[int, str | None]] = [(workers, None) for workers in args.workers]
         if args.ray:
             runs.append((max(args.workers), "local"))
         for workers, ray_address in runs:

@@ -16,9 +16,11 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from collections.abc import Callable
 
 import numpy as np
 
+from agents.base import Agent
 from agents.multifidelity import MF_AGENTS
 from agents.random_search import RandomSearch
 from agents.runner import Budget, Trial, incumbent_trials, run_search
@@ -29,7 +31,12 @@ from nasenv.env import RecNASEnv
 from nasenv.leaderboard import PROTOCOL
 from nasenv.table import load_table
 
-AGENTS = {"random": RandomSearch, "tpe": TPE, **MF_AGENTS, "smac-hyperband": SMACHyperband}
+AGENTS: dict[str, Callable[..., Agent]] = {
+    "random": RandomSearch,
+    "tpe": TPE,
+    **MF_AGENTS,
+    "smac-hyperband": SMACHyperband,
+}
 """``smac-hyperband`` needs the ``smac`` extra."""
 MARKS = (0.5, 1.0, 2.0, 4.0)
 

@@ -23,6 +23,7 @@ import json
 import math
 import time
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -91,7 +92,7 @@ def _cell(values: np.ndarray) -> str:
     return f"{values.mean():.4f} ± {se:.4f}"
 
 
-def markdown(runs: list[dict], minutes: list[float], hours: float) -> str:
+def markdown(runs: list[dict], minutes: Sequence[float], hours: float) -> str:
     """The regret table: a row per agent and worker count."""
     table = load_table(PROTOCOL.dataset)
     best = float(table.scores(PROTOCOL.metric, "mean").max())

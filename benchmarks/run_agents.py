@@ -79,7 +79,9 @@ def main() -> None:
 
     def make_env() -> RecNASEnv:  # the sample table's space; the protocol's env otherwise
         return RecNASEnv(
-            evaluator=TableEvaluator(table), space=space, seed_policy=PROTOCOL.seed_policy
+            evaluator=TableEvaluator(table),
+            space=space or "core",
+            seed_policy=PROTOCOL.seed_policy,
         )
 
     journal = RESULTS / f"run_agents-{name}.jsonl"

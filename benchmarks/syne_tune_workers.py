@@ -65,7 +65,7 @@ def run(name: str, workers: int, seed: int, seconds: float) -> list[tuple[float,
     events: list[tuple[float, str, float]] = []
 
     class Recorder(SimulatorCallback):
-        def on_trial_result(self, trial, status, result, decision):  # type: ignore[no-untyped-def]
+        def on_trial_result(self, trial, status, result, decision):
             super().on_trial_result(trial, status, result, decision)
             events.append((result["st_tuner_time"], trial.config["arch"], result["val_recall"]))
 

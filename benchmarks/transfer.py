@@ -50,6 +50,7 @@ import numpy as np
 from tqdm import tqdm
 
 from agents import make_agent
+from agents.base import Agent
 from agents.portfolio import Portfolio, portfolio
 from agents.reinforce import Reinforce
 from agents.runner import Budget, run_search
@@ -64,6 +65,7 @@ from nasenv.leaderboard import (
     median_interval,
     top_threshold,
 )
+from nasenv.space import SearchSpace
 from nasenv.table import BenchmarkTable, load_table
 from nasenv.tasks import TaskSetEnv
 from nasenv.testing import TINY_SPACE
@@ -75,7 +77,7 @@ PRETRAINED_TANH = Reinforce.tanh_constant
 Tables = dict[str, BenchmarkTable]
 
 
-def tables(args: argparse.Namespace) -> tuple[Tables, Tables, object]:
+def tables(args: argparse.Namespace) -> tuple[Tables, Tables, str | SearchSpace]:
     """(training tables, held-out tables, space)."""
     if args.sample:
         return {"tiny": sample_table("tiny")}, {"tiny-b": sample_table("tiny-b")}, TINY_SPACE
@@ -126,7 +128,7 @@ def run_key(record: dict) -> tuple:
     return record["task"], record["method"], record["seed"], tanh
 
 
-def env_of(table: BenchmarkTable, space: object) -> RecNASEnv:
+def env_of(table: BenchmarkTable, space: str | SearchSpace) -> RecNASEnv:
     return RecNASEnv(evaluator=TableEvaluator(table), space=space, seed_policy="random")
 
 
@@ -135,7 +137,7 @@ def run(
     path: Path,
     training: Tables,
     held_out: Tables,
-    space: object,
+    space: str | SearchSpace,
     tanh_constants: Sequence[float],
 ) -> None:
     """Every (seed, held-out task, method, logit bound) not yet in the journal at ``path``."""
@@ -168,7 +170,7 @@ def run(
                 weights = {seed: pretrain(task_set, args.pretrain, seed=seed)}  # jobs: seed-major
             if method.startswith("transfer"):
                 fine_tune = method.endswith("fine-tune")
-                agent = transferred(
+                agent: Agent = transferred(
                     weights[seed], seed, fine_tune, tanh_constant=tanh, **controllers
                 )
             elif method == "portfolio":

@@ -32,7 +32,7 @@ from agents.leaderboard import load_agent, protocol_table, run_agent, to_runs
 from agents.ppo import PlainPPOAgent, StopWhenSpent
 from agents.runner import SearchRunner
 from benchmarks.common import RESULTS
-from nasenv.leaderboard import PROTOCOL, Runs, markdown, score
+from nasenv.leaderboard import PROTOCOL, Row, Runs, markdown, score
 
 SETTINGS: dict[str, dict[str, Any]] = {
     "penalize": {},
@@ -109,7 +109,10 @@ def main() -> None:
     args = parser.parse_args()
     table = protocol_table()
     journal = RESULTS / f"unmasked-{args.budget}.jsonl"
-    rows, spent, invalid, made = [], {}, {}, {}
+    rows: list[Row | None] = []
+    spent: dict[str, float] = {}
+    invalid: dict[str, float] = {}
+    made: dict[str, float] = {}
     _, random_factory = load_agent("random")
     jobs: list[tuple[str, Any, dict[str, Any]]] = [("random (masked)", random_factory, {})]
     for setting, kwargs in SETTINGS.items():

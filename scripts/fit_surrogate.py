@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.select_on == "outside":
         data = dataclasses.replace(data, select_on_outside=True)
     pools = {"any": None, "outside": outside} if len(outside) >= 10 else {"any": None}
-    quality: dict[str, dict] = {}
+    quality: dict[str, dict | None] = {}
     scatter: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for name, pool in pools.items():
         taus, rhos = [], []
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
             rhos.append(spearman(predicted, measured))
             if split == 0:
                 scatter[name] = (predicted, measured)
-        quality[name] = {
+        quality[name] = q = {
             "held_out": len(scatter[name][1]),
             "splits": args.splits,
             "kendall_tau": float(np.mean(taus)),
@@ -125,7 +125,6 @@ def main(argv: list[str] | None = None) -> None:
             "spearman": float(np.mean(rhos)),
             "spearman_std": float(np.std(rhos)),
         }
-        q = quality[name]
         print(
             f"held out ({name}, {q['held_out']} x {args.splits} splits): Kendall tau "
             f"{q['kendall_tau']:.3f} ± {q['kendall_tau_std']:.3f}, "
@@ -145,10 +144,10 @@ def main(argv: list[str] | None = None) -> None:
     path = args.out / surrogate_filename(args.dataset, args.version)
     surrogate.save(path)
     write_checksums(args.out)
-    for name, report in reports.items():
+    for name, fit in reports.items():
         print(
-            f"{name:12} gamma {report.gamma:g} ridge {report.ridge:g} "
-            f"CV tau {report.kendall_tau:.3f} (on {report.n})"
+            f"{name:12} gamma {fit.gamma:g} ridge {fit.ridge:g} "
+            f"CV tau {fit.kendall_tau:.3f} (on {fit.n})"
         )
     print(f"wrote {path}")
 
