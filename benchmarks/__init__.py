@@ -21,6 +21,7 @@ repository root (``python -m benchmarks.<name> --help`` for each one's options):
 * ``surrogate_search``: searches of the surrogate env, their finds trained for real;
 * ``surrogate_models``: kernel ridge, boosted trees and an MLP as the surrogate, on the same splits;
 * ``adapted_encoders``: frozen against adapted item encoders, paired seeds, by item popularity;
+* ``adapt_recipes``: the adaptation recipe beyond its learning rate (pairs, epochs, LoRA rank);
 * ``encoder_search``: the whole search with the item text encoder as a decision (core-v1);
 * ``oneshot``: one-shot searchers (DARTS, GDAS, SPOS/RSPS, ENAS) on the real data, scored by the
   table, with the supernet's Kendall tau;

@@ -31,7 +31,15 @@ import numpy as np
 
 from nasenv.data import ADAPT_METHOD, BooksDataset
 
-__all__ = ["ENCODER_OF_METHOD", "METHODS", "Adapted", "adapt", "cooccurrence_pairs", "knn_recall"]
+__all__ = [
+    "ANCHORS",
+    "ENCODER_OF_METHOD",
+    "METHODS",
+    "Adapted",
+    "adapt",
+    "cooccurrence_pairs",
+    "knn_recall",
+]
 
 METHODS = ("full", "lora")
 ENCODER_OF_METHOD = {method: encoder for encoder, method in ADAPT_METHOD.items()}
@@ -40,24 +48,58 @@ SCALE = 20.0
 """The similarity scale of ``MultipleNegativesRankingLoss`` (its default)."""
 
 
-def cooccurrence_pairs(train: np.ndarray, n_pairs: int, seed: int = 0) -> np.ndarray:
-    """``(n_pairs, 2)`` item pairs that share a user in ``train`` (``(n, 2)`` user-item pairs):
-    a user drawn uniformly among those with at least two training items, then two distinct of
-    their items. Deterministic for a seed; reads nothing but ``train``."""
+ANCHORS = ("user", "item")
+"""How :func:`cooccurrence_pairs` draws a pair's first item: through a uniform user (popular
+items come first more often, in proportion to their users), or uniformly among the items."""
+
+
+def cooccurrence_pairs(
+    train: np.ndarray, n_pairs: int, seed: int = 0, anchor: str = "user"
+) -> np.ndarray:
+    """``(n_pairs, 2)`` item pairs that share a user in ``train`` (``(n, 2)`` user-item pairs).
+
+    ``anchor="user"`` (the shipped recipes): a user drawn uniformly among those with at least
+    two training items, then two distinct of their items. ``anchor="item"``: the first item drawn
+    uniformly among the items that have such a user, then one of those users, then another of
+    their items, so that rare items anchor as many pairs as popular ones. Deterministic for a
+    seed; reads nothing but ``train``.
+    """
     if n_pairs < 1:
         raise ValueError(f"n_pairs must be >= 1, got {n_pairs}")
+    if anchor not in ANCHORS:
+        raise ValueError(f"anchor must be one of {list(ANCHORS)}, got {anchor!r}")
     train = train[np.lexsort((train[:, 1], train[:, 0]))]
     _, starts, counts = np.unique(train[:, 0], return_index=True, return_counts=True)
     eligible = counts >= 2
     if not eligible.any():
         raise ValueError("no user has two training items: no co-occurrence pair exists")
-    starts, counts = starts[eligible], counts[eligible]
     rng = np.random.default_rng(seed)
+    items = train[:, 1]
+    if anchor == "item":
+        return _item_anchored(train, starts[eligible], counts[eligible], n_pairs, rng)
+    starts, counts = starts[eligible], counts[eligible]
     chosen = rng.integers(len(starts), size=n_pairs)
     first = rng.integers(counts[chosen])
     second = (first + 1 + rng.integers(counts[chosen] - 1)) % counts[chosen]  # never first
-    items = train[:, 1]
     return np.stack([items[starts[chosen] + first], items[starts[chosen] + second]], axis=1)
+
+
+def _item_anchored(
+    train: np.ndarray, starts: np.ndarray, counts: np.ndarray, n_pairs: int, rng: Any
+) -> np.ndarray:
+    """Pairs whose first item is uniform over the items of the eligible users (``train``
+    sorted by user; ``starts`` and ``counts`` are those users' rows)."""
+    rows = np.concatenate([np.arange(s, s + c) for s, c in zip(starts, counts, strict=True)])
+    by_item = rows[np.argsort(train[rows, 1], kind="stable")]  # eligible rows, item-major
+    item_ids, item_starts, item_counts = np.unique(
+        train[by_item, 1], return_index=True, return_counts=True
+    )
+    chosen = rng.integers(len(item_ids), size=n_pairs)
+    row = by_item[item_starts[chosen] + rng.integers(item_counts[chosen])]  # one of its users
+    user_of_row = np.searchsorted(starts, row, side="right") - 1
+    start, count = starts[user_of_row], counts[user_of_row]
+    offset = (row - start + 1 + rng.integers(count - 1)) % count  # another of that user's items
+    return np.stack([train[row, 1], train[start + offset, 1]], axis=1)
 
 
 def knn_recall(

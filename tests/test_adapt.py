@@ -7,19 +7,34 @@ import dataclasses
 import numpy as np
 import pytest
 
-from nasenv.adapt import adapt, cooccurrence_pairs, knn_recall
+from nasenv.adapt import ANCHORS, adapt, cooccurrence_pairs, knn_recall
 
 
-def test_pairs_share_a_user_in_train_and_are_seeded(tiny_dataset):
-    pairs = cooccurrence_pairs(tiny_dataset.train, 500, seed=1)
+@pytest.mark.parametrize("anchor", ANCHORS)
+def test_pairs_share_a_user_in_train_and_are_seeded(tiny_dataset, anchor):
+    pairs = cooccurrence_pairs(tiny_dataset.train, 500, seed=1, anchor=anchor)
     assert pairs.shape == (500, 2) and (pairs[:, 0] != pairs[:, 1]).all()
     items_of = {}
     for user, item in tiny_dataset.train:
         items_of.setdefault(int(user), set()).add(int(item))
     assert all(any({a, b} <= s for s in items_of.values()) for a, b in pairs.tolist())
-    np.testing.assert_array_equal(pairs, cooccurrence_pairs(tiny_dataset.train, 500, seed=1))
+    again = cooccurrence_pairs(tiny_dataset.train, 500, seed=1, anchor=anchor)
+    np.testing.assert_array_equal(pairs, again)
     with pytest.raises(ValueError, match="n_pairs must be >= 1"):
         cooccurrence_pairs(tiny_dataset.train, 0)
+    with pytest.raises(ValueError, match=r"anchor must be one of \['user', 'item'\], got 'items'"):
+        cooccurrence_pairs(tiny_dataset.train, 10, anchor="items")
+
+
+def test_item_anchored_pairs_start_uniformly_over_items_user_anchored_by_popularity():
+    """Item 0 has 40 users, items 1-10 one user each (users 0-9, who also have item 0)."""
+    train = np.array([[u, 0] for u in range(40)] + [[u, 1 + u] for u in range(10)])
+    train = np.concatenate([train, [[u, 11] for u in range(10, 40)]])  # users 10-39: items 0, 11
+    by_item = np.bincount(cooccurrence_pairs(train, 12_000, anchor="item")[:, 0], minlength=12)
+    by_user = np.bincount(cooccurrence_pairs(train, 12_000, anchor="user")[:, 0], minlength=12)
+    assert np.all(np.abs(by_item / 12_000 - 1 / 12) < 0.015)  # 12 items, each about 1/12 first
+    assert by_user[0] / 12_000 > 0.45  # every user has item 0: half the users' first draws
+    assert by_user[1:11].sum() / 12_000 < 0.15  # the ten one-user items: 10 of 80 user-items
 
 
 def test_a_pair_seen_only_in_validation_never_becomes_a_positive(tiny_dataset):
@@ -29,10 +44,11 @@ def test_a_pair_seen_only_in_validation_never_becomes_a_positive(tiny_dataset):
     train = np.concatenate([train, [[0, 28], [1, 29]]])  # ...then each with a different user
     val = np.concatenate([tiny_dataset.val, [[2, 28], [2, 29]]])
     data = dataclasses.replace(tiny_dataset, train=train, val=val)
-    pairs = cooccurrence_pairs(data.train, 20_000, seed=0)
     together = {(28, 29), (29, 28)}
-    assert not together & set(map(tuple, pairs.tolist()))
-    assert {28, 29} & set(pairs.ravel().tolist())  # they are drawn, each with its own user's items
+    for anchor in ANCHORS:
+        pairs = cooccurrence_pairs(data.train, 20_000, seed=0, anchor=anchor)
+        assert not together & set(map(tuple, pairs.tolist()))
+        assert {28, 29} <= set(pairs.ravel().tolist())  # drawn, each with its own user's items
 
 
 def test_knn_recall_matches_a_brute_force_ranking(tiny_dataset):
