@@ -21,7 +21,7 @@ from nasenv.evaluators import (
 from nasenv.results import FIDELITIES
 from nasenv.space import ENCODER_SLOTS, FROZEN, SLOTS, SPACES, Architecture, Choice, SearchSpace
 from nasenv.surrogate import SURROGATE_VERSIONS, load_surrogate
-from nasenv.table import load_table
+from nasenv.table import RELEASES, load_table
 
 BACKENDS = ("table", "surrogate", "live")
 SEED_POLICIES = ("fixed", "random", "mean")
@@ -188,6 +188,12 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
       (:data:`nasenv.surrogate.SURROGATE_VERSIONS`): 0, the kernel ridge of
       ``RecNAS-Books-Surrogate-v0``, or 1, the ARD kernel ridge and MLP ensemble of
       ``RecNAS-Books-Surrogate-v1``, fitted on five times the trainings. Default 0.
+    * ``table_release``: which release of the shipped tables answers the ``table`` back end
+      (:data:`nasenv.table.RELEASES`): 0, the tables of the version 0 ids, or 1, every seed built
+      (Books-20core seeds 0-4, Books-USA-20core seeds 0-2; Books-10core's seeds 0-2 are still
+      being built, so its release 1 table raises ``FileNotFoundError`` until it ships). With
+      the default ``n_seeds`` the ``random`` and ``mean`` policies use every seed of the release.
+      Default 0.
     * ``n_seeds``: the seeds ``0 .. n_seeds - 1`` of the ``random`` and ``mean`` policies.
       Default: every seed of the table, 3 for live training.
     * ``invalid_action``: what an integer that is not a valid choice does: ``"penalize"`` (ends
@@ -228,6 +234,9 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
     Other keys are ignored (they belong to wrappers: a task set's ``task``).
 
     ## Version History
+
+    * v0, table releases (issue 22): ``table_release=1`` answers from the tables of every seed
+      built; the default, 0, answers exactly as before.
 
     * v1 (``RecNAS-Books-Live-v1``, issue 20): the version 1 space ``core-v1`` with the item
       text ``encoder`` decision (13 steps, observation of 69), ``info["adapt_seconds"]``; the
@@ -273,6 +282,7 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
         cache: str | None = "default",
         render_mode: str | None = None,
         surrogate_version: int = 0,
+        table_release: int = 0,
     ) -> None:
         if backend is not None:
             _check("backend", backend, BACKENDS)
@@ -290,6 +300,11 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
             raise ValueError(
                 f"surrogate_version={surrogate_version} needs backend='surrogate', not {backend!r}"
             )
+        _check("table_release", table_release, sorted(RELEASES))
+        if table_release and (backend or "table") != "table":
+            raise ValueError(
+                f"table_release={table_release} needs backend='table', not {backend!r}"
+            )
         if evaluator is None:
             evaluator = _make_evaluator(
                 dataset or DEFAULT_DATASET,
@@ -298,6 +313,7 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
                 cache,
                 space.name if "encoder" in space.slot_index else "core",
                 surrogate_version,
+                table_release,
             )
         else:
             _check_evaluator(evaluator, dataset, backend, fidelity)
@@ -714,11 +730,13 @@ def _make_evaluator(
     cache: str | None,
     table_space: str = "core",
     surrogate_version: int = 0,
+    table_release: int = 0,
 ) -> Evaluator:
-    """The evaluator of a named back end (the table of ``table_space``: the core one, or that
-    of a version 1 space; the surrogate of ``surrogate_version``)."""
+    """The evaluator of a named back end (the table of ``table_space``, the core one or that of
+    a version 1 space, in ``table_release``; the surrogate of ``surrogate_version``)."""
     if backend == "table":
-        return TableEvaluator(load_table(dataset, space=table_space), fidelity)
+        table = load_table(dataset, space=table_space, release=table_release)
+        return TableEvaluator(table, fidelity)
     if backend == "surrogate":
         if fidelity != "tabulation":
             raise ValueError(

@@ -91,11 +91,41 @@ class UnknownArchitectureError(ValueError):
     """An architecture that the table does not hold."""
 
 
-def table_filename(dataset: str, space: str = "core") -> str:
+RELEASES: Mapping[int, frozenset[tuple[str, str]]] = MappingProxyType(
+    {
+        0: frozenset(),
+        1: frozenset(
+            (task, "core") for task in ("Books-20core", "Books-10core", "Books-USA-20core")
+        ),
+    }
+)
+"""Table releases: the ``(task, space)`` tables each release ships anew; every other table of a
+release is its predecessor's. A shipped table never changes (what a published env id answers
+from stays bit-identical): more seeds of a task enter as a new release's file instead.
+
+* release 0: the tables the version 0 ids answer from (Books-20core seeds 0-2; Books-10core
+  and Books-USA-20core seed 0 only; the small tasks and the ``core-v1`` tables seeds 0-2);
+* release 1: every seed built: Books-20core seeds 0-4, Books-10core and Books-USA-20core seeds
+  0-2. Their seeds of release 0 are the same trainings, bit for bit.
+"""
+
+
+def table_filename(dataset: str, space: str = "core", release: int = 0) -> str:
     """``Books-20core`` -> ``books-20core.npz``; with ``space="core-v1"``:
-    ``books-20core-core-v1.npz``."""
+    ``books-20core-core-v1.npz``; a table that release ``r`` >= 1 ships anew gets ``-r<r>``
+    (``books-20core-r1.npz``), one it keeps is its predecessor's file.
+
+    Raises:
+        ValueError: an unknown dataset or release.
+    """
+    if release not in RELEASES:
+        raise ValueError(f"unknown table release {release!r}; allowed: {sorted(RELEASES)}")
     slug = get_spec(dataset).slug
-    return f"{slug}.npz" if space == "core" else f"{slug}-{space}.npz"
+    name = slug if space == "core" else f"{slug}-{space}"
+    for version in range(release, 0, -1):
+        if (dataset, space) in RELEASES[version]:
+            return f"{name}-r{version}.npz"
+    return f"{name}.npz"
 
 
 @dataclass(frozen=True)
@@ -440,34 +470,38 @@ class BenchmarkTable:
 
 
 def load_table(
-    dataset: str = DEFAULT_DATASET, directory: str | Path | None = None, space: str = "core"
+    dataset: str = DEFAULT_DATASET,
+    directory: str | Path | None = None,
+    space: str = "core",
+    release: int = 0,
 ) -> BenchmarkTable:
     """Load the shipped table of ``dataset`` and ``space`` (default the core space; the version
-    1 tables are ``space="core-v1"``), verified against ``SHA256SUMS``; cached per ``(dataset,
-    directory, space)``, so every caller shares one table and its read-only arrays.
+    1 tables are ``space="core-v1"``) in table ``release`` (:data:`RELEASES`; default 0, what
+    the version 0 ids answer from), verified against ``SHA256SUMS``; cached per file and
+    directory, so every caller shares one table and its read-only arrays.
 
     Raises:
-        ValueError: unknown dataset.
+        ValueError: unknown dataset or release.
         FileNotFoundError: no table was built for it.
         ChecksumError: the file's SHA-256 differs from the recorded one.
     """
-    filename = table_filename(dataset, space)
+    filename = table_filename(dataset, space, release)
     return _load_table(filename, Path(directory) if directory else TABLE_DIR)
 
 
 def shipped_tables(
-    exclude: str | None = None, tasks: Sequence[str] | None = None
+    exclude: str | None = None, tasks: Sequence[str] | None = None, release: int = 0
 ) -> dict[str, BenchmarkTable]:
-    """The shipped table of every task of ``tasks`` (default: every registered task, in registry
-    order) but ``exclude``; tasks without a table are left out, an unknown task raises
-    ``ValueError``."""
+    """The shipped core table in ``release`` of every task of ``tasks`` (default: every
+    registered task, in registry order) but ``exclude``; tasks without a table are left out, an
+    unknown task raises ``ValueError``."""
     for name in tasks or ():
         get_spec(name)
     tables = {}
     for name in DATASETS if tasks is None else tasks:
         if name != exclude:
             try:
-                tables[name] = load_table(name)
+                tables[name] = load_table(name, release=release)
             except FileNotFoundError:
                 continue
     return tables

@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -334,6 +334,7 @@ def assemble(
     store: ShardStore,
     seeds: tuple[int, ...] | None = None,
     base: ShardStore | None = None,
+    more_seeds: Sequence[ShardStore] = (),
     **build: Any,
 ) -> Any:
     """The :class:`~nasenv.table.BenchmarkTable` of a build's finished trainings.
@@ -347,16 +348,22 @@ def assemble(
             budget and seeds; the table holds both, the whole of the build's space, with every
             training's seconds under the base's cost version (converted exactly,
             ``TrainResult.with_cost_version``), so its costs compare with the base table's.
+        more_seeds: builds of other seeds of the same plan (task, space, budget, device; e.g.
+            ``Books-20core`` seeds 3-4 beside the build of seeds 0-2); the table holds every
+            seed of them all, in order, with every training's seconds under ``store``'s cost
+            version.
         build: facts about how it was built, stored in the table's ``meta["build"]``.
     """
     from nasenv.data import load_dataset
     from nasenv.table import BenchmarkTable
 
     plan = store.plan
-    seeds = plan.seeds if seeds is None else seeds
-    unknown = sorted(set(seeds) - set(plan.seeds))
+    planned = (*plan.seeds, *(seed for extra in more_seeds for seed in extra.plan.seeds))
+    _check_more_seeds(plan, [extra.plan for extra in more_seeds])
+    seeds = planned if seeds is None else seeds
+    unknown = sorted(set(seeds) - set(planned))
     if unknown:
-        raise ValueError(f"seeds {unknown} are not in the build plan's {list(plan.seeds)}")
+        raise ValueError(f"seeds {unknown} are not in the build plans' {list(planned)}")
     config = FIDELITIES[plan.fidelity]
     meta = {
         "dataset": plan.dataset,
@@ -376,8 +383,15 @@ def assemble(
         )
     if base is None:
         archs = [a.to_string() for a in plan.architectures()]
-        results: Iterable[TrainResult] = (r for r in store.results() if r.seed in seeds)
+        results: Iterable[TrainResult] = (
+            r.with_cost_version(plan.cost_version)
+            for part in (store, *more_seeds)
+            for r in part.results()
+            if r.seed in seeds
+        )
         return BenchmarkTable.from_results(results, archs, list(seeds), meta)
+    if more_seeds:
+        raise ValueError("a table with a base build takes its seeds from one build each")
     _check_base(plan, base.plan, seeds)
     version = base.plan.cost_version
     archs = [a.to_string() for a in SPACES[plan.space]]
@@ -388,6 +402,25 @@ def assemble(
         if r.seed in seeds
     )
     return BenchmarkTable.from_results(results, archs, list(seeds), meta)
+
+
+def _check_more_seeds(plan: BuildPlan, others: Sequence[BuildPlan]) -> None:
+    """Refuse builds of more seeds that train something else than ``plan``, or a seed twice."""
+    seen = set(plan.seeds)
+    for other in others:
+        problems = [
+            f"{name} {getattr(other, name)!r} (the build's: {getattr(plan, name)!r})"
+            for name in ("dataset", "space", "fidelity", "device", "sample", "sample_seed")
+            if getattr(other, name) != getattr(plan, name)
+        ]
+        if other.exclude != plan.exclude:
+            problems.append(f"exclude {other.exclude!r} (the build's: {plan.exclude!r})")
+        twice = sorted(seen & set(other.seeds))
+        if twice:
+            problems.append(f"seeds {twice} already in another build")
+        seen |= set(other.seeds)
+        if problems:
+            raise ValueError(f"a build of more seeds does not fit: {'; '.join(problems)}")
 
 
 def _check_base(plan: BuildPlan, base: BuildPlan, seeds: tuple[int, ...]) -> None:

@@ -19,6 +19,8 @@ PUBLISHED = {
     "books-europe-5core-core-v1.npz": (
         "4fafd459b9d2f124e1b86ebd78d8701507705546ef5dcb71ca113c9ecce07333"
     ),
+    "books-20core-r1.npz": "1c74edfdd3cfa1f25ba952eb18077783a14436e36a2e7f942d97d3bd1995c8d4",
+    "books-usa-20core-r1.npz": "dcb423e0193e9555b6dd28677315a33c596cc0c8efd651d2a66d0f112e1cb2a4",
     "books-20core-surrogate.npz": (
         "f181a56cbff4d4ac54785919a547a0cfe4414fc3a2cbe58b9133f411f4421ece"
     ),

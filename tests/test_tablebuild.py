@@ -216,3 +216,26 @@ def test_status_of_a_build_that_does_not_exist_starts_none(tmp_path, capsys):
     assert build_table.main(["--status", "--out", str(tmp_path / "none")]) == 0
     assert "no build there yet" in capsys.readouterr().out
     assert not (tmp_path / "none").exists()
+
+
+def test_builds_of_more_seeds_join_in_one_table_under_the_first_builds_cost_version(tmp_path):
+    first_plan, more_plan = BuildPlan(seeds=(0,), cost_version=1), BuildPlan(seeds=(3, 4))
+    first = ShardStore(tmp_path / "first", first_plan)
+    more = ShardStore(tmp_path / "more", more_plan)
+    for store, plan in ((first, first_plan), (more, more_plan)):
+        for arch, seed in plan.tasks():
+            fields = {"epoch_test_seconds": (0.25, 0.25), "cost_version": 2}
+            store.record(fakes.fake_result(arch, seed, 0.05 + seed / 100, seconds=2.0, **fields))
+    table = assemble(first, more_seeds=[more])
+    assert list(table.seeds) == [0, 3, 4] and table.cost_version == 1
+    arch = table.arch_strings[0]
+    assert table.query(arch, 4).val_recall == pytest.approx(0.09)
+    assert table.query(arch, 3).cost_seconds == pytest.approx(2.0 + 0.25)
+    assert list(assemble(first, (0, 4), more_seeds=[more]).seeds) == [0, 4]
+    with pytest.raises(ValueError, match=r"seeds \[3, 4\] already in another build"):
+        assemble(first, more_seeds=[more, more])
+    other = ShardStore(tmp_path / "other", BuildPlan(dataset="Books-10core", seeds=(1,)))
+    with pytest.raises(ValueError, match="dataset 'Books-10core'"):
+        assemble(first, more_seeds=[other])
+    with pytest.raises(ValueError, match=r"seeds \[7\] are not in the build plans'"):
+        assemble(first, (7,), more_seeds=[more])
