@@ -25,6 +25,7 @@ repository root (``python -m benchmarks.<name> --help`` for each one's options):
 * ``encoder_search``: the whole search with the item text encoder as a decision (core-v1);
 * ``oneshot``: one-shot searchers (DARTS, GDAS, SPOS/RSPS, ENAS) on the real data, scored by the
   table, with the supernet's Kendall tau;
+* ``seed_count``: how firm each table's seed-mean ranking is against its number of seeds;
 * ``cross_task``: how alike the book tasks rank architectures;
 * ``transfer``: controllers pretrained on the training tasks, on held-out tasks;
 * ``reliability``: long fuzzing, determinism, memory and crash-safe build runs;

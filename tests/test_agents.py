@@ -123,9 +123,9 @@ def test_the_portfolio_ranks_from_the_other_training_tasks_never_a_held_out_one(
 
     loaded: list[str] = []
 
-    def recording(name: str, directory=None):
+    def recording(name: str, directory=None, space="core", release=0):
         loaded.append(name)
-        return load_table(name, directory)
+        return load_table(name, directory, space, release)
 
     monkeypatch.setattr(nasenv.table, "load_table", recording)
     training = {name: load_table(name) for name in TRAINING_TASKS}

@@ -83,6 +83,23 @@ def test_table_stats_on_the_sample_table(table, tmp_path):
     assert not list(tmp_path.glob("*.png"))  # --no-plot
 
 
+def test_seed_count_reports_every_shipped_release_table_and_its_agreement(tmp_path):
+    done = benchmark("seed_count", "--results", tmp_path, "--no-plot")
+    s = json.loads((tmp_path / "seed_count.json").read_text())
+    tasks = {r["dataset"]: r for r in s["tasks"]}
+    assert tasks["Books-20core"]["seeds"] == [0, 1, 2, 3, 4]
+    assert "Books-10core" in s["missing"]  # its release 1 table is not shipped yet
+    for r in tasks.values():
+        halves = r["split_halves"]
+        assert [h["k"] for h in halves] == list(range(1, len(r["seeds"]) // 2 + 1))
+        assert all(-1 <= h["kendall_tau"] <= h["spearman"] <= 1 for h in halves)
+        rel = r["reliability"]  # Spearman-Brown: more seeds, a more reliable mean
+        assert 0 < rel["1"] <= rel["3"] < 1
+    first = tasks["Books-20core"]["first_three_against_all"]
+    assert first["rank_in_all_of_first_best"] >= 1 and 0 <= first["top10_overlap"] <= 1
+    assert "Books-20core" in done.stdout
+
+
 def test_quality_picks_the_architecture_most_runs_on_the_shipped_table_returned(tmp_path):
     x, y = (TINY_SPACE[i].to_string() for i in (5, 9))  # two architectures on ID features
     shipped = sha256_of(TABLE_DIR / table_filename(DEFAULT_DATASET))
