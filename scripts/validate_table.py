@@ -2,6 +2,7 @@
 
     python scripts/validate_table.py                    # 10 random entries of Books-20core
     python scripts/validate_table.py --n 30 --seed 1 --dataset Books-20core
+    python scripts/validate_table.py --release 1 --table-seeds 3 4   # release 1's new seeds
 
 Each (architecture, seed) is trained again with the table's budget, one thread per training as
 in the build. With the code and CPU software stack that trained it, a training reproduces
@@ -31,12 +32,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=10, help="entries to retrain (default 10)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the entry draw")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--release", type=int, default=0, help="the table release (default 0)")
+    parser.add_argument(
+        "--table-seeds", type=int, nargs="+", help="draw entries of these seeds (default: all)"
+    )
     args = parser.parse_args(argv)
 
-    table = load_table(args.dataset)
+    table = load_table(args.dataset, release=args.release)
+    seeds = args.table_seeds or list(table.seeds)
+    unknown = sorted(set(seeds) - set(table.seeds))
+    if unknown:
+        parser.error(f"--table-seeds {unknown} are not in the table's seeds {list(table.seeds)}")
     rng = np.random.default_rng(args.seed)
     rows = rng.choice(len(table), size=min(args.n, len(table)), replace=False)
-    entries = [(int(r), int(rng.choice(table.seeds))) for r in rows]
+    entries = [(int(r), int(rng.choice(seeds))) for r in rows]
     context = TrainingContext(load_dataset(args.dataset))
     checks = []
     for check in tqdm(check_entries(table, context, entries, args.threads), total=len(entries)):
