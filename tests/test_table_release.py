@@ -4,12 +4,18 @@ trainings bit for bit."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import gymnasium as gym
 import numpy as np
 import pytest
 
 import nasenv  # noqa: F401  (registers the ids)
 from nasenv.table import RELEASES, load_table, table_filename
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_a_release_names_the_files_it_ships_anew_and_keeps_the_others():
@@ -57,3 +63,21 @@ def test_the_env_answers_from_a_release_only_when_asked():
         gym.make("RecNAS-Books-v0", backend="surrogate", space="full", table_release=1)
     with pytest.raises(FileNotFoundError, match=r"books-10core-r1\.npz"):
         gym.make("RecNAS-Books-v0", dataset="Books-10core", table_release=1)
+
+
+def script(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+
+
+def test_the_scripts_refuse_a_file_the_release_keeps_and_seeds_it_lacks(tmp_path):
+    build = "benchmarks/table-build/Books-Canada-5core"
+    done = script(
+        "scripts/assemble_table.py", "--release", "1", "--build", build, "--out", str(tmp_path)
+    )
+    assert done.returncode == 2 and not list(tmp_path.iterdir())
+    assert "release 1 ships no new 'core' table of Books-Canada-5core" in done.stderr
+    done = script("scripts/validate_table.py", "--release", "1", "--table-seeds", "7")
+    assert done.returncode == 2
+    assert "--table-seeds [7] are not in the table's seeds [0, 1, 2, 3, 4]" in done.stderr
