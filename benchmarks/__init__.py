@@ -19,7 +19,9 @@ repository root (``python -m benchmarks.<name> --help`` for each one's options):
 * ``unmasked``: agents without action masks (plain PPO, DQN) against masked random search;
 * ``quality``: the searched architectures against hand-designed recommenders;
 * ``surrogate_search``: searches of the surrogate env, their finds trained for real;
-* ``surrogate_models``: kernel ridge, boosted trees and an MLP as the surrogate, on the same splits;
+* ``surrogate_models``: kernel ridge, boosted trees, an MLP and a ranking MLP as the surrogate,
+  on the same splits;
+* ``surrogate_data``: the surrogate's held-out order against the number of trainings fitted on;
 * ``adapted_encoders``: frozen against adapted item encoders, paired seeds, by item popularity;
 * ``adapt_recipes``: the adaptation recipe beyond its learning rate (pairs, epochs, LoRA rank);
 * ``encoder_search``: the whole search with the item text encoder as a decision (core-v1);

@@ -137,7 +137,7 @@ def main() -> None:
     parser.add_argument("--sample", action="store_true", help="use the sample table")
     parser.add_argument("--surrogate", action="store_true", help="time the surrogate env")
     parser.add_argument(
-        "--surrogate-version", type=int, choices=(0, 1), default=0, help="with --surrogate"
+        "--surrogate-version", type=int, choices=(0, 1, 2), default=0, help="with --surrogate"
     )
     parser.add_argument("--steps", type=int, default=60_000)
     parser.add_argument("--repeats", type=int, default=5)

@@ -1,9 +1,9 @@
 """The surrogate's model choice: kernel ridge (one gamma, or one weight per slot), gradient-boosted
-trees, a small neural network and the ensemble shipped as version 1, on the same hold-out splits
-of the real trainings outside the table.
+trees, a small neural network, a ranking one and the ensembles shipped as versions 1 and 2, on
+the same hold-out splits of the real trainings outside the table.
 
     python -m benchmarks.surrogate_models               # Books-20core, 5 splits (~25 min)
-    python -m benchmarks.surrogate_models --splits 10
+    python -m benchmarks.surrogate_models --splits 10 --models ard   # the ARD-based rows only
 
 The data is what ``scripts/fit_surrogate.py`` fits: the table's seed means plus every finished
 training of the full-space sample builds (``--extra``; both draws and the second-seed runs by
@@ -20,8 +20,19 @@ surrogate's quality report does, and every model is fitted on the rest (table in
 * ``MLP``: scikit-learn's ``MLPRegressor`` (two hidden layers of 128, early stopping) on the
   same features, standardised targets, an average of 5 seeds (:func:`nasenv.predictors.fit_mlp`);
 * ``ARD + MLP (v1)``: the mean of the two, the version 1 surrogate's model
-  (``model="ard+mlp"``). The three come from one fit of that model
-  (:meth:`nasenv.surrogate.Surrogate.components`).
+  (``model="ard+mlp"``);
+* ``ranking MLP``: the same network trained on half squared error, half pairwise logistic loss,
+  early-stopped on Kendall tau (:func:`nasenv.predictors.fit_rank_mlp`);
+* ``ARD + ranking MLP (v2)``: the version 2 surrogate's model (``model="ard+rankmlp"``), 0.3 of
+  the ARD kernel ridge plus 0.7 of the ranking MLP. These four come from one fit of that model
+  (:meth:`nasenv.surrogate.Surrogate.components`) and one of :func:`nasenv.predictors.fit_mlp`:
+  both versions fit the same ARD kernel ridge.
+
+Each finished split is journaled (``<results>/<name>.jsonl``) and the report rewritten: a killed
+run resumes where it stopped. ``--models ard`` computes only those four rows and the ARD kernel
+ridge's, the ones that change with the network. With more than five splits the report gives the
+mean over the first five (where the version 2 blend was chosen) and over the rest (where it was
+not) beside the mean over all.
 
 Quality card per model (mean ± std over the splits): Kendall tau, Spearman, sparse Kendall tau
 (NAS-Bench-301's convention: both sides rounded to 0.001 of Recall@20, about one seed standard
@@ -35,6 +46,7 @@ trainings, for the v0 model, the MLP and the shipped ensemble.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -44,7 +56,7 @@ import numpy as np
 
 from benchmarks.common import add_results_option, write_results
 from nasenv.data import DEFAULT_DATASET
-from nasenv.predictors import features
+from nasenv.predictors import features, fit_mlp, mlp_predict
 from nasenv.space import Architecture
 from nasenv.surrogate import (
     SurrogateData,
@@ -73,14 +85,23 @@ def kernel_ridge(data: SurrogateData, train: np.ndarray, held: list[Architecture
     return model.predict(held)
 
 
-def version_1(
+def ard_models(
     data: SurrogateData, train: np.ndarray, held: list[Architecture]
 ) -> dict[str, np.ndarray]:
-    """The shipped version 1 model fitted on ``train``: its ARD kernel ridge, its MLP and their
-    mean (what it answers), from one fit."""
-    model, _ = data.fit(train, ["val_recall"], model="ard+mlp")
+    """The shipped version 2 model fitted on ``train`` (its ARD kernel ridge, its ranking MLP and
+    their blend, what it answers), and version 1's MLP on the same data with its mean with that
+    ARD kernel ridge (version 1's model)."""
+    model, _ = data.fit(train, ["val_recall"], model="ard+rankmlp")
     parts = model.components(held)
-    return {"ARD kernel ridge": parts["ard"], "MLP": parts["mlp"], ENSEMBLE: model.predict(held)}
+    y = data.targets["val_recall"][train]
+    mlp = mlp_predict(fit_mlp(features([data.archs[i] for i in train]), y), features(held))
+    return {
+        "ARD kernel ridge": parts["ard"],
+        "MLP": mlp,
+        ENSEMBLE: (parts["ard"] + mlp) / 2.0,
+        "ranking MLP": parts["mlp"],
+        VERSION_2: model.predict(held),
+    }
 
 
 def boosted_trees(data: SurrogateData, train: np.ndarray, held: list[Architecture]) -> np.ndarray:
@@ -103,8 +124,16 @@ MODELS: dict[str, Predictor] = {
 }
 ENSEMBLE = "ARD + MLP (v1)"
 """The shipped version 1 model: the mean of the ARD kernel ridge's and the MLP's predictions."""
-ROWS = ("kernel ridge (v0)", "ARD kernel ridge", "gradient-boosted trees", "MLP", ENSEMBLE)
-"""The report's rows: :data:`MODELS` and the three predictions of :func:`version_1`."""
+VERSION_2 = "ARD + ranking MLP (v2)"
+"""The shipped version 2 model: 0.3 of the ARD kernel ridge's prediction, 0.7 of the ranking
+MLP's (:data:`nasenv.surrogate.RANK_BLEND`)."""
+ROWS = (
+    "kernel ridge (v0)", "ARD kernel ridge", "gradient-boosted trees", "MLP", ENSEMBLE,
+    "ranking MLP", VERSION_2,
+)  # fmt: skip
+"""The report's rows: :data:`MODELS` and the five predictions of :func:`ard_models`."""
+FIRST = 5
+"""The splits the version 2 blend was chosen on (``RANK_BLEND``); the report sets them apart."""
 
 
 def card(predicted: np.ndarray, measured: np.ndarray) -> dict[str, float]:
@@ -124,8 +153,8 @@ def report(record: dict[str, Any]) -> str:
     lines = [
         "# The surrogate's model choice",
         "",
-        f"`python -m benchmarks.surrogate_models --splits {record['splits']}` on "
-        f"{record['dataset']}: {record['architectures']:,} architectures "
+        f"`{record['command']}` on {record['dataset']}, {record['splits']} splits finished: "
+        f"{record['architectures']:,} architectures "
         f"({record['outside']:,} outside the table, {record['held_out']} held out per split).",
         "",
         "| model | Kendall tau | Spearman | sparse Kendall tau | tau in the top 10% |",
@@ -137,6 +166,24 @@ def report(record: dict[str, Any]) -> str:
             for k in ("kendall_tau", "spearman", "sparse_kendall_tau", "top10_kendall_tau")
         ]
         lines.append(f"| {name} | {' | '.join(cells)} |")
+    if record["splits"] > FIRST:
+        lines += [
+            "",
+            f"Kendall tau over splits 0-{FIRST - 1} (where the version 2 blend was chosen) and "
+            f"{FIRST}-{record['splits'] - 1} (fresh), per model, and the paired difference from "
+            f"version 1 over all {record['splits']} splits (how many splits it wins):",
+            "",
+            f"| model | splits 0-{FIRST - 1} | splits {FIRST}-{record['splits'] - 1} | "
+            "minus v1 | splits won |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        reference = np.array(record["models"][ENSEMBLE]["kendall_tau"])
+        for name, scores in record["models"].items():
+            tau = np.array(scores["kendall_tau"])
+            lines.append(
+                f"| {name} | {tau[:FIRST].mean():.3f} | {tau[FIRST:].mean():.3f} | "
+                f"{(tau - reference).mean():+.4f} | {int((tau > reference).sum())} |"
+            )
     lines += [
         "",
         f"Ceiling: {ceiling['architectures']} architectures outside the table trained with two "
@@ -155,6 +202,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dataset", default=DEFAULT_DATASET)
     parser.add_argument("--extra", type=Path, nargs="*", default=[BUILDS / e for e in EXTRA])
     parser.add_argument("--splits", type=int, default=5)
+    parser.add_argument(
+        "--models",
+        choices=("all", "ard"),
+        default="all",
+        help="all rows (default), or only the ARD kernel ridge and the networks beside it",
+    )
     add_results_option(parser)
     args = parser.parse_args(argv)
     table = load_table(args.dataset)
@@ -162,30 +215,18 @@ def main(argv: list[str] | None = None) -> None:
     data = training_data(table, extra)
     first, second = replicate_pairs(extra_values(extra))
     outside = np.asarray(data.outside)
-    scores: dict[str, dict[str, list[float]]] = {name: {} for name in ROWS}
-    held_out = 0
-    for split in range(args.splits):
-        order = np.random.default_rng(split).permutation(outside)
-        held = order[: max(2, round(0.2 * len(outside)))]
-        train = np.setdiff1d(np.arange(len(data)), held)
-        measured = data.targets["val_recall"][held]
-        held_out = len(held)
-        archs = [data.archs[i] for i in held]
-        predictions = {name: predict(data, train, archs) for name, predict in MODELS.items()}
-        predictions.update(version_1(data, train, archs))
-        if split == 0:
-            shown = {"measured": measured, **predictions}
-        for name in ROWS:
-            predicted = predictions[name]
-            for key, value in card(predicted, measured).items():
-                scores[name].setdefault(key, []).append(value)
-            print(split, name, {k: round(v[-1], 3) for k, v in scores[name].items()}, flush=True)
+    models = MODELS if args.models == "all" else {}
+    rows = [r for r in ROWS if r in models or r not in MODELS]
+    name = "surrogate_models" if args.models == "all" else "surrogate_models_ard"
+    journal = args.results / f"{name}.jsonl"
+    done = _journaled(journal, rows)
+    command = f"python -m benchmarks.surrogate_models --splits {args.splits}"
     record = {
+        "command": command + ("" if args.models == "all" else " --models ard"),
         "dataset": args.dataset,
-        "splits": args.splits,
         "architectures": len(data),
         "outside": len(outside),
-        "held_out": held_out,
+        "held_out": max(2, round(0.2 * len(outside))),
         "trainings": len(extra),
         "noise_std": data.noise_std["val_recall"],
         "between_seeds": {
@@ -194,10 +235,44 @@ def main(argv: list[str] | None = None) -> None:
             "spearman": spearman(first, second),
             "seed_std": float(np.std(first - second, ddof=1) / math.sqrt(2)),
         },
-        "models": scores,
     }
-    write_results(args.results, "surrogate_models", record, report(record))
-    plot(shown, scores, args.results / "surrogate_models.png")
+    shown = None
+    for split in range(args.splits):
+        if split in done:
+            print(f"split {split}: journaled in {journal}")
+            continue
+        order = np.random.default_rng(split).permutation(outside)
+        held = order[: record["held_out"]]
+        train = np.setdiff1d(np.arange(len(data)), held)
+        measured = data.targets["val_recall"][held]
+        archs = [data.archs[i] for i in held]
+        predictions = {name: predict(data, train, archs) for name, predict in models.items()}
+        predictions.update(ard_models(data, train, archs))
+        if split == 0:
+            shown = {"measured": measured, **predictions}
+        done[split] = {row: card(predictions[row], measured) for row in rows}
+        for row in rows:
+            print(split, row, {k: round(v, 3) for k, v in done[split][row].items()}, flush=True)
+        journal.parent.mkdir(parents=True, exist_ok=True)
+        with journal.open("a") as f:  # a killed run keeps every finished split
+            f.write(json.dumps({"split": split, "rows": done[split]}) + "\n")
+        splits = sorted(s for s in done if s < args.splits)
+        scores = {
+            row: {key: [done[s][row][key] for s in splits] for key in done[splits[0]][row]}
+            for row in rows
+        }
+        record.update(splits=len(splits), models=scores)
+        write_results(args.results, name, record, report(record))
+    if shown is not None:
+        plot(shown, record["models"], args.results / f"{name}.png")
+
+
+def _journaled(journal: Path, rows: list[str]) -> dict[int, dict[str, dict[str, float]]]:
+    """The splits a journal holds with every one of ``rows``, by split."""
+    if not journal.exists():
+        return {}
+    entries = [json.loads(line) for line in journal.read_text().splitlines() if line.strip()]
+    return {e["split"]: e["rows"] for e in entries if set(rows) <= set(e["rows"])}
 
 
 def plot(shown: dict[str, np.ndarray], scores: dict, path: Path) -> None:
@@ -210,7 +285,7 @@ def plot(shown: dict[str, np.ndarray], scores: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = ["kernel ridge (v0)", "MLP", ENSEMBLE]
+    names = [n for n in ("kernel ridge (v0)", ENSEMBLE, VERSION_2) if n in shown]
     fig, axes = plt.subplots(1, len(names), figsize=(4.6 * len(names), 4.4), sharey=True)
     measured = shown["measured"]
     for ax, name in zip(axes, names, strict=True):

@@ -28,6 +28,7 @@ from agents import make_agent
 from agents.runner import Budget, run_search
 from benchmarks.common import RESULTS
 from nasenv.space import Architecture
+from nasenv.surrogate import SURROGATE_VERSIONS
 from nasenv.table import load_table
 
 
@@ -88,7 +89,11 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=300)
     parser.add_argument("--threads", type=int, default=1, help="torch threads of a training")
     parser.add_argument(
-        "--surrogate-version", type=int, choices=(0, 1), default=0, help="the env id's version"
+        "--surrogate-version",
+        type=int,
+        choices=SURROGATE_VERSIONS,
+        default=0,
+        help="the env id's version",
     )
     parser.add_argument(
         "--name", default="surrogate_search", help="the report is benchmarks/results/NAME.md"

@@ -39,17 +39,26 @@ from nasenv.results import COST_VERSION, FAILED_SCORE, METRICS, TOP_K, TrainResu
 from nasenv.space import SLOTS, Architecture
 from nasenv.table import TABLE_DIR, BenchmarkTable
 
-FORMAT_VERSION = 2
-"""The format :meth:`Surrogate.fit` writes for ``model="ard+mlp"``; ``model="kernel"`` writes
-format 1, which loads as it always did (``RecNAS-Books-Surrogate-v0``'s file)."""
-FORMATS = (1, 2)
-MODELS = ("kernel", "ard+mlp")
+FORMAT_VERSION = 3
+"""The format :meth:`Surrogate.fit` writes for ``model="ard+rankmlp"``; ``"ard+mlp"`` writes
+format 2 and ``model="kernel"`` format 1, each of which loads as it always did
+(``RecNAS-Books-Surrogate-v1``'s and ``-v0``'s files)."""
+FORMATS = (1, 2, 3)
+MODELS = ("kernel", "ard+mlp", "ard+rankmlp")
 """``kernel``: the version 0 model (one ``gamma``); ``ard+mlp``: the version 1 model, the mean
-of an ARD kernel ridge and an MLP (:mod:`nasenv.predictors`)."""
-SURROGATE_VERSIONS = (0, 1)
+of an ARD kernel ridge and an MLP; ``ard+rankmlp``: the version 2 model, the ARD kernel ridge
+blended with a ranking MLP (:data:`RANK_BLEND`; :mod:`nasenv.predictors`)."""
+SURROGATE_VERSIONS = (0, 1, 2)
 """The shipped surrogates of a task: version 0 (``RecNAS-Books-Surrogate-v0``, ``kernel`` on
-530 trainings outside the table) and version 1 (``RecNAS-Books-Surrogate-v1``, ``ard+mlp`` on
-2,656)."""
+530 trainings outside the table), version 1 (``RecNAS-Books-Surrogate-v1``, ``ard+mlp`` on
+2,656) and version 2 (``RecNAS-Books-Surrogate-v2``, ``ard+rankmlp`` on the same 2,656)."""
+VERSION_MODELS = {0: "kernel", 1: "ard+mlp", 2: "ard+rankmlp"}
+"""The model of each of :data:`SURROGATE_VERSIONS`."""
+RANK_BLEND = 0.7
+"""``ard+rankmlp``'s weight on the ranking MLP (the ARD kernel ridge gets the rest), chosen on
+the first five hold-out splits of ``benchmarks/surrogate_models.py`` and confirmed on five
+others (``benchmarks/RESULTS.md``)."""
+_FORMAT_MODELS = {1: "kernel", 2: "ard+mlp", 3: "ard+rankmlp"}
 _NUMERIC = set(predictors.NUMERIC_SLOTS)
 
 
@@ -190,6 +199,9 @@ class Surrogate:
     ``cost_version`` (absent: 1). Format 2 (``model="ard+mlp"``) adds, per target, ``weights_t``
     (one ARD weight per slot, in place of ``gamma``, which is then NaN) and the networks
     ``mlp_t_*`` (:func:`nasenv.predictors.fit_mlp`); a prediction is the mean of the two.
+    Format 3 (``model="ard+rankmlp"``) holds the same arrays, its networks from
+    :func:`nasenv.predictors.fit_rank_mlp`, and ``blend_t``, the network's weight in the
+    prediction (:data:`RANK_BLEND`).
     """
 
     def __init__(self, arrays: dict[str, np.ndarray]) -> None:
@@ -201,7 +213,7 @@ class Surrogate:
         self.arrays = arrays
         self.meta = json.loads(str(arrays["meta"]))
         self._split = _split(arrays["codes"])  # once: distances_to runs on every evaluation
-        self._model = "ard+mlp" if int(arrays["format_version"]) == 2 else "kernel"
+        self._model = _FORMAT_MODELS[int(arrays["format_version"])]
         self._networks = {
             name: predictors.networks(arrays, f"mlp_{name}_")
             for name in TARGETS
@@ -229,7 +241,8 @@ class Surrogate:
             score_on: the architectures whose cross-validated predictions choose the
                 hyperparameters (default: all), e.g. the trainings outside a table
                 (``model="kernel"``).
-            model: one of :data:`MODELS`. ``"ard+mlp"`` needs SciPy and scikit-learn; its
+            model: one of :data:`MODELS`. ``"ard+mlp"`` and ``"ard+rankmlp"`` need SciPy,
+                scikit-learn (and torch, ``"ard+rankmlp"``); their
                 reports hold the marginal-likelihood fit (``kendall_tau`` and ``spearman`` NaN,
                 ``ridge`` the noise variance over the signal variance, ``gamma`` the mean
                 weight).
@@ -247,8 +260,8 @@ class Surrogate:
         if counts.shape != (len(archs),) or (counts < 1).any():
             raise ValueError(f"seeds must hold one count >= 1 per architecture ({len(archs)})")
         codes = encode(archs)
-        if model == "ard+mlp":
-            return cls._fit_ard_mlp(archs, codes, targets, noise, counts, meta)
+        if model != "kernel":
+            return cls._fit_ard_mlp(archs, codes, targets, noise, counts, meta, model)
         d = distances(codes, codes)
         arrays: dict[str, np.ndarray] = {"format_version": np.array(1), "codes": codes}
         reports = {}
@@ -271,11 +284,15 @@ class Surrogate:
         noise: Mapping[str, float],
         counts: np.ndarray,
         meta: dict | None,
+        model: str,
     ) -> tuple[Surrogate, dict[str, FitReport]]:
         split = _split(codes)
+        ranking = model == "ard+rankmlp"
+        fit_network = predictors.fit_rank_mlp if ranking else predictors.fit_mlp
         d = predictors.slot_distances(split, split)
         x = predictors.features_from_codes(codes)
-        arrays: dict[str, np.ndarray] = {"format_version": np.array(2), "codes": codes}
+        version = 3 if ranking else 2
+        arrays: dict[str, np.ndarray] = {"format_version": np.array(version), "codes": codes}
         reports, noise_fits = {}, {}
         for name, values in targets.items():
             y = np.asarray(values, float)
@@ -285,8 +302,10 @@ class Surrogate:
             )
             arrays[f"weights_{name}"] = weights
             arrays[f"hyper_{name}"] = np.array([math.nan, y.mean(), noise.get(name, 0.0)])
-            for key, value in predictors.fit_mlp(x, y).items():
+            for key, value in fit_network(x, y).items():
                 arrays[f"mlp_{name}_{key[4:]}"] = value
+            if ranking:
+                arrays[f"blend_{name}"] = np.array(RANK_BLEND)
             reports[name] = FitReport(
                 float(weights.mean()), variance / signal, math.nan, math.nan, 0, len(y)
             )
@@ -296,7 +315,7 @@ class Surrogate:
                 "noise_std": math.sqrt(variance),
             }
         fits = {name: json_safe(r.__dict__) for name, r in reports.items()}
-        document = {**(meta or {}), "fits": fits, "ard": noise_fits, "model": "ard+mlp"}
+        document = {**(meta or {}), "fits": fits, "ard": noise_fits, "model": model}
         arrays["meta"] = np.array(json.dumps(document, sort_keys=True))
         return cls(arrays), reports
 
@@ -321,13 +340,16 @@ class Surrogate:
         if "x" not in kernels:
             kernels["x"] = predictors.features_from_codes(codes)
         network = predictors.mlp_forward(self._networks[fitted], kernels["x"])
-        return (kernel @ alpha + mean + network) / 2.0
+        if self.model == "ard+mlp":  # format 2's own arithmetic: its answers stay bit for bit
+            return (kernel @ alpha + mean + network) / 2.0
+        blend = float(self.arrays[f"blend_{fitted}"])
+        return (1.0 - blend) * (kernel @ alpha + mean) + blend * network
 
     def components(self, archs: Sequence[Architecture], target: str = "val_recall") -> dict:
-        """Format 2: the two predictions whose mean :meth:`predict` answers for a fitted
-        ``target``, ``{"ard": ..., "mlp": ...}``."""
-        if self.model != "ard+mlp":
-            raise ValueError(f"a {self.model!r} surrogate has no components; 'ard+mlp' has")
+        """Formats 2 and 3: the two predictions whose mean (format 3: blend) :meth:`predict`
+        answers for a fitted ``target``, ``{"ard": ..., "mlp": ...}``."""
+        if self.model == "kernel":
+            raise ValueError("a 'kernel' surrogate has no components; 'ard+mlp' has")
         fitted = self._check(target)
         if fitted != target:
             raise ValueError(f"components answer fitted targets only, not {target!r}")

@@ -1,6 +1,7 @@
 """Fit the full-space surrogate on a task's table plus extra trainings outside it.
 
-    python scripts/fit_surrogate.py              # version 1: table + every full-space build
+    python scripts/fit_surrogate.py              # version 2: table + every full-space build
+    python scripts/fit_surrogate.py --version 1  # version 1's model (ARD kernel ridge + MLP)
     python scripts/fit_surrogate.py --version 0  # version 0's model (kernel ridge, one gamma)
     python scripts/fit_surrogate.py --extra DIR  # other build directories of extra trainings
 
@@ -9,10 +10,11 @@ any architecture, and holding out only trainings outside the table (how well the
 extrapolates to the rest of the full space). Architectures outside the table trained with a second
 seed (``build_table.py ... --seeds 1 --limit N --out <build>-seed1``) show how well one seed ranks
 them against the other: the ceiling for predicting single-seed results. Then fits on everything
-and writes ``nasenv/tables/<slug>-surrogate-v1.npz`` (version 0: ``<slug>-surrogate.npz``) and
-its SHA-256, and the quality report to ``benchmarks/results/surrogate-<slug>[-v1].{json,png}``.
-Version 1 (``model="ard+mlp"``, :mod:`nasenv.predictors`) needs the ``fit`` extra (SciPy,
-scikit-learn) and a few minutes per fit on 2 cores. Version 0 was fitted on the first draw and
+and writes ``nasenv/tables/<slug>-surrogate-v<version>.npz`` (version 0: ``<slug>-surrogate.npz``)
+and its SHA-256, and the quality report to ``benchmarks/results/surrogate-<slug>[-v<version>].
+{json,png}``. Versions 1 and 2 (``model="ard+mlp"`` / ``"ard+rankmlp"``, :mod:`nasenv.predictors`)
+need the ``fit`` extra (SciPy, scikit-learn; version 2 also torch) and a few minutes per fit on 2
+cores. Version 0 was fitted on the first draw and
 the first 30 of its second seeds; those builds have grown since, so ``--version 0`` now fits its
 model on more data (write it elsewhere: ``--out /tmp/x --results /tmp/x``). ``--select-on
 outside`` measures version 0's other choice of hyperparameters.
@@ -31,6 +33,7 @@ from nasenv.data import DEFAULT_DATASET, get_spec, write_checksums
 from nasenv.surrogate import (
     MIN_REPLICATES,
     SURROGATE_VERSIONS,
+    VERSION_MODELS,
     extra_values,
     holdout_predictions,
     json_safe,
@@ -67,8 +70,9 @@ def main(argv: list[str] | None = None) -> None:
         "--version",
         type=int,
         choices=SURROGATE_VERSIONS,
-        default=1,
-        help="1: the ARD kernel ridge + MLP ensemble (default); 0: the one-gamma kernel ridge",
+        default=2,
+        help="2: the ARD kernel ridge + ranking MLP blend (default); 1: the ARD kernel ridge + "
+        "MLP mean; 0: the one-gamma kernel ridge",
     )
     parser.add_argument(
         "--select-on",
@@ -101,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
         )
 
     outside = list(data.outside)
-    model = "ard+mlp" if args.version == 1 else "kernel"
+    model = VERSION_MODELS[args.version]
     if args.select_on == "outside":
         data = dataclasses.replace(data, select_on_outside=True)
     pools = {"any": None, "outside": outside} if len(outside) >= 10 else {"any": None}

@@ -152,10 +152,10 @@ def test_unknown_models_versions_and_formats_are_refused(fitted):
     surrogate, archs, scores = fitted
     with pytest.raises(ValueError, match=r"unknown surrogate model 'gp'; allowed: \['kernel'"):
         Surrogate.fit(archs, {"val_recall": scores}, 0.002, model="gp")
-    with pytest.raises(ValueError, match=r"unknown surrogate version 2; allowed: \[0, 1\]"):
-        surrogate_filename("Books-20core", 2)
-    with pytest.raises(ValueError, match=r"format 3 is not supported; allowed: \[1, 2\]"):
-        Surrogate({**surrogate.arrays, "format_version": np.array(3)})
+    with pytest.raises(ValueError, match=r"unknown surrogate version 3; allowed: \[0, 1, 2\]"):
+        surrogate_filename("Books-20core", 3)
+    with pytest.raises(ValueError, match=r"format 4 is not supported; allowed: \[1, 2, 3\]"):
+        Surrogate({**surrogate.arrays, "format_version": np.array(4)})
 
 
 def test_the_v1_id_answers_from_the_version_1_surrogate_and_v0_from_version_0():
@@ -184,5 +184,5 @@ def test_a_surrogate_version_needs_the_surrogate_back_end():
 
     with pytest.raises(ValueError, match="surrogate_version=1 needs backend='surrogate'"):
         RecNASEnv(backend="table", surrogate_version=1)
-    with pytest.raises(ValueError, match=r"unknown surrogate_version 5; allowed: \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"unknown surrogate_version 5; allowed: \[0, 1, 2\]"):
         RecNASEnv(backend="surrogate", space="full", surrogate_version=5)
