@@ -27,6 +27,9 @@ PUBLISHED = {
     "books-20core-surrogate-v1.npz": (
         "58ee00ace77db3df37f0ac6ec794e9e8000203e06f30967ed517e8dd20bc3dbd"
     ),
+    "books-20core-surrogate-v2.npz": (
+        "7a376fc12038b5b10b531995f1a3e54667defd2a86468447fa605edf17441878"
+    ),
 }
 
 

@@ -158,21 +158,28 @@ def test_unknown_models_versions_and_formats_are_refused(fitted):
         Surrogate({**surrogate.arrays, "format_version": np.array(4)})
 
 
-def test_the_v1_id_answers_from_the_version_1_surrogate_and_v0_from_version_0():
-    assert surrogate_filename("Books-20core", 1) == "books-20core-surrogate-v1.npz"
-    v0, v1 = load_surrogate(), load_surrogate(version=1)
-    assert (v0.model, v1.model) == ("kernel", "ard+mlp")
-    assert len(v1.arrays["codes"]) > len(v0.arrays["codes"])
+def first_episode(env_id: str) -> tuple[float, dict, str]:
+    """The final reward and info of an episode of ``env_id`` that always takes the first allowed
+    action, and the model of the surrogate that answered."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        env = gym.make("RecNAS-Books-Surrogate-v1")
-    assert env.unwrapped.evaluator.surrogate.model == "ard+mlp"
+        env = gym.make(env_id)
     _, info = env.reset(seed=0)
     done, reward = False, 0.0
     while not done:
         action = int(np.flatnonzero(info["action_mask"])[0])
         _, reward, terminated, truncated, info = env.step(action)
         done = terminated or truncated
+    return float(reward), info, env.unwrapped.evaluator.surrogate.model
+
+
+def test_the_v1_id_answers_from_the_version_1_surrogate_and_v0_from_version_0():
+    assert surrogate_filename("Books-20core", 1) == "books-20core-surrogate-v1.npz"
+    v0, v1 = load_surrogate(), load_surrogate(version=1)
+    assert (v0.model, v1.model) == ("kernel", "ard+mlp")
+    assert len(v1.arrays["codes"]) > len(v0.arrays["codes"])
+    reward, info, model = first_episode("RecNAS-Books-Surrogate-v1")
+    assert model == "ard+mlp"
     assert 0.0 < reward < 0.2 and info["source"] == "surrogate"
     arch = Architecture.from_string(info["arch"])
     assert reward == v1.sample(arch, info["seed"])["val_recall"]

@@ -4,9 +4,7 @@ and its env id."""
 from __future__ import annotations
 
 import functools
-import warnings
 
-import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -23,6 +21,7 @@ from nasenv.surrogate import (
     surrogate_filename,
 )
 from tests.test_surrogate import planted
+from tests.test_surrogate_v1 import first_episode
 
 FAST = {"seeds": 2, "max_epochs": 60, "patience": 10}
 """Fewer networks and epochs than shipped: the tests check behaviour, not the shipped quality."""
@@ -101,16 +100,8 @@ def test_the_v2_id_answers_from_the_version_2_surrogate():
     v1, v2 = load_surrogate(version=1), load_surrogate(version=2)
     assert (v1.model, v2.model) == ("ard+mlp", "ard+rankmlp")
     np.testing.assert_array_equal(v1.arrays["codes"], v2.arrays["codes"])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        env = gym.make("RecNAS-Books-Surrogate-v2")
-    assert env.unwrapped.evaluator.surrogate.model == "ard+rankmlp"
-    _, info = env.reset(seed=0)
-    done, reward = False, 0.0
-    while not done:
-        action = int(np.flatnonzero(info["action_mask"])[0])
-        _, reward, terminated, truncated, info = env.step(action)
-        done = terminated or truncated
+    reward, info, model = first_episode("RecNAS-Books-Surrogate-v2")
+    assert model == "ard+rankmlp"
     assert 0.0 < reward < 0.2 and info["source"] == "surrogate"
     arch = Architecture.from_string(info["arch"])
     assert reward == v2.sample(arch, info["seed"])["val_recall"]
