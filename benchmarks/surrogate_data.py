@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import add_results_option, write_results
-from benchmarks.surrogate_models import BUILDS, EXTRA, card
+from benchmarks.surrogate_models import BUILDS, EXTRA, card, held_out
 from nasenv.data import DEFAULT_DATASET
 from nasenv.surrogate import training_data
 from nasenv.table import load_table
@@ -46,8 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for fraction in args.fractions:
         for split in range(args.splits):
-            order = np.random.default_rng(split).permutation(outside)
-            held = order[: max(2, round(0.2 * len(outside)))]
+            held = held_out(outside, split)
             rest = np.setdiff1d(np.setdiff1d(np.arange(len(data)), held), inside)
             keep = np.random.default_rng(100 + split).permutation(rest)
             keep = keep[: round(fraction * len(rest))]

@@ -136,6 +136,13 @@ FIRST = 5
 """The splits the version 2 blend was chosen on (``RANK_BLEND``); the report sets them apart."""
 
 
+def held_out(outside: np.ndarray, split: int) -> np.ndarray:
+    """Split ``split``'s held-out trainings: a random 20% (at least 2) of those ``outside`` the
+    table, seeded by the split."""
+    order = np.random.default_rng(split).permutation(outside)
+    return order[: max(2, round(0.2 * len(outside)))]
+
+
 def card(predicted: np.ndarray, measured: np.ndarray) -> dict[str, float]:
     """Kendall tau, Spearman, sparse Kendall tau and the tau within the measured top 10%."""
     top = measured >= np.quantile(measured, 0.9)
@@ -226,7 +233,7 @@ def main(argv: list[str] | None = None) -> None:
         "dataset": args.dataset,
         "architectures": len(data),
         "outside": len(outside),
-        "held_out": max(2, round(0.2 * len(outside))),
+        "held_out": len(held_out(outside, 0)),
         "trainings": len(extra),
         "noise_std": data.noise_std["val_recall"],
         "between_seeds": {
@@ -241,12 +248,11 @@ def main(argv: list[str] | None = None) -> None:
         if split in done:
             print(f"split {split}: journaled in {journal}")
             continue
-        order = np.random.default_rng(split).permutation(outside)
-        held = order[: record["held_out"]]
+        held = held_out(outside, split)
         train = np.setdiff1d(np.arange(len(data)), held)
         measured = data.targets["val_recall"][held]
         archs = [data.archs[i] for i in held]
-        predictions = {name: predict(data, train, archs) for name, predict in models.items()}
+        predictions = {row: predict(data, train, archs) for row, predict in models.items()}
         predictions.update(ard_models(data, train, archs))
         if split == 0:
             shown = {"measured": measured, **predictions}

@@ -91,8 +91,9 @@ def test_the_saved_networks_predict_as_scikit_learn_does():
     np.testing.assert_allclose(predictors.mlp_predict(arrays, x), np.mean(expected, 0), 1e-10)
 
 
-@pytest.fixture(scope="module")
-def fitted() -> tuple[Surrogate, list, np.ndarray]:
+def planted_data() -> tuple[list, np.ndarray, dict[str, np.ndarray]]:
+    """200 core architectures, their noisy planted scores and the targets a fit takes (NDCG
+    half the score, seconds growing with depth)."""
     rng = np.random.default_rng(1)
     archs = [CORE[int(i)] for i in rng.choice(len(CORE), size=200, replace=False)]
     scores = planted(archs) + rng.normal(0, 0.002, len(archs))
@@ -101,6 +102,12 @@ def fitted() -> tuple[Surrogate, list, np.ndarray]:
         "val_ndcg": scores / 2,
         "log_seconds": np.log([10.0 + 5 * a.depth for a in archs]),
     }
+    return archs, scores, targets
+
+
+@pytest.fixture(scope="module")
+def fitted() -> tuple[Surrogate, list, np.ndarray]:
+    archs, scores, targets = planted_data()
     surrogate, _ = Surrogate.fit(archs, targets, noise_std=0.002, model="ard+mlp")
     return surrogate, archs, scores
 

@@ -21,7 +21,7 @@ from nasenv.surrogate import (
     surrogate_filename,
 )
 from tests.test_surrogate import planted
-from tests.test_surrogate_v1 import first_episode
+from tests.test_surrogate_v1 import first_episode, planted_data
 
 FAST = {"seeds": 2, "max_epochs": 60, "patience": 10}
 """Fewer networks and epochs than shipped: the tests check behaviour, not the shipped quality."""
@@ -55,14 +55,7 @@ def test_the_ranking_networks_learn_an_order_reproducibly_and_leave_torch_alone(
 
 @pytest.fixture(scope="module")
 def fitted() -> tuple[Surrogate, list, np.ndarray]:
-    rng = np.random.default_rng(1)
-    archs = [CORE[int(i)] for i in rng.choice(len(CORE), size=200, replace=False)]
-    scores = planted(archs) + rng.normal(0, 0.002, len(archs))
-    targets = {
-        "val_recall": scores,
-        "val_ndcg": scores / 2,
-        "log_seconds": np.log([10.0 + 5 * a.depth for a in archs]),
-    }
+    archs, scores, targets = planted_data()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(
             predictors, "fit_rank_mlp", functools.partial(predictors.fit_rank_mlp, **FAST)
