@@ -4,6 +4,7 @@
     python scripts/build_table.py --workers 2 --threads 1
     python scripts/build_table.py --ray-address auto    # on a Ray cluster (extra: distributed)
     python scripts/build_table.py --status              # what is done, nothing is trained
+    python scripts/build_table.py --out DIR             # resume the build in DIR with its plan
     python scripts/build_table.py --space full --sample 500 --exclude core --seeds 0
                                                         # the surrogate's data outside the core
     python scripts/build_table.py --device cuda --workers 12 --deadline 480
@@ -27,7 +28,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from nasenv.tablebuild import BuildPlan, ShardStore, Task, run_task
+from nasenv.tablebuild import BuildPlan, PlanMismatchError, ShardStore, Task, run_task
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -108,25 +109,60 @@ def run_ray(
     return errors
 
 
+PLAN_FLAGS = (
+    "dataset",
+    "space",
+    "fidelity",
+    "seeds",
+    "shard_size",
+    "sample",
+    "sample_seed",
+    "exclude",
+    "device",
+)
+"""The command line's flags that set a :class:`BuildPlan` field of the same name."""
+
+
+def _plan(args: argparse.Namespace) -> BuildPlan:
+    """The plan the flags name: the plan stored in ``--out`` when no plan flag is given and
+    that directory holds a build (resuming it needs nothing else), else the flags over the
+    defaults (a stored plan that differs is then refused by :class:`ShardStore`)."""
+    given = {flag: getattr(args, flag) for flag in PLAN_FLAGS if getattr(args, flag) is not None}
+    if not given and args.out is not None and (args.out / ShardStore.PLAN_FILE).exists():
+        return ShardStore.open(args.out).plan
+    if "seeds" in given:
+        given["seeds"] = tuple(given["seeds"])
+    return BuildPlan(**given)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dataset", default=BuildPlan.dataset)
-    parser.add_argument("--space", default=BuildPlan.space)
-    parser.add_argument("--fidelity", default=BuildPlan.fidelity)
-    parser.add_argument("--seeds", type=int, nargs="+", default=list(BuildPlan.seeds))
-    parser.add_argument("--shard-size", type=int, default=BuildPlan.shard_size)
+    # The plan's flags default to None so that a build directory alone names its plan.
+    parser.add_argument("--dataset", help=f"the task (default {BuildPlan.dataset})")
+    parser.add_argument("--space", help=f"the space to train (default {BuildPlan.space})")
+    parser.add_argument("--fidelity", help=f"the budget (default {BuildPlan.fidelity})")
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", help=f"training seeds (default {list(BuildPlan.seeds)})"
+    )
+    parser.add_argument(
+        "--shard-size", type=int, help=f"trainings per shard (default {BuildPlan.shard_size})"
+    )
     parser.add_argument("--sample", type=int, help="train only N architectures drawn uniformly")
-    parser.add_argument("--sample-seed", type=int, default=0, help="seed of that draw")
+    parser.add_argument("--sample-seed", type=int, help="seed of that draw (default 0)")
     parser.add_argument("--exclude", help="skip the architectures of this space (e.g. core)")
-    parser.add_argument("--out", type=Path, help="build directory")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="build directory; one that holds a build, given without the plan's flags, "
+        "resumes that build with its stored plan",
+    )
     parser.add_argument("--workers", type=int, default=2, help="local processes (default 2)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per training")
     parser.add_argument(
         "--device",
-        default="cpu",
         help="torch device type of the local workers (cpu, cuda); part of the plan: results "
         "differ from CPU ones, so a GPU build is its own build (default directory "
-        "<name>-cuda) and records the device in every result",
+        "<name>-cuda) and records the device in every result (default cpu)",
     )
     parser.add_argument(
         "--deadline",
@@ -140,17 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--status", action="store_true", help="report progress and exit")
     args = parser.parse_args(argv)
 
-    plan = BuildPlan(
-        args.dataset,
-        args.space,
-        args.fidelity,
-        tuple(args.seeds),
-        args.shard_size,
-        args.sample,
-        args.sample_seed,
-        args.exclude,
-        device=args.device,
-    )
+    plan = _plan(args)
     name = (
         plan.dataset
         if plan.space == "core" and plan.sample is None
@@ -164,7 +190,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.status and not (out / ShardStore.PLAN_FILE).exists():
         print(f"{out}: no build there yet (--status starts none)")
         return 0
-    store = ShardStore.resume(out, plan)  # a build keeps the cost version it was begun under
+    try:  # a build keeps the cost version it was begun under
+        store = ShardStore.resume(out, plan)
+    except PlanMismatchError as error:
+        message = f"{error}; to resume it, pass --out {out} without the plan's flags"
+        raise SystemExit(message) from None
     done = store.done()  # read once: --status on a large build reads every shard
     pending = store.pending(done)
     total = len(plan.tasks())

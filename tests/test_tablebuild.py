@@ -218,6 +218,16 @@ def test_status_of_a_build_that_does_not_exist_starts_none(tmp_path, capsys):
     assert not (tmp_path / "none").exists()
 
 
+def test_a_build_directory_alone_resumes_its_stored_plan(tmp_path, capsys):
+    build_table = _load_script("build_table")
+    plan = BuildPlan(space="full", sample=5, sample_seed=3, exclude="core", seeds=(0,))
+    ShardStore(tmp_path, plan)
+    assert build_table.main(["--status", "--out", str(tmp_path)]) == 0
+    assert f"{tmp_path}: 0/5 trainings done" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="holds another plan.*pass --out .* without the plan's"):
+        build_table.main(["--status", "--out", str(tmp_path), "--seeds", "1"])
+
+
 def test_builds_of_more_seeds_join_in_one_table_under_the_first_builds_cost_version(tmp_path):
     first_plan, more_plan = BuildPlan(seeds=(0,), cost_version=1), BuildPlan(seeds=(3, 4))
     first = ShardStore(tmp_path / "first", first_plan)
