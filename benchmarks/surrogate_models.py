@@ -59,6 +59,8 @@ from nasenv.data import DEFAULT_DATASET
 from nasenv.predictors import features, fit_mlp, mlp_predict
 from nasenv.space import Architecture
 from nasenv.surrogate import (
+    SURROGATE_VERSIONS,
+    VERSION_BUILDS,
     SurrogateData,
     extra_values,
     kendall_tau,
@@ -71,11 +73,8 @@ from nasenv.tablebuild import finished_trainings
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILDS = ROOT / "benchmarks" / "table-build"
-EXTRA = (
-    "Books-20core-full-sample500-no-core",
-    "Books-20core-full-sample500-no-core-seed1",
-    "Books-20core-full-sample2000-draw1-no-core",
-)
+EXTRA = VERSION_BUILDS[SURROGATE_VERSIONS[-1]]
+"""The default data: the builds the newest surrogate version was fitted on."""
 SPARSE_STEP = 1e-3
 Predictor = Callable[[SurrogateData, np.ndarray, list[Architecture]], np.ndarray]
 

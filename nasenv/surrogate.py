@@ -54,6 +54,17 @@ SURROGATE_VERSIONS = (0, 1, 2)
 2,656) and version 2 (``RecNAS-Books-Surrogate-v2``, ``ard+rankmlp`` on the same 2,656)."""
 VERSION_MODELS = {0: "kernel", 1: "ard+mlp", 2: "ard+rankmlp"}
 """The model of each of :data:`SURROGATE_VERSIONS`."""
+_DRAW0 = "Books-20core-full-sample500-no-core"
+_DRAW1 = "Books-20core-full-sample2000-draw1-no-core"
+VERSION_BUILDS = {
+    0: (_DRAW0, f"{_DRAW0}-seed1"),
+    1: (_DRAW0, f"{_DRAW0}-seed1", _DRAW1),
+    2: (_DRAW0, f"{_DRAW0}-seed1", _DRAW1),
+}
+"""The table builds (directories of ``benchmarks/table-build``) whose trainings outside the
+table each of :data:`SURROGATE_VERSIONS` was fitted on, beside the table's seed means: the
+full-space draws outside the core and a second seed of the first. Version 0 used the first 30 of
+those second seeds; that build has grown since."""
 RANK_BLEND = 0.7
 """``ard+rankmlp``'s weight on the ranking MLP (the ARD kernel ridge gets the rest), chosen on
 the first five hold-out splits of ``benchmarks/surrogate_models.py`` and confirmed on five

@@ -1,6 +1,6 @@
 """Fit the full-space surrogate on a task's table plus extra trainings outside it.
 
-    python scripts/fit_surrogate.py              # version 2: table + every full-space build
+    python scripts/fit_surrogate.py              # version 2: table + the builds it was fitted on
     python scripts/fit_surrogate.py --version 1  # version 1's model (ARD kernel ridge + MLP)
     python scripts/fit_surrogate.py --version 0  # version 0's model (kernel ridge, one gamma)
     python scripts/fit_surrogate.py --extra DIR  # other build directories of extra trainings
@@ -33,6 +33,7 @@ from nasenv.data import DEFAULT_DATASET, get_spec, write_checksums
 from nasenv.surrogate import (
     MIN_REPLICATES,
     SURROGATE_VERSIONS,
+    VERSION_BUILDS,
     VERSION_MODELS,
     extra_values,
     holdout_predictions,
@@ -48,6 +49,7 @@ from nasenv.tablebuild import finished_trainings
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
+BUILDS = ROOT / "benchmarks" / "table-build"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -57,13 +59,9 @@ def main(argv: list[str] | None = None) -> None:
         "--extra",
         type=Path,
         nargs="*",
-        default=[
-            ROOT / "benchmarks/table-build/Books-20core-full-sample500-no-core",
-            ROOT / "benchmarks/table-build/Books-20core-full-sample500-no-core-seed1",
-            ROOT / "benchmarks/table-build/Books-20core-full-sample2000-draw1-no-core",
-        ],
         help="build directories of trainings to add (finished ones are used; the seeds of an "
-        "architecture trained more than once are averaged)",
+        "architecture trained more than once are averaged); default: those the version was "
+        "fitted on (nasenv.surrogate.VERSION_BUILDS)",
     )
     parser.add_argument("--splits", type=int, default=5, help="random hold-out splits (default 5)")
     parser.add_argument(
@@ -86,7 +84,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     table = load_table(args.dataset)
-    extra = finished_trainings(args.extra)
+    builds = args.extra
+    if builds is None:
+        builds = [BUILDS / name for name in VERSION_BUILDS[args.version]]
+    extra = finished_trainings(builds)
     data = training_data(table, extra)
     noise = data.noise_std
     replicates = seed_agreement(extra)
@@ -138,7 +139,8 @@ def main(argv: list[str] | None = None) -> None:
     quality["between_seeds"] = replicates
     meta = {
         "dataset": args.dataset,
-        "table": table.source,
+        "table": Path(table.source).name,  # the file's name: no path of the fitting machine
+        "builds": [Path(build).name for build in builds],
         "extra": len(extra),
         "select_on": args.select_on,
         "version": args.version,

@@ -52,3 +52,20 @@ def test_the_tables_hold_the_seeds_their_ids_draw_from():
     }
     for task, expected in seeds.items():
         assert list(load_table(task).seeds) == expected, task
+
+
+def test_each_surrogate_version_names_the_builds_it_was_fitted_on():
+    from pathlib import Path
+
+    from nasenv.surrogate import SURROGATE_VERSIONS, VERSION_BUILDS, load_surrogate
+    from nasenv.tablebuild import ShardStore, finished_trainings
+
+    builds = Path(__file__).resolve().parent.parent / "benchmarks" / "table-build"
+    assert set(VERSION_BUILDS) == set(SURROGATE_VERSIONS)
+    for version, names in VERSION_BUILDS.items():
+        for name in names:
+            plan = ShardStore.open(builds / name).plan
+            assert (plan.dataset, plan.space, plan.exclude) == ("Books-20core", "full", "core")
+        if version >= 1:  # version 0's second-seed build has grown since its fit
+            fitted_on = load_surrogate("Books-20core", version=version).meta["extra"]
+            assert len(finished_trainings([builds / name for name in names])) == fitted_on

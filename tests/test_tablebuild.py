@@ -224,7 +224,7 @@ def test_a_build_directory_alone_resumes_its_stored_plan(tmp_path, capsys):
     ShardStore(tmp_path, plan)
     assert build_table.main(["--status", "--out", str(tmp_path)]) == 0
     assert f"{tmp_path}: 0/5 trainings done" in capsys.readouterr().out
-    with pytest.raises(SystemExit, match="holds another plan.*pass --out .* without the plan's"):
+    with pytest.raises(SystemExit, match=r"holds another plan.*pass --out .* without the plan's"):
         build_table.main(["--status", "--out", str(tmp_path), "--seeds", "1"])
 
 
