@@ -2,20 +2,23 @@
 
     python -m benchmarks.trainer_ab --base HEAD            # 30 archs, Books-20core, ~15 min
     python -m benchmarks.trainer_ab --base HEAD --archs 4  # a smoke run
+    python -m benchmarks.trainer_ab --base HEAD --sample gat --archs 10   # attention layers
 
 The architectures are ``benchmarks/eval_speed.py``'s sample (the 30 random core architectures
 of its converged runs, ``benchmarks/results/eval_speed.jsonl``), each trained once with seed 0
 at the tabulation budget by two worker processes: one importing ``nasenv`` from a checkout of
 ``--base`` (a git worktree in a temporary folder), one from this tree. They take turns, one
 training at a time, the order swapped every architecture, so that both see the same machine.
+``--sample gat`` takes instead the first architectures with a ``gat`` layer of the first
+full-space draw (:data:`GAT_BUILD`, in its plan's order): the core space has no attention layer.
 Reported per side: the median charged seconds of an evaluation (``TrainResult.cost_seconds``),
 the median epochs, the median seconds per epoch, how far the two sides' validation Recall@20
 curves are apart (a change of numerics shows here; the seed spread of a table is the
 yardstick), and each side's Spearman against the converged runs (the fidelity
 ``eval_speed.py`` measures).
 
-Results: ``benchmarks/results/trainer_ab-<base>-<threads>t.{jsonl,md}`` (the base's short
-hash). The journal keeps every pair with the commit the working tree was on (``head``, ``+``
+Results: ``benchmarks/results/trainer_ab-<base>-<threads>t[-gat].{jsonl,md}`` (the base's
+short hash). The journal keeps every pair with the commit the working tree was on (``head``, ``+``
 when it had changes), and a rerun with the same base, threads and working tree trains only the
 missing ones.
 """
@@ -100,6 +103,38 @@ class _Worker:
 EVAL_SPEED = ROOT / "benchmarks" / "results" / "eval_speed.jsonl"
 """The journal of ``benchmarks/eval_speed.py``: its converged runs are the sample and the
 reference of the fidelity."""
+
+
+GAT_BUILD = ROOT / "benchmarks" / "table-build" / "Books-20core-full-sample2000-draw1-no-core"
+"""The build whose architectures with an attention layer are ``--sample gat``."""
+
+
+def gat_sample(n: int) -> list[str]:
+    """The first ``n`` architectures with a ``gat`` layer of :data:`GAT_BUILD`'s plan."""
+    from nasenv.tablebuild import ShardStore
+
+    archs = ShardStore.open(GAT_BUILD).plan.architectures()
+    return [a.to_string() for a in archs if "gat" in a.layers][:n]
+
+
+def gat_share() -> str:
+    """What the architectures with a ``gat`` layer cost :data:`GAT_BUILD` (its stored seconds,
+    one thread a training): why the attention layer's speed matters to the surrogate's data."""
+    from nasenv.space import Architecture
+    from nasenv.tablebuild import ShardStore
+
+    gat: list[float] = []
+    other: list[float] = []
+    for result in ShardStore.open(GAT_BUILD).results():
+        if result.epoch_seconds:
+            kind = gat if "gat" in Architecture.from_string(result.arch).layers else other
+            kind.append(result.epoch_seconds[-1] * (result.config.threads or 1))
+    total = sum(gat) + sum(other)
+    return (
+        f"In `{GAT_BUILD.name}` the {len(gat)} of {len(gat) + len(other)} trainings with a `gat` "
+        f"layer took {sum(gat) / total:.0%} of its {total / 3600:.1f} core-hours: "
+        f"{statistics.mean(gat):.0f} s each on average, against {statistics.mean(other):.0f} s."
+    )
 
 
 def converged_runs() -> dict[str, float]:
@@ -187,6 +222,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--base", default="HEAD", help="the git revision to compare against")
     parser.add_argument("--dataset", default="Books-20core")
     parser.add_argument("--archs", type=int, default=30, help="the first N of the sample")
+    parser.add_argument(
+        "--sample",
+        choices=("core", "gat"),
+        default="core",
+        help="eval_speed's core architectures (default) or architectures with attention layers",
+    )
     parser.add_argument("--threads", type=int, default=1, help="as a table-build worker")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
@@ -201,13 +242,13 @@ def main(argv: list[str] | None = None) -> None:
     if _git("status", "--porcelain", "--untracked-files=no", "--", "nasenv"):
         head += "+"
     args.results.mkdir(parents=True, exist_ok=True)
-    stem = f"trainer_ab-{revision[:7]}-{args.threads}t"
+    stem = f"trainer_ab-{revision[:7]}-{args.threads}t" + ("-gat" if args.sample == "gat" else "")
     journal = args.results / f"{stem}.jsonl"
     records = (
         [json.loads(line) for line in journal.read_text().splitlines()] if journal.exists() else []
     )
     converged = converged_runs()
-    archs = list(converged)[: args.archs]
+    archs = list(converged)[: args.archs] if args.sample == "core" else gat_sample(args.archs)
     if not archs:
         parser.error(f"no converged runs in {EVAL_SPEED} (python -m benchmarks.eval_speed)")
     mine = (head, args.dataset)
@@ -238,6 +279,8 @@ def main(argv: list[str] | None = None) -> None:
             finally:
                 _git("worktree", "remove", "--force", str(tree))
     text = report(records, f"{args.base} ({revision[:12]})", converged)
+    if args.sample == "gat":
+        text += "\n\n" + gat_share()
     (args.results / f"{stem}.md").write_text(text + "\n")
     print(text)
 

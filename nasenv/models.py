@@ -13,8 +13,9 @@ collaborative filtering, He et al. 2020 "LightGCN", Chen et al. 2020 "LR-GCCF"):
 * ``sage`` - :class:`torch_geometric.nn.SAGEConv` with the chosen aggregator on ``A``;
 * ``gin`` - :class:`torch_geometric.nn.GINConv` with a 2-layer MLP, sum over ``D^-1/2 A D^-1/2``
   (a raw sum over hundreds of neighbours diverges);
-* ``gat`` - :class:`torch_geometric.nn.GATConv`, one head, on ``edge_index`` (attention needs
-  per-edge work; it is the slow layer and is left out of the tabulated core space).
+* ``gat`` - :class:`torch_geometric.nn.GATConv`, one head, attending over ``A + I``, computed as
+  sparse products (:mod:`nasenv.attention`); per-edge scores make it the slowest layer, and it is
+  left out of the tabulated core space.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.nn import GATConv, GCNConv, GINConv, LGConv, SAGEConv
+from torch_geometric.nn import GCNConv, GINConv, LGConv, SAGEConv
 
+from nasenv.attention import AttentionGraph, FastGATConv, attention_graph
 from nasenv.space import Architecture
 
 
@@ -90,7 +92,7 @@ class Graph:
     norm: Tensor  # D^-1/2 A D^-1/2, CSR
     gcn_norm: Tensor  # D~^-1/2 (A + I) D~^-1/2, CSR
     binary: Tensor  # A, CSR
-    edge_index: Tensor  # (2, 2 * n_train) COO
+    attention: AttentionGraph  # A + I for the attention layers
 
     @property
     def n_nodes(self) -> int:
@@ -104,7 +106,7 @@ class Graph:
             norm=self.norm.to(device),
             gcn_norm=self.gcn_norm.to(device),
             binary=self.binary.to(device),
-            edge_index=self.edge_index.to(device),
+            attention=self.attention.to(device),
         )
 
 
@@ -135,7 +137,7 @@ def build_graph(train: Tensor, n_users: int, n_items: int) -> Graph:
             torch.cat([tilde[row] * tilde[col], tilde * tilde]),
         ),
         binary=csr(row, col, ones),
-        edge_index=torch.stack([row, col]),
+        attention=attention_graph(torch.stack([row, col]), n),
     )
 
 
@@ -151,18 +153,16 @@ def make_layer(kind: str, aggr: str, dim: int) -> nn.Module:
         mlp = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, dim))
         return FastGINConv(mlp, train_eps=True)
     if kind == "gat":
-        return GATConv(dim, dim, heads=1, add_self_loops=True)
+        return FastGATConv(dim, dim)
     raise ValueError(f"unknown layer {kind!r}; known: lgconv, gcn, sage, gin, gat")
 
 
-def _operator(kind: str, graph: Graph) -> Tensor:
-    return {
-        "lgconv": graph.norm,
-        "gcn": graph.gcn_norm,
-        "sage": graph.binary,
-        "gin": graph.norm,
-        "gat": graph.edge_index,
-    }[kind]
+def _operator(kind: str, graph: Graph) -> Tensor | AttentionGraph:
+    if kind == "gat":
+        return graph.attention
+    return {"lgconv": graph.norm, "gcn": graph.gcn_norm, "sage": graph.binary, "gin": graph.norm}[
+        kind
+    ]
 
 
 class GraphRecommender(nn.Module):

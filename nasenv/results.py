@@ -53,12 +53,15 @@ FIDELITIES: dict[str, TrainConfig] = {
 ``benchmarks/eval_speed.py``); ``converged`` is the reference it is checked against."""
 
 
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 """Version of the training protocol: bumped whenever the numbers a training produces change
 (models, training loop, negative sampling, metrics, data splits, the cost definition) without a
 change of ``nasenv.__version__``. The live cache misses every result of another version
 (:mod:`nasenv.cache`), and each :class:`TrainResult` records its own.
 
+Version 4: the ``gat`` layer's aggregation as sparse products (:mod:`nasenv.attention`), the same
+function as PyG's GATConv in another floating-point order; architectures without a ``gat`` layer
+(the whole core space) train bit for bit as in version 3. Full-space builds mix versions 3 and 4.
 Version 3: the L2 penalty summed over the input rows weighted by their counts in the batch
 (:func:`nasenv.train.l2_penalty`), not over the gathered rows: the same value and gradient in
 another floating-point order, so a training's curves differ from version 2 in their last digits

@@ -237,6 +237,16 @@ def test_run_all_without_matplotlib_fails_in_one_line_before_running_anything(tm
     )
 
 
+def test_trainer_ab_samples_attention_architectures_and_counts_what_they_cost_the_build():
+    from benchmarks.trainer_ab import gat_sample, gat_share
+    from nasenv.space import Architecture
+
+    archs = gat_sample(5)
+    assert len(set(archs)) == 5
+    assert all("gat" in Architecture.from_string(a).layers for a in archs)
+    assert "the 738 of 2000 trainings with a `gat` layer took 69%" in gat_share()
+
+
 @pytest.mark.skipif(not (ROOT / ".git").exists(), reason="compares against a git revision")
 def test_trainer_ab_trains_both_sides_in_turn_and_resumes(tmp_path):
     def worktrees() -> bytes:

@@ -188,7 +188,7 @@ def test_divergent_training_is_a_failed_result_not_an_exception(tiny_context, ex
 def test_result_round_trips_through_a_dict(tiny_context):
     arch = Architecture.from_string(BASE)
     result = train_architecture(arch, tiny_context, 0, TrainConfig(max_epochs=2, batch_size=32))
-    assert result.protocol == PROTOCOL_VERSION == 3
+    assert result.protocol == PROTOCOL_VERSION == 4
     assert TrainResult.from_dict(result.to_dict()) == result
     older = {k: v for k, v in result.to_dict().items() if k != "protocol"}
     assert TrainResult.from_dict(older).protocol == 2  # written before the version was kept
