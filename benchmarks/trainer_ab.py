@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -60,6 +61,7 @@ def _serve(dataset: str, threads: int) -> None:
             "cost_seconds": result.cost_seconds,
             "epochs": len(result.val_recall),
             "val_recall": list(result.val_recall),
+            "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # Linux: KiB
         }
         print(json.dumps(record), flush=True)
 
@@ -192,6 +194,16 @@ def report(records: list[dict[str, Any]], base: str, converged: dict[str, float]
         f"by {statistics.median(best):.2g} (median), {max(best):.2g} (largest); the same number "
         f"of epochs for {same_epochs} of {len(pairs)}.",
     ]
+    rss = {
+        side: [r[side]["max_rss_mb"] for r in pairs if "max_rss_mb" in r[side]]
+        for side in ("base", "head")
+    }
+    if all(rss.values()):
+        lines += [
+            "",
+            f"Peak resident memory of the worker processes after their last training: base "
+            f"{rss['base'][-1]:,.0f} MB, head {rss['head'][-1]:,.0f} MB.",
+        ]
     lines += _fidelity(pairs, converged)
     return "\n".join(lines)
 
