@@ -4,6 +4,7 @@
     python scripts/build_table.py --workers 2 --threads 1
     python scripts/build_table.py --ray-address auto    # on a Ray cluster (extra: distributed)
     python scripts/build_table.py --status              # what is done, nothing is trained
+    python scripts/build_table.py --status --all        # every build, and the core-hours left
     python scripts/build_table.py --out DIR             # resume the build in DIR with its plan
     python scripts/build_table.py --space full --sample 500 --exclude core --seeds 0
                                                         # the surrogate's data outside the core
@@ -31,6 +32,34 @@ from tqdm import tqdm
 from nasenv.tablebuild import BuildPlan, PlanMismatchError, ShardStore, Task, run_task
 
 ROOT = Path(__file__).resolve().parent.parent
+BUILDS = ROOT / "benchmarks" / "table-build"
+
+
+def report(store: ShardStore) -> tuple[list[Task], float]:
+    """Print a build's progress and cost; returns its pending trainings and the core-seconds
+    they would take at the mean rate of its finished ones (0 when none has finished)."""
+    done = store.done()  # read once: a large build's status reads every shard
+    pending = store.pending(done)
+    total = len(store.plan.tasks())
+    sealed = sum(store.is_sealed(s) for s in range(store.n_shards))
+    print(
+        f"{store.directory}: {total - len(pending)}/{total} trainings done, "
+        f"{sealed}/{store.n_shards} shards sealed, seconds of cost version "
+        f"{store.plan.cost_version}"
+    )
+    seconds = [
+        r["epoch_seconds"][-1] * (r["config"]["threads"] or 1)
+        for r in done.values()
+        if r["epoch_seconds"]
+    ]
+    if not seconds:
+        return pending, 0.0
+    mean = sum(seconds) / len(seconds)
+    print(
+        f"{sum(seconds) / 3600:.1f} core-hours so far, {mean:.0f} core-seconds per training; "
+        f"about {mean * len(pending) / 3600:.1f} core-hours to go at that rate"
+    )
+    return pending, mean * len(pending)
 
 
 def run_local(
@@ -174,6 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ray-address", help="connect to a Ray cluster instead of local workers")
     parser.add_argument("--retries", type=int, default=3, help="Ray retries per task")
     parser.add_argument("--status", action="store_true", help="report progress and exit")
+    parser.add_argument(
+        "--all", action="store_true", help=f"with --status: every build under {BUILDS}"
+    )
     args = parser.parse_args(argv)
 
     plan = _plan(args)
@@ -186,7 +218,12 @@ def main(argv: list[str] | None = None) -> int:
             + (f"-no-{plan.exclude}" if plan.exclude else "")
         )
     ) + ("" if plan.device == "cpu" else f"-{plan.device}")
-    out = args.out or ROOT / "benchmarks" / "table-build" / name
+    out = args.out or BUILDS / name
+    if args.status and args.all:
+        builds = sorted(p.parent for p in BUILDS.glob(f"*/{ShardStore.PLAN_FILE}"))
+        to_go = sum(report(ShardStore.open(build))[1] for build in builds)
+        print(f"{len(builds)} builds; about {to_go / 3600:.1f} core-hours to go in all")
+        return 0
     if args.status and not (out / ShardStore.PLAN_FILE).exists():
         print(f"{out}: no build there yet (--status starts none)")
         return 0
@@ -195,26 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     except PlanMismatchError as error:
         message = f"{error}; to resume it, pass --out {out} without the plan's flags"
         raise SystemExit(message) from None
-    done = store.done()  # read once: --status on a large build reads every shard
-    pending = store.pending(done)
+    pending, _ = report(store)
     total = len(plan.tasks())
-    sealed = sum(store.is_sealed(s) for s in range(store.n_shards))
-    print(
-        f"{out}: {total - len(pending)}/{total} trainings done, "
-        f"{sealed}/{store.n_shards} shards sealed, seconds of cost version "
-        f"{store.plan.cost_version}"
-    )
-    seconds = [
-        r["epoch_seconds"][-1] * (r["config"]["threads"] or 1)
-        for r in done.values()
-        if r["epoch_seconds"]
-    ]
-    if seconds:
-        mean = sum(seconds) / len(seconds)
-        print(
-            f"{sum(seconds) / 3600:.1f} core-hours so far, {mean:.0f} core-seconds per training; "
-            f"about {mean * len(pending) / 3600:.1f} core-hours to go at that rate"
-        )
     if args.status or not pending:
         return 0
     tasks = pending[: args.limit] if args.limit else pending

@@ -228,6 +228,21 @@ def test_a_build_directory_alone_resumes_its_stored_plan(tmp_path, capsys):
         build_table.main(["--status", "--out", str(tmp_path), "--seeds", "1"])
 
 
+def test_status_of_every_build_sums_what_is_left(tmp_path, monkeypatch, capsys):
+    build_table = _load_script("build_table")
+    monkeypatch.setattr(build_table, "BUILDS", tmp_path)
+    plan = BuildPlan(seeds=(0,), shard_size=3)
+    store = ShardStore(tmp_path / "one", plan)
+    ShardStore(tmp_path / "two", plan)
+    for arch, seed in plan.tasks()[:2]:
+        store.record(fakes.fake_result(arch, seed, seconds=3600.0))
+    assert build_table.main(["--status", "--all"]) == 0
+    out = capsys.readouterr().out
+    assert f"one: 2/{len(plan.tasks())} trainings done" in out and "two: 0/" in out
+    left = (len(plan.tasks()) - 2) * 3600 / 3600
+    assert f"2 builds; about {left:.1f} core-hours to go in all" in out
+
+
 def test_builds_of_more_seeds_join_in_one_table_under_the_first_builds_cost_version(tmp_path):
     first_plan, more_plan = BuildPlan(seeds=(0,), cost_version=1), BuildPlan(seeds=(3, 4))
     first = ShardStore(tmp_path / "first", first_plan)
