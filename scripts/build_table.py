@@ -21,7 +21,9 @@ is sealed, ``scripts/assemble_table.py`` turns them into the shipped table.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from multiprocessing import get_context
@@ -62,6 +64,19 @@ def report(store: ShardStore) -> tuple[list[Task], float]:
     return pending, mean * len(pending)
 
 
+def _exit_with(parent: int, every: float = 2.0) -> None:
+    """Worker initializer: end this process once ``parent`` (the build) is gone. A killed
+    build's pool workers are not signalled, and each holds its task queue's write end, so
+    without this they would finish their queued trainings for no one and then wait forever."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-build", daemon=True).start()
+
+
 def run_local(
     store: ShardStore,
     tasks: list[Task],
@@ -75,7 +90,10 @@ def run_local(
     it: those running finish and are recorded, the rest stay pending for the next run."""
     plan, errors = store.plan, 0
     queue = list(reversed(tasks))
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+    pool = ProcessPoolExecutor(
+        workers, mp_context=get_context("spawn"), initializer=_exit_with, initargs=(os.getpid(),)
+    )
+    with pool:
         job = (plan.dataset, plan.fidelity)
         futures: dict[Future, Task] = {}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -241,6 +242,80 @@ def test_status_of_every_build_sums_what_is_left(tmp_path, monkeypatch, capsys):
     assert f"one: 2/{len(plan.tasks())} trainings done" in out and "two: 0/" in out
     left = (len(plan.tasks()) - 2) * 3600 / 3600
     assert f"2 builds; about {left:.1f} core-hours to go in all" in out
+
+
+CHILD = """
+import importlib.util
+import os
+import time
+
+
+def init(script, parent):
+    if script:  # the build's own initializer, or none
+        spec = importlib.util.spec_from_file_location("build_table_under_test", script)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        module._exit_with(parent, every=0.05)
+
+
+def work(path):
+    with open(path, "w") as handle:
+        handle.write(str(os.getpid()))
+    time.sleep(120)
+"""
+BUILD = """
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+
+import child
+
+script, path = sys.argv[1:]
+pool = ProcessPoolExecutor(
+    1, mp_context=get_context("spawn"), initializer=child.init, initargs=(script, os.getpid())
+)
+pool.submit(child.work, path)
+while not (os.path.exists(path) and open(path).read()):
+    time.sleep(0.05)
+os._exit(0)  # killed: its pool is never shut down
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+@pytest.mark.parametrize("watched", [True, False])
+def test_a_build_worker_ends_when_its_build_is_killed(tmp_path, watched):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    (tmp_path / "child.py").write_text(CHILD)
+    script = Path(__file__).resolve().parent.parent / "scripts" / "build_table.py"
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    pid_file = tmp_path / "worker.pid"
+    arguments = [str(script) if watched else "", str(pid_file)]
+    subprocess.run([sys.executable, "-c", BUILD, *arguments], env=env, check=True, timeout=120)
+    pid = int(pid_file.read_text())
+
+    def alive() -> bool:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+        except FileNotFoundError:
+            return False
+        return state != "Z"  # a zombie has exited; only its reaping is left
+
+    deadline = time.monotonic() + (30 if watched else 3)
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if watched:
+        assert not alive(), "the orphaned worker kept running"
+    else:  # what the initializer is for: an unwatched pool worker outlives its build
+        assert alive()
+        os.kill(pid, signal.SIGKILL)
 
 
 def test_builds_of_more_seeds_join_in_one_table_under_the_first_builds_cost_version(tmp_path):
