@@ -130,7 +130,7 @@ def gat_share() -> str:
     for result in ShardStore.open(GAT_BUILD).results():
         if result.epoch_seconds:
             kind = gat if "gat" in Architecture.from_string(result.arch).layers else other
-            kind.append(result.epoch_seconds[-1] * (result.config.threads or 1))
+            kind.append(result.core_seconds)
     total = sum(gat) + sum(other)
     return (
         f"In `{GAT_BUILD.name}` the {len(gat)} of {len(gat) + len(other)} trainings with a `gat` "

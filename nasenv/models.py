@@ -158,11 +158,14 @@ def make_layer(kind: str, aggr: str, dim: int) -> nn.Module:
 
 
 def _operator(kind: str, graph: Graph) -> Tensor | AttentionGraph:
-    if kind == "gat":
-        return graph.attention
-    return {"lgconv": graph.norm, "gcn": graph.gcn_norm, "sage": graph.binary, "gin": graph.norm}[
-        kind
-    ]
+    operators: dict[str, Tensor | AttentionGraph] = {
+        "lgconv": graph.norm,
+        "gcn": graph.gcn_norm,
+        "sage": graph.binary,
+        "gin": graph.norm,
+        "gat": graph.attention,
+    }
+    return operators[kind]
 
 
 class GraphRecommender(nn.Module):

@@ -149,6 +149,12 @@ class TrainResult:
         return self.epoch_seconds[-1] if self.epoch_seconds else 0.0
 
     @property
+    def core_seconds(self) -> float:
+        """:attr:`cost_seconds` times the threads it trained on (1 where not recorded): what the
+        run took of a machine's cores, as a table build counts it."""
+        return self.cost_seconds * (self.config.threads or 1)
+
+    @property
     def test_seconds(self) -> float:
         """Seconds of all test passes (NaN where not recorded)."""
         return self.epoch_test_seconds[-1] if self.epoch_test_seconds else math.nan

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from nasenv.results import TrainResult
 from nasenv.tablebuild import BuildPlan, PlanMismatchError, ShardStore, Task, run_task
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,11 +50,7 @@ def report(store: ShardStore) -> tuple[list[Task], float]:
         f"{sealed}/{store.n_shards} shards sealed, seconds of cost version "
         f"{store.plan.cost_version}"
     )
-    seconds = [
-        r["epoch_seconds"][-1] * (r["config"]["threads"] or 1)
-        for r in done.values()
-        if r["epoch_seconds"]
-    ]
+    seconds = [TrainResult.from_dict(r).core_seconds for r in done.values() if r["epoch_seconds"]]
     if not seconds:
         return pending, 0.0
     mean = sum(seconds) / len(seconds)
@@ -90,10 +87,8 @@ def run_local(
     it: those running finish and are recorded, the rest stay pending for the next run."""
     plan, errors = store.plan, 0
     queue = list(reversed(tasks))
-    pool = ProcessPoolExecutor(
-        workers, mp_context=get_context("spawn"), initializer=_exit_with, initargs=(os.getpid(),)
-    )
-    with pool:
+    context, watch = get_context("spawn"), (os.getpid(),)
+    with ProcessPoolExecutor(workers, context, initializer=_exit_with, initargs=watch) as pool:
         job = (plan.dataset, plan.fidelity)
         futures: dict[Future, Task] = {}
 
