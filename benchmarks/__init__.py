@@ -6,6 +6,7 @@ repository root (``python -m benchmarks.<name> --help`` for each one's options):
 * ``epoch_profile``: where one training epoch's milliseconds go, beside dense products' rates;
 * ``trainer_ab``: the trainer's speed and numerics, one commit against the working tree, paired;
 * ``spmm_width``: whether a wider sparse product amortises;
+* ``device_agreement``: GPU trainings against their repeat and against the CPU's, same seeds;
 * ``cost_definition``: the test passes' share of a stored cost of version 1;
 * ``lightgcn_vs_pyg``: our LightGCN-equivalent architecture against PyG's ``LightGCN``;
 * ``table_stats``: what a benchmark table holds;
