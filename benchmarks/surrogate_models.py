@@ -4,11 +4,14 @@ the same hold-out splits of the real trainings outside the table.
 
     python -m benchmarks.surrogate_models               # Books-20core, 5 splits (~25 min)
     python -m benchmarks.surrogate_models --splits 10 --models ard   # the ARD-based rows only
+    python -m benchmarks.surrogate_models --splits 10 --models ard --version 2   # version 2's data
 
 The data is what ``scripts/fit_surrogate.py`` fits: the table's seed means plus every finished
-training of the full-space sample builds (``--extra``; both draws and the second-seed runs by
-default). Each split holds out a random 20% of the trainings outside the table, as the shipped
-surrogate's quality report does, and every model is fitted on the rest (table included):
+training of the full-space sample builds the surrogate ``--version`` was fitted on
+(:data:`nasenv.surrogate.VERSION_BUILDS`; default the newest, version 3: three draws and the
+second-seed runs), or of ``--extra`` builds. Each split holds out a random 20% of the trainings
+outside the table, as the shipped surrogate's quality report does, and every model is fitted on
+the rest (table included):
 
 * ``kernel ridge (v0)``: the version 0 surrogate's model (:class:`nasenv.surrogate.Surrogate`,
   ``model="kernel"``, its own hyperparameter selection);
@@ -206,7 +209,15 @@ def main(argv: list[str] | None = None) -> None:
         prog="python -m benchmarks.surrogate_models", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--dataset", default=DEFAULT_DATASET)
-    parser.add_argument("--extra", type=Path, nargs="*", default=[BUILDS / e for e in EXTRA])
+    parser.add_argument(
+        "--version",
+        type=int,
+        choices=[v for v in SURROGATE_VERSIONS if v >= 2],
+        default=SURROGATE_VERSIONS[-1],
+        help="whose data: the builds that surrogate version was fitted on (default "
+        f"{SURROGATE_VERSIONS[-1]}); results of versions after 2 are named <name>-v<version>",
+    )
+    parser.add_argument("--extra", type=Path, nargs="*", help="other builds instead of those")
     parser.add_argument("--splits", type=int, default=5)
     parser.add_argument(
         "--models",
@@ -217,18 +228,23 @@ def main(argv: list[str] | None = None) -> None:
     add_results_option(parser)
     args = parser.parse_args(argv)
     table = load_table(args.dataset)
-    extra = finished_trainings(args.extra)
+    builds = args.extra or [BUILDS / b for b in VERSION_BUILDS[args.version]]
+    extra = finished_trainings(builds)
     data = training_data(table, extra)
     first, second = replicate_pairs(extra_values(extra))
     outside = np.asarray(data.outside)
     models = MODELS if args.models == "all" else {}
     rows = [r for r in ROWS if r in models or r not in MODELS]
     name = "surrogate_models" if args.models == "all" else "surrogate_models_ard"
+    name += f"-v{args.version}" if args.version > 2 else ""
     journal = args.results / f"{name}.jsonl"
-    done = _journaled(journal, rows)
+    done = _journaled(journal, rows, len(extra))
     command = f"python -m benchmarks.surrogate_models --splits {args.splits}"
+    command += "" if args.models == "all" else " --models ard"
+    command += "" if args.version == SURROGATE_VERSIONS[-1] else f" --version {args.version}"
     record = {
-        "command": command + ("" if args.models == "all" else " --models ard"),
+        "command": command,
+        "builds": [Path(b).name for b in builds],
         "dataset": args.dataset,
         "architectures": len(data),
         "outside": len(outside),
@@ -260,7 +276,8 @@ def main(argv: list[str] | None = None) -> None:
             print(split, row, {k: round(v, 3) for k, v in done[split][row].items()}, flush=True)
         journal.parent.mkdir(parents=True, exist_ok=True)
         with journal.open("a") as f:  # a killed run keeps every finished split
-            f.write(json.dumps({"split": split, "rows": done[split]}) + "\n")
+            entry = {"split": split, "trainings": len(extra), "rows": done[split]}
+            f.write(json.dumps(entry) + "\n")
         splits = sorted(s for s in done if s < args.splits)
         scores = {
             row: {key: [done[s][row][key] for s in splits] for key in done[splits[0]][row]}
@@ -272,12 +289,20 @@ def main(argv: list[str] | None = None) -> None:
         plot(shown, record["models"], args.results / f"{name}.png")
 
 
-def _journaled(journal: Path, rows: list[str]) -> dict[int, dict[str, dict[str, float]]]:
-    """The splits a journal holds with every one of ``rows``, by split."""
+def _journaled(
+    journal: Path, rows: list[str], trainings: int
+) -> dict[int, dict[str, dict[str, float]]]:
+    """The splits a journal holds with every one of ``rows``, by split; an entry fitted on
+    another number of trainings (the data grew) is not reused (entries written before the count
+    was recorded are version 2's data and are)."""
     if not journal.exists():
         return {}
     entries = [json.loads(line) for line in journal.read_text().splitlines() if line.strip()]
-    return {e["split"]: e["rows"] for e in entries if set(rows) <= set(e["rows"])}
+    return {
+        e["split"]: e["rows"]
+        for e in entries
+        if set(rows) <= set(e["rows"]) and e.get("trainings", trainings) == trainings
+    }
 
 
 def plot(shown: dict[str, np.ndarray], scores: dict, path: Path) -> None:

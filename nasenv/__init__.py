@@ -15,6 +15,8 @@ Importing the package registers the environment ids:
   (``surrogate_version=2``): 0.3 of the ARD kernel ridge plus 0.7 of an MLP trained on a squared
   error and a pairwise ranking loss, which ranks held-out trainings better
   (``benchmarks/RESULTS.md``);
+* ``RecNAS-Books-Surrogate-v3`` - the version 3 surrogate (``surrogate_version=3``): version 2's
+  model fitted on 3,256 trainings outside the table (a third draw of 600 added);
 * ``RecNAS-Books-Live-v0`` - always trains for real (``nondeterministic=True``: costs are measured
   wall seconds);
 * ``RecNAS-Books-Live-v1`` - ``RecNAS-Books-Live-v0`` on the version 1 space ``core-v1``: a 13th
@@ -46,6 +48,7 @@ ENV_IDS = (
     "RecNAS-Books-Surrogate-v0",
     "RecNAS-Books-Surrogate-v1",
     "RecNAS-Books-Surrogate-v2",
+    "RecNAS-Books-Surrogate-v3",
     "RecNAS-Books-Live-v0",
     "RecNAS-Books-Live-v1",
 )
@@ -58,6 +61,9 @@ _IDS: dict[str, dict[str, Any]] = {
     },
     "RecNAS-Books-Surrogate-v2": {
         "kwargs": {"backend": "surrogate", "space": "full", "surrogate_version": 2}
+    },
+    "RecNAS-Books-Surrogate-v3": {
+        "kwargs": {"backend": "surrogate", "space": "full", "surrogate_version": 3}
     },
     "RecNAS-Books-Live-v0": {"kwargs": {"backend": "live"}, "nondeterministic": True},
     "RecNAS-Books-Live-v1": {

@@ -188,8 +188,9 @@ class RecNASEnv(gym.Env[np.ndarray, int]):
       (:data:`nasenv.surrogate.SURROGATE_VERSIONS`): 0, the kernel ridge of
       ``RecNAS-Books-Surrogate-v0``, or 1, the ARD kernel ridge and MLP ensemble of
       ``RecNAS-Books-Surrogate-v1``, fitted on five times the trainings, or 2, the same data
-      answered by the ARD kernel ridge blended with a ranking MLP (``RecNAS-Books-Surrogate-v2``,
-      the best held-out order). Default 0.
+      answered by the ARD kernel ridge blended with a ranking MLP (``RecNAS-Books-Surrogate-v2``),
+      or 3, that model fitted on a third draw more (``RecNAS-Books-Surrogate-v3``, the best
+      held-out order). Default 0.
     * ``table_release``: which release of the shipped tables answers the ``table`` back end
       (:data:`nasenv.table.RELEASES`): 0, the tables of the version 0 ids, or 1, every seed built
       (Books-20core seeds 0-4, Books-USA-20core seeds 0-2; Books-10core's seeds 0-2 are still

@@ -48,18 +48,21 @@ MODELS = ("kernel", "ard+mlp", "ard+rankmlp")
 """``kernel``: the version 0 model (one ``gamma``); ``ard+mlp``: the version 1 model, the mean
 of an ARD kernel ridge and an MLP; ``ard+rankmlp``: the version 2 model, the ARD kernel ridge
 blended with a ranking MLP (:data:`RANK_BLEND`; :mod:`nasenv.predictors`)."""
-SURROGATE_VERSIONS = (0, 1, 2)
+SURROGATE_VERSIONS = (0, 1, 2, 3)
 """The shipped surrogates of a task: version 0 (``RecNAS-Books-Surrogate-v0``, ``kernel`` on
 530 trainings outside the table), version 1 (``RecNAS-Books-Surrogate-v1``, ``ard+mlp`` on
-2,656) and version 2 (``RecNAS-Books-Surrogate-v2``, ``ard+rankmlp`` on the same 2,656)."""
-VERSION_MODELS = {0: "kernel", 1: "ard+mlp", 2: "ard+rankmlp"}
+2,656), version 2 (``RecNAS-Books-Surrogate-v2``, ``ard+rankmlp`` on the same 2,656) and
+version 3 (``RecNAS-Books-Surrogate-v3``, ``ard+rankmlp`` on those plus a third draw of 600)."""
+VERSION_MODELS = {0: "kernel", 1: "ard+mlp", 2: "ard+rankmlp", 3: "ard+rankmlp"}
 """The model of each of :data:`SURROGATE_VERSIONS`."""
 _DRAW0 = "Books-20core-full-sample500-no-core"
 _DRAW1 = "Books-20core-full-sample2000-draw1-no-core"
+_DRAW2 = "Books-20core-full-sample600-draw2-no-core"
 VERSION_BUILDS = {
     0: (_DRAW0, f"{_DRAW0}-seed1"),
     1: (_DRAW0, f"{_DRAW0}-seed1", _DRAW1),
     2: (_DRAW0, f"{_DRAW0}-seed1", _DRAW1),
+    3: (_DRAW0, f"{_DRAW0}-seed1", _DRAW1, _DRAW2),
 }
 """The table builds (directories of ``benchmarks/table-build``) whose trainings outside the
 table each of :data:`SURROGATE_VERSIONS` was fitted on, beside the table's seed means: the

@@ -15,7 +15,8 @@
 # (--dataset Books-20core --space core-v1 --seeds 0 1 2); BUILD ARGS replace it.
 # Environment: WORKERS (default 14, for the H200 machine's 16 cores), DEADLINE (default 420),
 # DEVICE (default cuda; cpu for a smoke test of the script itself, with --out outside
-# benchmarks/table-build).
+# benchmarks/table-build), TESTS (default 1: first the tests that need a GPU, reported, not
+# fatal; 0 skips them, as a loan's second call may).
 #
 # The tree that travels to the device is at most 64 MiB, and the committed builds and raw results
 # are more than that. "prepare" therefore untracks benchmarks/results and every CPU build (the
@@ -80,6 +81,11 @@ run)
         --target /tmp/site .whl/*.whl
     export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1
     nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
+    if [ "${TESTS:-1}" = 1 ] && [ "${DEVICE:-cuda}" = cuda ]; then
+        # the tests that only a GPU runs (about 15 s); their outcome is reported, not fatal
+        timeout 120 python3 -m pytest -q -p no:cacheprovider -k "cuda or gpu" tests/test_metrics.py \
+            tests/test_models_train.py tests/test_process_state.py 2>&1 | tail -n 3 || true
+    fi
     args=("$@")
     [ ${#args[@]} -gt 0 ] || args=(--dataset Books-20core --space core-v1 --seeds 0 1 2)
     touch /tmp/device_build.start
@@ -102,7 +108,7 @@ unpack)
     restore
     ;;
 *)
-    sed -n '2,33p' "$0" >&2
+    sed -n '2,32p' "$0" >&2
     exit 2
     ;;
 esac

@@ -30,6 +30,9 @@ PUBLISHED = {
     "books-20core-surrogate-v2.npz": (
         "7a376fc12038b5b10b531995f1a3e54667defd2a86468447fa605edf17441878"
     ),
+    "books-20core-surrogate-v3.npz": (
+        "7ec48b4f40e0d54274911313c48f3c55bbb0144b32cf8eecbfb06c540abbe963"
+    ),
 }
 
 

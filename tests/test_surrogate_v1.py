@@ -159,8 +159,8 @@ def test_unknown_models_versions_and_formats_are_refused(fitted):
     surrogate, archs, scores = fitted
     with pytest.raises(ValueError, match=r"unknown surrogate model 'gp'; allowed: \['kernel'"):
         Surrogate.fit(archs, {"val_recall": scores}, 0.002, model="gp")
-    with pytest.raises(ValueError, match=r"unknown surrogate version 3; allowed: \[0, 1, 2\]"):
-        surrogate_filename("Books-20core", 3)
+    with pytest.raises(ValueError, match=r"unknown surrogate version 4; allowed: \[0, 1, 2, 3\]"):
+        surrogate_filename("Books-20core", 4)
     with pytest.raises(ValueError, match=r"format 4 is not supported; allowed: \[1, 2, 3\]"):
         Surrogate({**surrogate.arrays, "format_version": np.array(4)})
 
@@ -185,12 +185,17 @@ def test_the_v1_id_answers_from_the_version_1_surrogate_and_v0_from_version_0():
     v0, v1 = load_surrogate(), load_surrogate(version=1)
     assert (v0.model, v1.model) == ("kernel", "ard+mlp")
     assert len(v1.arrays["codes"]) > len(v0.arrays["codes"])
-    reward, info, model = first_episode("RecNAS-Books-Surrogate-v1")
-    assert model == "ard+mlp"
+    assert_answers_from("RecNAS-Books-Surrogate-v1", v1, v0)
+
+
+def assert_answers_from(env_id: str, new, old) -> None:
+    """An episode of ``env_id`` is rewarded by the surrogate ``new``, not by ``old``."""
+    reward, info, model = first_episode(env_id)
+    assert model == new.model
     assert 0.0 < reward < 0.2 and info["source"] == "surrogate"
     arch = Architecture.from_string(info["arch"])
-    assert reward == v1.sample(arch, info["seed"])["val_recall"]
-    assert reward != v0.sample(arch, info["seed"])["val_recall"]
+    assert reward == new.sample(arch, info["seed"])["val_recall"]
+    assert reward != old.sample(arch, info["seed"])["val_recall"]
 
 
 def test_a_surrogate_version_needs_the_surrogate_back_end():
@@ -198,5 +203,5 @@ def test_a_surrogate_version_needs_the_surrogate_back_end():
 
     with pytest.raises(ValueError, match="surrogate_version=1 needs backend='surrogate'"):
         RecNASEnv(backend="table", surrogate_version=1)
-    with pytest.raises(ValueError, match=r"unknown surrogate_version 5; allowed: \[0, 1, 2\]"):
+    with pytest.raises(ValueError, match=r"unknown surrogate_version 5; allowed: \[0, 1, 2, 3\]"):
         RecNASEnv(backend="surrogate", space="full", surrogate_version=5)

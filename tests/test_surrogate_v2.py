@@ -21,7 +21,7 @@ from nasenv.surrogate import (
     surrogate_filename,
 )
 from tests.test_surrogate import planted
-from tests.test_surrogate_v1 import first_episode, planted_data
+from tests.test_surrogate_v1 import assert_answers_from, planted_data
 
 FAST = {"seeds": 2, "max_epochs": 60, "patience": 10}
 """Fewer networks and epochs than shipped: the tests check behaviour, not the shipped quality."""
@@ -85,7 +85,7 @@ def test_a_prediction_blends_the_kernel_and_the_ranking_networks(fitted, tmp_pat
 
 
 def test_each_version_names_its_model():
-    assert VERSION_MODELS == {0: "kernel", 1: "ard+mlp", 2: "ard+rankmlp"}
+    assert VERSION_MODELS == {0: "kernel", 1: "ard+mlp", 2: "ard+rankmlp", 3: "ard+rankmlp"}
     assert surrogate_filename("Books-20core", 2) == "books-20core-surrogate-v2.npz"
 
 
@@ -93,11 +93,6 @@ def test_the_v2_id_answers_from_the_version_2_surrogate():
     v1, v2 = load_surrogate(version=1), load_surrogate(version=2)
     assert (v1.model, v2.model) == ("ard+mlp", "ard+rankmlp")
     np.testing.assert_array_equal(v1.arrays["codes"], v2.arrays["codes"])
-    reward, info, model = first_episode("RecNAS-Books-Surrogate-v2")
-    assert model == "ard+rankmlp"
-    assert 0.0 < reward < 0.2 and info["source"] == "surrogate"
-    arch = Architecture.from_string(info["arch"])
-    assert reward == v2.sample(arch, info["seed"])["val_recall"]
-    assert reward != v1.sample(arch, info["seed"])["val_recall"]
+    assert_answers_from("RecNAS-Books-Surrogate-v2", v2, v1)
     sampled = [FULL.sample(np.random.default_rng(i)) for i in range(50)]
     assert kendall_tau(v1.predict(sampled), v2.predict(sampled)) > 0.6
