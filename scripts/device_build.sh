@@ -51,7 +51,7 @@ slim() {
     for build in benchmarks/table-build/*/; do
         case "$build" in *-cuda/) ;; *) paths+=("${build%/}") ;; esac
     done
-    git rm -r -q --cached -- "${paths[@]}"
+    git rm -r -q --cached --ignore-unmatch -- "${paths[@]}"
     { echo "$MARK"; printf '/%s/\n' "${paths[@]}"; echo "$MARK"; } >>.git/info/exclude
     local bytes
     bytes=$(git ls-files -z | xargs -0 du -cb | tail -n 1 | cut -f1)
