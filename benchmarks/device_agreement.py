@@ -42,8 +42,8 @@ METRICS = ("val_recall_best", "val_ndcg_best")
 
 
 def load(directory: Path) -> dict[Task, TrainResult]:
-    """Every finished training of the build in ``directory``."""
-    return {k: TrainResult.from_dict(v) for k, v in ShardStore.open(directory).done().items()}
+    """Every finished training of the build in ``directory``, by ``(architecture, seed)``."""
+    return {(r.arch, r.seed): r for r in ShardStore.open(directory).results()}
 
 
 def score(result: TrainResult, metric: str) -> float:
@@ -69,9 +69,13 @@ def compare(a: list[TrainResult], b: list[TrainResult]) -> dict[str, Any]:
     return out
 
 
-def seed_std(cpu: dict[Task, TrainResult], arch: str, metric: str) -> float:
-    values = [score(r, metric) for (a, _), r in cpu.items() if a == arch]
-    return float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
+def seed_stds(cpu: dict[Task, TrainResult], archs: list[str], metric: str) -> dict[str, float]:
+    """Each of ``archs``' standard deviation of ``metric`` over the seeds of ``cpu``."""
+    values: dict[str, list[float]] = {a: [] for a in archs}
+    for (arch, _), result in cpu.items():
+        if arch in values:
+            values[arch].append(score(result, metric))
+    return {a: float(np.std(v, ddof=1)) if len(v) > 1 else float("nan") for a, v in values.items()}
 
 
 def report(gpu_dir: Path, repeat_dir: Path, cpu_dir: Path) -> dict[str, Any]:
@@ -84,15 +88,12 @@ def report(gpu_dir: Path, repeat_dir: Path, cpu_dir: Path) -> dict[str, Any]:
         )
     archs = sorted({a for a, _ in both})
     seeds = sorted({s for _, s in cpu})
-    next_seed = [
-        ((a, s), (a, seeds[(seeds.index(s) + 1) % len(seeds)]))
-        for a, s in both
-        if (a, seeds[(seeds.index(s) + 1) % len(seeds)]) in cpu
-    ]
+    following = {s: seeds[(i + 1) % len(seeds)] for i, s in enumerate(seeds)}
+    next_seed = [((a, s), (a, following[s])) for a, s in both if (a, following[s]) in cpu]
     by_seed = compare([cpu[k] for k, _ in next_seed], [cpu[k] for _, k in next_seed])
     gpu_cpu = compare([gpu[k] for k in both], [cpu[k] for k in both])
     for metric in METRICS:
-        spread = {a: seed_std(cpu, a, metric) for a in archs}
+        spread = seed_stds(cpu, archs, metric)
         inside = [abs(score(gpu[k], metric) - score(cpu[k], metric)) <= spread[k[0]] for k in both]
         gpu_cpu[metric]["within_seed_std"] = float(np.mean(inside))
         gpu_cpu[metric]["median_seed_std"] = float(np.nanmedian(list(spread.values())))
